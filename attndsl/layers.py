@@ -1,0 +1,160 @@
+"""Declared layers -> torch modules, and the same layers as Python source.
+
+One table drives both, so a built module and generated code construct the
+same submodules with the same state-dict keys. Entry points: `make_layer`,
+`layer_source`, `init_source`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .errors import LoweringError
+
+
+class BatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm over axis 1 for inputs of any rank (the rank is only known at run time)."""
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (got {input.dim()}D input)")
+
+
+# kind -> (class name, [(torch argument, our argument, positional?)])
+_TABLE = {
+    "linear": ("Linear", [("in_features", "in_features", True), ("out_features", "out_features", True),
+                          ("bias", "bias", False)]),
+    "conv": ("Conv{n}d", [("in_channels", "in_channels", True), ("out_channels", "out_channels", True),
+                          ("kernel_size", "kernel", True), ("stride", "stride", False),
+                          ("padding", "padding", False), ("dilation", "dilation", False),
+                          ("groups", "groups", False), ("bias", "bias", False)]),
+    "batchnorm": ("BatchNorm{n}d", [("num_features", "num_features", True), ("eps", "eps", False),
+                                    ("momentum", "momentum", False), ("affine", "affine", False)]),
+    "layernorm": ("LayerNorm", [("normalized_shape", "shape", True), ("eps", "eps", False),
+                                ("elementwise_affine", "affine", False)]),
+    "groupnorm": ("GroupNorm", [("num_groups", "groups", True), ("num_channels", "channels", True),
+                                ("eps", "eps", False), ("affine", "affine", False)]),
+}
+_DEFAULTS = {"bias": True, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "eps": 1e-5,
+             "momentum": 0.1, "affine": True, "elementwise_affine": True}
+
+
+def _entry(kind: str, rank: int | None):
+    if kind.startswith("conv"):
+        cls, args = _TABLE["conv"]
+        return cls.format(n=kind[4]), args
+    cls, args = _TABLE[kind]
+    if kind == "batchnorm":
+        cls = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}.get(rank, "BatchNorm")
+    return cls, args
+
+
+def _compact(value):
+    """(3, 3) -> 3: torch accepts either, and the short form reads better."""
+    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+        return value[0]
+    return value
+
+
+def make_layer(kind: str, args: dict, rank: int | None = None) -> nn.Module | nn.Parameter:
+    if kind == "param":
+        return nn.Parameter(_param_init(args["init"], args["shape"]))
+    cls_name, table = _entry(kind, rank)
+    cls = BatchNorm if cls_name == "BatchNorm" else getattr(nn, cls_name)
+    kwargs = {t: _compact(args[o]) for t, o, _ in table}
+    module = cls(**kwargs)
+    _apply_init(module, args)
+    return module
+
+
+def layer_source(kind: str, args: dict, exprs: dict, rank: int | None = None) -> str:
+    """`nn.Conv2d(channels, (channels // 16), 1, bias=False)`: parameters kept as expressions."""
+    if kind == "param":
+        return f"nn.Parameter({_param_init_source(args['init'], exprs.get('shape') or repr(args['shape']))})"
+    cls_name, table = _entry(kind, rank)
+    parts = []
+    for t, o, positional in table:
+        v = _compact(args[o])
+        src = exprs.get(_arg_name(kind, o)) or repr(v)
+        if not positional and o not in exprs and _DEFAULTS.get(t, object()) == v:
+            continue
+        parts.append(src if positional else f"{t}={src}")
+    prefix = "" if cls_name == "BatchNorm" else "nn."
+    return f"{prefix}{cls_name}({', '.join(parts)})"
+
+
+def _arg_name(kind, ours):
+    # the spec-level argument name behind a normalised one
+    return {"kernel": "kernel"}.get(ours, ours)
+
+
+def init_source(kind: str, args: dict, target: str) -> list[str]:
+    """Statements that re-create the init overrides of a layer."""
+    lines = []
+    for which in ("weight", "bias"):
+        how = args.get(f"{which}_init")
+        if how is None or how == "default":
+            continue
+        ref = f"{target}.{which}"
+        if how in ("zeros", "ones"):
+            lines.append(f"nn.init.{how}_({ref})")
+        elif how == "normal":
+            lines.append(f"nn.init.normal_({ref}, std=0.01)")
+        elif how == "uniform":
+            lines.append(f"nn.init.uniform_({ref}, -0.1, 0.1)")
+        elif isinstance(how, (int, float)):
+            lines.append(f"nn.init.constant_({ref}, {how!r})")
+        else:
+            lines.append(f"with torch.no_grad():\n    {ref}.copy_(torch.tensor({list(how)!r}).view_as({ref}))")
+    return lines
+
+
+def _apply_init(module: nn.Module, args: dict) -> None:
+    with torch.no_grad():
+        for which in ("weight", "bias"):
+            how = args.get(f"{which}_init")
+            t = getattr(module, which, None)
+            if how is None or how == "default" or t is None:
+                continue
+            if how == "zeros":
+                nn.init.zeros_(t)
+            elif how == "ones":
+                nn.init.ones_(t)
+            elif how == "normal":
+                nn.init.normal_(t, std=0.01)
+            elif how == "uniform":
+                nn.init.uniform_(t, -0.1, 0.1)
+            elif isinstance(how, (int, float)):
+                nn.init.constant_(t, how)
+            else:
+                if len(how) != t.numel():
+                    raise LoweringError(f"{which}_init has {len(how)} values, the {which} has {t.numel()}")
+                t.copy_(torch.tensor(list(how), dtype=t.dtype).view_as(t))
+
+
+def _param_init(init, shape):
+    if init in ("zeros", None, "default"):
+        return torch.zeros(shape)
+    if init == "ones":
+        return torch.ones(shape)
+    if init == "normal":
+        return torch.randn(shape) * 0.01
+    if init == "uniform":
+        return torch.empty(shape).uniform_(-0.1, 0.1)
+    if isinstance(init, (int, float)):
+        return torch.full(shape, float(init))
+    return torch.tensor(list(init), dtype=torch.float32).view(shape)
+
+
+def _param_init_source(init, shape_src):
+    if init in ("zeros", None, "default"):
+        return f"torch.zeros({shape_src})"
+    if init == "ones":
+        return f"torch.ones({shape_src})"
+    if init == "normal":
+        return f"torch.randn({shape_src}) * 0.01"
+    if init == "uniform":
+        return f"torch.empty({shape_src}).uniform_(-0.1, 0.1)"
+    if isinstance(init, (int, float)):
+        return f"torch.full({shape_src}, {float(init)!r})"
+    return f"torch.tensor({list(init)!r}).view({shape_src})"

@@ -1,0 +1,266 @@
+"""Lowering: IR graph -> torch.fx.GraphModule with real submodules and parameters.
+
+Input: an `ir.Graph` (after passes). Output: an `fx.GraphModule` whose
+forward takes the spec's inputs in order and returns its outputs (a tuple
+when there are several). The fx graph is built node by node, never traced.
+Entry point: `lower`.
+"""
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from . import runtime
+from .errors import LoweringError
+from .ir import Graph
+from .layers import make_layer
+from .shapes import split_pack
+
+# op -> torch callable for the ops that map one to one (positional tensor inputs, attrs as kwargs)
+UNARY = {
+    "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp, "log": torch.log,
+    "sqrt": torch.sqrt, "rsqrt": torch.rsqrt, "abs": torch.abs, "gelu": F.gelu, "silu": F.silu,
+    "softplus": F.softplus, "square": torch.square, "hardsigmoid": F.hardsigmoid, "neg": operator.neg,
+    "sign": torch.sign, "elu": F.elu, "relu6": F.relu6, "hardswish": F.hardswish,
+}
+BINARY = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+    "pow": operator.pow, "matmul": operator.matmul, "floordiv": operator.floordiv, "mod": operator.mod,
+}
+REDUCE = {"sum": torch.sum, "mean": torch.mean, "amax": torch.amax, "amin": torch.amin, "max": torch.amax,
+          "min": torch.amin, "logsumexp": torch.logsumexp, "prod": torch.prod}
+
+# how generated code spells each callable
+SOURCE = {fn: f"torch.{fn.__name__}" for fn in list(UNARY.values()) + list(REDUCE.values())
+          if getattr(fn, "__module__", "") in ("torch", None) or fn.__name__ in dir(torch)}
+SOURCE.update({fn: f"F.{fn.__name__}" for fn in (F.gelu, F.silu, F.softplus, F.hardsigmoid, F.elu, F.relu6,
+                                                 F.hardswish, F.normalize, F.interpolate, F.pad,
+                                                 F.grid_sample, F.scaled_dot_product_attention,
+                                                 F.leaky_relu,
+                                                 F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
+                                                 F.adaptive_avg_pool3d, F.adaptive_max_pool1d,
+                                                 F.adaptive_max_pool2d, F.adaptive_max_pool3d,
+                                                 F.avg_pool1d, F.avg_pool2d, F.avg_pool3d, F.max_pool1d,
+                                                 F.max_pool2d, F.max_pool3d)})
+for _fn in (torch.softmax, torch.log_softmax, torch.var, torch.std, torch.transpose, torch.permute, torch.flatten,
+            torch.unsqueeze, torch.squeeze, torch.cat, torch.stack, torch.split, torch.select, torch.narrow,
+            torch.maximum, torch.minimum, torch.clamp, torch.where, torch.index_select, torch.addcmul):
+    SOURCE[_fn] = f"torch.{_fn.__name__}"
+INFIX = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/", operator.pow: "**",
+         operator.matmul: "@", operator.floordiv: "//", operator.mod: "%"}
+
+
+class _Builder:
+    def __init__(self, graph: Graph):
+        self.ir, self.fx, self.root = graph, fx.Graph(), nn.Module()
+        self.buffers = {}      # buffer name -> (runtime fn name, args)
+        self.current = None    # IR node being lowered
+
+    def call(self, fn, args=(), kwargs=None, name=None):
+        n = self.current
+        label = name or (n["name"] if n and n["name"] else (n["op"] if n else None))
+        return self.fx.create_node("call_function", fn, tuple(args), kwargs or {}, name=label)
+
+    def method(self, meth, args=(), kwargs=None):
+        n = self.current
+        return self.fx.create_node("call_method", meth, tuple(args), kwargs or {}, name=n["name"] or n["op"])
+
+
+def _dims(b: _Builder, x, shape, dims):
+    """Axis argument for a reduction; a variadic run becomes a runtime axis tuple."""
+    if "S" not in dims:
+        return tuple(dims)
+    pre, _, suf = split_pack(shape)
+    fixed = tuple(d for d in dims if d != "S")
+    return b.call(runtime.axes, (x, fixed, len(pre), len(suf)), name="axes")
+
+
+def _is_node(v):
+    return isinstance(v, fx.Node)
+
+
+def lower_node(b: _Builder, n: dict, ins: list):
+    op, a = n["op"], n["attrs"]
+    in_shapes = [b.ir.node(i)["shape"] for i in n["inputs"]]
+    if op == "const":
+        return a["value"]
+    if op in BINARY:
+        if not any(_is_node(v) for v in ins):
+            return BINARY[op](*ins)
+        return b.call(BINARY[op], ins)
+    if op in ("maximum", "minimum"):
+        if all(_is_node(v) for v in ins):
+            return b.call(torch.maximum if op == "maximum" else torch.minimum, ins)
+        t, s = (ins[0], ins[1]) if _is_node(ins[0]) else (ins[1], ins[0])
+        return b.call(torch.clamp, (t,), {"min" if op == "maximum" else "max": s})
+    if op in UNARY:
+        if not _is_node(ins[0]):
+            return -ins[0] if op == "neg" else getattr(__import__("math"), op)(ins[0])
+        return b.call(UNARY[op], ins)
+    if op == "leaky_relu":
+        return b.call(F.leaky_relu, ins, {"negative_slope": a["slope"]})
+    if op == "clamp":
+        return b.call(torch.clamp, ins, {"min": a["min"], "max": a["max"]})
+    if op in REDUCE:
+        dims = _dims(b, ins[0], in_shapes[0], a["dims"])
+        if op == "prod":
+            if len(a["dims"]) != 1 or "S" in a["dims"]:
+                raise LoweringError("prod reduces over one fixed axis only")
+            return b.call(torch.prod, (ins[0], a["dims"][0]), {"keepdim": a["keepdim"]})
+        return b.call(REDUCE[op], (ins[0], dims), {"keepdim": a["keepdim"]})
+    if op in ("var", "std"):
+        dims = _dims(b, ins[0], in_shapes[0], a["dims"])
+        return b.call(torch.var if op == "var" else torch.std, (ins[0], dims),
+                      {"correction": 1 if a["unbiased"] else 0, "keepdim": a["keepdim"]})
+    if op in ("softmax", "log_softmax"):
+        return b.call(torch.softmax if op == "softmax" else torch.log_softmax, (ins[0], a["dim"]))
+    if op == "normalize":
+        return b.call(F.normalize, ins, {"p": a["p"], "dim": a["dim"], "eps": a["eps"]})
+    if op == "transpose":
+        return b.call(torch.transpose, (ins[0], a["dim0"], a["dim1"]))
+    if op == "permute":
+        return b.call(torch.permute, (ins[0], a["dims"]))
+    if op == "flatten":
+        return b.call(torch.flatten, (ins[0], a["start"], a["end"]))
+    if op == "unsqueeze":
+        if a.get("like"):
+            return b.call(runtime.unsqueeze_like, ins)
+        return b.call(torch.unsqueeze, (ins[0], a["dim"]))
+    if op == "squeeze":
+        return b.call(torch.squeeze, (ins[0], a["dim"]))
+    if op == "rearrange":
+        return b.call(runtime.rearrange, (ins[0], a["pattern"]), dict(a["sizes"]))
+    if op in ("concat", "cat"):
+        return b.call(torch.cat, (list(ins), a["dim"]))
+    if op == "stack":
+        return b.call(torch.stack, (list(ins), a["dim"]))
+    if op in ("split", "chunk"):
+        return b.call(torch.split, (ins[0], list(a["sizes"]), a["dim"]))
+    if op == "getitem":
+        return b.call(operator.getitem, (ins[0], a["index"]))
+    if op == "select":
+        return b.call(torch.select, (ins[0], a["dim"], a["index"]))
+    if op == "narrow":
+        return b.call(torch.narrow, (ins[0], a["dim"], a["start"], a["length"]))
+    if op == "expand":
+        return b.method("expand_as", ins)
+    if op == "where":
+        return b.call(torch.where, ins)
+    if op in ("adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool"):
+        nd = len(in_shapes[0]) - 2
+        fn = getattr(F, f"{op}{nd}d")
+        if op.startswith("adaptive"):
+            return b.call(fn, (ins[0], a["size"]))
+        return b.call(fn, (ins[0], a["kernel"]), {"stride": a["stride"], "padding": a["padding"]})
+    if op == "interpolate":
+        kw = {"mode": a["mode"]}
+        if a["align_corners"] is not None:
+            kw["align_corners"] = a["align_corners"]
+        if len(ins) == 2:
+            return b.call(runtime.interpolate_like, ins, kw)
+        if "size" in a:
+            return b.call(F.interpolate, (ins[0],), {"size": a["size"], **kw})
+        return b.call(F.interpolate, (ins[0],), {"scale_factor": a["scale"], **kw})
+    if op == "pad":
+        return b.call(F.pad, (ins[0], list(a["padding"])), {"value": a["value"]})
+    if op == "unfold":
+        return b.call(runtime.sliding, (ins[0], a["dim"], a["size"], a["step"], a["padding"]))
+    if op == "affine_grid":
+        return b.call(runtime.affine_grid_like, ins, {"align_corners": a["align_corners"]})
+    if op == "grid_sample":
+        return b.call(F.grid_sample, ins, {"mode": a["mode"], "padding_mode": a["padding_mode"],
+                                           "align_corners": a["align_corners"]})
+    if op == "index_select":
+        return b.call(torch.index_select, (ins[0], a["dim"], ins[1]))
+    if op == "attention":
+        kw = {} if a["scale"] is None else {"scale": a["scale"]}
+        return b.call(F.scaled_dot_product_attention, ins, kw)
+    if op == "gate":
+        return b.call(runtime.gate, ins, {"act": a["act"], "plus_one": a["plus_one"]})
+    if op in ("dct_filters", "eye", "triu_indices"):
+        return _buffer(b, n)
+    raise LoweringError(f"no lowering for op `{op}`", n["span"])
+
+
+BUFFER_FNS = {
+    "dct_filters": lambda a: runtime.dct_filters(a["channels"], a["height"], a["width"], a["freqs"]),
+    "eye": lambda a: torch.eye(a["n"]),
+    "triu_indices": lambda a: _triu(a["n"], a["offset"]),
+}
+
+
+def _triu(n, offset):
+    i, j = torch.triu_indices(n, n, offset)
+    return i * n + j
+
+
+def _buffer(b: _Builder, n: dict):
+    name = n["name"] or n["op"]
+    base, k = name, 1
+    while hasattr(b.root, name):
+        name, k = f"{base}_{k}", k + 1
+    b.root.register_buffer(name, BUFFER_FNS[n["op"]](n["attrs"]))
+    b.buffers[name] = n
+    return b.fx.get_attr(name)
+
+
+def set_submodule(root: nn.Module, path: str, value) -> None:
+    """root.<path> = value, creating ModuleDict/ParameterDict containers for `name.i` paths."""
+    *parents, leaf = path.split(".")
+    cur = root
+    for p in parents:
+        if not hasattr(cur, p):
+            cur.add_module(p, nn.ParameterDict() if isinstance(value, nn.Parameter) else nn.ModuleDict())
+        cur = getattr(cur, p)
+    if isinstance(value, nn.Parameter):
+        if isinstance(cur, nn.ParameterDict):
+            cur[leaf] = value
+        else:
+            cur.register_parameter(leaf, value)
+    elif isinstance(cur, nn.ModuleDict):
+        cur[leaf] = value
+    else:
+        cur.add_module(leaf, value)
+
+
+def layer_ranks(graph: Graph) -> dict:
+    """Input rank of each layer's applications, where fixed and the same for all of them."""
+    ranks: dict = {}
+    for nid in graph.order():
+        n = graph.node(nid)
+        if n["op"] == "layer":
+            shape = graph.node(n["inputs"][0])["shape"]
+            r = None if split_pack(shape)[1] is not None else len(shape)
+            prev = ranks.get(n["attrs"]["layer"], r)
+            ranks[n["attrs"]["layer"]] = r if prev == r else None
+    return ranks
+
+
+def lower(graph: Graph, class_name: str = "AttentionBlock") -> fx.GraphModule:
+    b = _Builder(graph)
+    ranks = layer_ranks(graph)
+    for name, decl in graph.layers.items():
+        set_submodule(b.root, name, make_layer(decl.kind, decl.args, ranks.get(name)))
+    env = {}
+    for nid in graph.order():
+        n = graph.node(nid)
+        b.current = n
+        if n["op"] == "input":
+            env[nid] = b.fx.placeholder(n["attrs"]["name"])
+        elif n["op"] == "param":
+            env[nid] = b.fx.get_attr(n["attrs"]["layer"])
+        elif n["op"] == "layer":
+            env[nid] = b.fx.create_node("call_module", n["attrs"]["layer"], (env[n["inputs"][0]],), {},
+                                        name=n["name"] or n["attrs"]["layer"].replace(".", "_"))
+        else:
+            env[nid] = lower_node(b, n, [env[i] for i in n["inputs"]])
+    outs = [env[o] for _, o in graph.outputs]
+    b.fx.output(outs[0] if len(outs) == 1 else tuple(outs))
+    b.fx.lint()
+    gm = fx.GraphModule(b.root, b.fx, class_name=class_name)
+    gm.meta["ir"] = graph
+    gm.meta["buffers"] = b.buffers
+    return gm

@@ -1,0 +1,788 @@
+"""The op registry: every builtin of the language and its shape rule.
+
+Input: tensor operands as `T` (shape and span) and static arguments as Python
+values. Output: an `Out` (operand list, normalised attributes, result shape).
+This module needs no torch; `lowering.py` gives each op its torch meaning.
+Entry points: `OPS`, `LAYERS`, `op`, `layer`.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+
+import sympy
+
+from .shapes import Pack, broadcast, dim_eq, fmt_shape, is_one, norm, numel, split_pack
+
+
+@dataclass
+class T:
+    """A tensor operand during shape inference."""
+    nid: int
+    shape: tuple
+    span: object = None
+
+
+@dataclass
+class Out:
+    inputs: list
+    shape: tuple
+    attrs: dict = field(default_factory=dict)
+    n_outputs: int = 0          # > 0: a tuple of that many tensors, shapes in `shapes`
+    shapes: list = field(default_factory=list)
+    dtype: str = "float"
+
+
+class OpError(Exception):
+    """A shape or argument problem inside an op; the frontend adds the span."""
+
+    def __init__(self, message: str, arg: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.arg, self.hint = arg, hint
+
+
+@dataclass
+class OpDef:
+    name: str
+    fn: object
+    doc: str
+    pure: bool = True           # False: never merged by CSE (random, or updates state)
+    signature: object = None
+
+
+OPS: dict[str, OpDef] = {}
+LAYERS: dict[str, OpDef] = {}
+
+
+def _register(table, name, fn, pure=True):
+    table[name] = OpDef(name, fn, (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+                        pure, inspect.signature(fn))
+    return fn
+
+
+def op(*names, pure=True):
+    def deco(fn):
+        for n in names or (fn.__name__.rstrip("_"),):
+            _register(OPS, n, fn, pure)
+        return fn
+    return deco
+
+
+def layer(*names):
+    def deco(fn):
+        for n in names or (fn.__name__.rstrip("_"),):
+            _register(LAYERS, n, fn)
+        return fn
+    return deco
+
+
+# --- helpers -----------------------------------------------------------------------
+
+def need_tensor(x, arg="x"):
+    if not isinstance(x, T):
+        raise OpError(f"`{arg}` must be a tensor, got {type(x).__name__} {x!r}", arg)
+    return x
+
+
+def need_int(v, arg, minimum=None):
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise OpError(f"`{arg}` must be an integer, got {v!r}", arg)
+    if minimum is not None and v < minimum:
+        raise OpError(f"`{arg}` must be at least {minimum}, got {v}", arg)
+    return v
+
+
+def need_rank(x: T, ranks, what: str, arg="x"):
+    pre, pack, suf = split_pack(x.shape)
+    if pack is not None or len(x.shape) not in ranks:
+        want = " or ".join(str(r) for r in ranks)
+        raise OpError(f"{what} needs a rank-{want} input, got {fmt_shape(x.shape)}", arg)
+
+
+def resolve_axis(shape, d, arg="dim"):
+    """Normalise an axis reference.
+
+    An int (negative counts from the end) or the name of a symbolic size
+    (`H`, `T`...) that labels exactly one axis. In a shape with a pack, prefix
+    axes are >= 0 and suffix axes < 0; a pack-free shape gives ints >= 0.
+    """
+    pre, pack, suf = split_pack(shape)
+    if isinstance(d, str):
+        hits = [i for i, s in enumerate(shape) if not isinstance(s, Pack) and str(s) == d]
+        if len(hits) != 1:
+            raise OpError(f"axis `{d}` {'is ambiguous' if hits else 'is not'} in shape {fmt_shape(shape)}", arg,
+                          "name an axis by its symbolic size, or use an integer")
+        d = hits[0]
+    if isinstance(d, bool) or not isinstance(d, int):
+        raise OpError(f"`{arg}` must be an axis (an integer or a size name), got {d!r}", arg)
+    if pack is None:
+        r = len(shape)
+        if not -r <= d < r:
+            raise OpError(f"axis {d} is out of range for shape {fmt_shape(shape)}", arg)
+        return d % r
+    if 0 <= d < len(pre):
+        return d
+    if -len(suf) <= d < 0:
+        return d
+    if d >= 0 and d > len(pre) and suf:
+        idx = d - len(pre) - 1
+        if idx < len(suf):
+            raise OpError(f"axis {d} lies after the variadic part of {fmt_shape(shape)}; count it from the end", arg)
+    raise OpError(f"axis {d} is not a fixed axis of {fmt_shape(shape)}", arg,
+                  "use `spatial` for the variadic axes")
+
+
+def resolve_axes(shape, dims, arg="dims"):
+    """A list of axes; `spatial` (or the pack's name) selects the variadic run or every axis after channels."""
+    if dims is None:
+        return tuple(range(len(shape))) if split_pack(shape)[1] is None else tuple(
+            list(range(len(split_pack(shape)[0]))) + ["S"] + [-i for i in range(len(split_pack(shape)[2]), 0, -1)])
+    items = list(dims) if isinstance(dims, (list, tuple)) else [dims]
+    out = []
+    for d in items:
+        pre, pack, suf = split_pack(shape)
+        if d == "spatial" or (pack is not None and d == pack.name):
+            if pack is not None:
+                out += list(range(2, len(pre))) + ["S"] + [-i for i in range(len(suf), 0, -1)] \
+                    if d == "spatial" else ["S"]
+            else:
+                if len(shape) < 3:
+                    raise OpError(f"`spatial` needs a [B, C, ...] input with spatial axes, got {fmt_shape(shape)}", arg)
+                out += list(range(2, len(shape)))
+        else:
+            out.append(resolve_axis(shape, d, arg))
+    if len(set(out)) != len(out):
+        raise OpError(f"axis listed twice in {dims!r}", arg)
+    return tuple(out)
+
+
+def drop_axes(shape, axes, keepdim):
+    pre, pack, suf = split_pack(shape)
+    out = []
+    for i, s in enumerate(shape):
+        if isinstance(s, Pack):
+            key = "S"
+        elif pack is not None and i > len(pre):
+            key = i - len(shape)
+        else:
+            key = i
+        if key in axes:
+            if keepdim:
+                out.append(Pack(s.name, True) if isinstance(s, Pack) else 1)
+        else:
+            out.append(s)
+    return tuple(out)
+
+
+def axis_size(shape, a):
+    return shape[a] if isinstance(a, int) else None
+
+
+def conv_out(size, k, s, p, d):
+    return norm(sympy.floor((sympy.sympify(size) + 2 * p - d * (k - 1) - 1) / s) + 1)
+
+
+def tuple_n(v, n, arg):
+    if isinstance(v, (list, tuple)):
+        if len(v) != n:
+            raise OpError(f"`{arg}` needs {n} values, got {len(v)}", arg)
+        return tuple(v)
+    return (v,) * n
+
+
+# --- elementwise -----------------------------------------------------------------------
+
+UNARY = ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "gelu", "silu",
+         "softplus", "square", "hardsigmoid", "neg", "sign", "elu", "relu6", "hardswish")
+
+
+def _unary(x):
+    """Elementwise function of one tensor."""
+    need_tensor(x)
+    return Out([x], x.shape)
+
+
+for _n in UNARY:
+    _register(OPS, _n, _unary)
+
+
+@op("leaky_relu")
+def leaky_relu(x, slope=0.01):
+    """Leaky ReLU with the given negative slope."""
+    need_tensor(x)
+    return Out([x], x.shape, {"slope": float(slope)})
+
+
+@op("clamp")
+def clamp(x, min=None, max=None):
+    """Clamp into [min, max]."""
+    need_tensor(x)
+    return Out([x], x.shape, {"min": min, "max": max})
+
+
+BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
+
+
+def _binary(a, b):
+    """Elementwise arithmetic with broadcasting; either side may be a scalar."""
+    shapes = [v.shape for v in (a, b) if isinstance(v, T) and v.shape is not None]
+    if not shapes:
+        return Out([a, b], None)
+    out = shapes[0]
+    for s in shapes[1:]:
+        r = broadcast(out, s)
+        if r is None:
+            raise OpError(f"shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)} do not broadcast",
+                          hint="use unsqueeze(s, like=x) or rearrange to line up the axes")
+        out = r
+    return Out([a, b], out)
+
+
+for _n in BINARY:
+    _register(OPS, _n, _binary)
+# scalar arithmetic that only static (parameter) expressions produce
+for _n in ("floordiv", "mod"):
+    _register(OPS, _n, _binary)
+
+
+@op("matmul")
+def matmul(a, b):
+    """Batched matrix product: [..., n, k] @ [..., k, m] -> [..., n, m]."""
+    need_tensor(a, "a"), need_tensor(b, "b")
+    sa, sb = a.shape, b.shape
+    if len(sa) < 2 or len(sb) < 2 or split_pack(sa)[1] or split_pack(sb)[1]:
+        raise OpError(f"matmul needs fixed-rank operands of rank >= 2, got {fmt_shape(sa)} @ {fmt_shape(sb)}")
+    if not dim_eq(sa[-1], sb[-2]):
+        raise OpError(f"matmul inner sizes differ: {fmt_shape(sa)} @ {fmt_shape(sb)}",
+                      hint="transpose one side so the contracted axes match")
+    batch = broadcast(sa[:-2], sb[:-2])
+    if batch is None:
+        raise OpError(f"matmul batch axes do not broadcast: {fmt_shape(sa)} @ {fmt_shape(sb)}")
+    return Out([a, b], batch + (sa[-2], sb[-1]))
+
+
+@op("where")
+def where(cond, a, b):
+    """Select a where cond is nonzero, else b."""
+    r = _binary(a, b).shape
+    r = broadcast(cond.shape, r) if r is not None else cond.shape
+    if r is None:
+        raise OpError("where: operands do not broadcast")
+    return Out([cond, a, b], r)
+
+
+# --- reductions and normalisations ----------------------------------------------------------
+
+REDUCTIONS = ("sum", "mean", "amax", "amin", "logsumexp", "prod")
+
+
+def _reduce(x, dims=None, keepdim=False):
+    """Reduce over axes (`spatial` for all axes after channels)."""
+    need_tensor(x)
+    axes = resolve_axes(x.shape, dims)
+    return Out([x], drop_axes(x.shape, axes, keepdim), {"dims": axes, "keepdim": bool(keepdim)})
+
+
+for _n in REDUCTIONS:
+    _register(OPS, _n, _reduce)
+
+
+@op("max", "min")
+def max_(x, dims=None, keepdim=False):
+    """Tensor max/min over axes (the static max/min of numbers is a builtin too)."""
+    return _reduce(x, dims, keepdim)
+
+
+@op("var", "std")
+def var(x, dims=None, keepdim=False, unbiased=True):
+    """Variance or standard deviation over axes; unbiased (n-1) by default, as torch."""
+    out = _reduce(x, dims, keepdim)
+    out.attrs["unbiased"] = bool(unbiased)
+    return out
+
+
+@op("softmax", "log_softmax")
+def softmax(x, dim=-1):
+    """Softmax over one axis."""
+    need_tensor(x)
+    return Out([x], x.shape, {"dim": resolve_axis(x.shape, dim)})
+
+
+@op("normalize")
+def normalize(x, dim=1, p=2.0, eps=1e-12):
+    """x / max(||x||_p, eps) along an axis."""
+    need_tensor(x)
+    return Out([x], x.shape, {"dim": resolve_axis(x.shape, dim), "p": float(p), "eps": float(eps)})
+
+
+# --- shape manipulation ------------------------------------------------------------------------
+
+@op("transpose")
+def transpose(x, dim0=-2, dim1=-1):
+    """Swap two axes."""
+    need_tensor(x)
+    a, b = resolve_axis(x.shape, dim0, "dim0"), resolve_axis(x.shape, dim1, "dim1")
+    if split_pack(x.shape)[1] is not None:
+        raise OpError("transpose needs a fixed-rank input; use rearrange")
+    s = list(x.shape)
+    s[a], s[b] = s[b], s[a]
+    return Out([x], tuple(s), {"dim0": a, "dim1": b})
+
+
+@op("permute")
+def permute(x, dims):
+    """Reorder all axes."""
+    need_tensor(x)
+    if split_pack(x.shape)[1] is not None:
+        raise OpError("permute needs a fixed-rank input; use rearrange")
+    axes = tuple(resolve_axis(x.shape, d, "dims") for d in dims)
+    if sorted(axes) != list(range(len(x.shape))):
+        raise OpError(f"permute needs each of the {len(x.shape)} axes once, got {list(dims)}", "dims")
+    return Out([x], tuple(x.shape[a] for a in axes), {"dims": axes})
+
+
+@op("flatten")
+def flatten(x, start=1, end=-1):
+    """Merge the axes start..end into one."""
+    need_tensor(x)
+    pre, pack, suf = split_pack(x.shape)
+    a = resolve_axis(x.shape, start, "start")
+    b = resolve_axis(x.shape, end, "end") if not (pack is not None and end == -1 and not suf) else "end"
+    if pack is not None:
+        if not (isinstance(a, int) and a >= 0 and (b == "end" or (isinstance(b, int) and b < 0))):
+            raise OpError("flatten of a variadic shape must start before and end after its variadic part")
+        last = len(x.shape) if b == "end" else len(x.shape) + b + 1
+        merged = numel(x.shape[a:last])
+        return Out([x], x.shape[:a] + (merged,) + x.shape[last:], {"start": a, "end": -1 if b == "end" else b})
+    if b < a:
+        raise OpError(f"flatten end {end} comes before start {start}")
+    return Out([x], x.shape[:a] + (numel(x.shape[a:b + 1]),) + x.shape[b + 1:], {"start": a, "end": b})
+
+
+@op("unsqueeze")
+def unsqueeze(x, dim=None, like=None):
+    """Insert a unit axis at `dim`, or append unit axes until x lines up with `like`."""
+    need_tensor(x)
+    if like is not None:
+        need_tensor(like, "like")
+        ls, xs = like.shape, x.shape
+        if len(xs) > len(ls) and split_pack(ls)[1] is None:
+            raise OpError(f"cannot line up {fmt_shape(xs)} with the smaller {fmt_shape(ls)}")
+        pre, pack, suf = split_pack(ls)
+        if pack is not None:
+            if len(xs) > len(pre):
+                raise OpError(f"unsqueeze(like=) needs x to cover only the axes before the variadic part of "
+                              f"{fmt_shape(ls)}, got {fmt_shape(xs)}")
+            shape = xs + (1,) * (len(pre) - len(xs)) + (Pack(pack.name, True),) + (1,) * len(suf)
+        else:
+            shape = xs + (1,) * (len(ls) - len(xs))
+        for a, b in zip(xs, ls):
+            if not (is_one(a) or dim_eq(a, b)):
+                raise OpError(f"unsqueeze(like=): leading axes of {fmt_shape(xs)} do not match {fmt_shape(ls)}")
+        return Out([x, like], shape, {"like": True})
+    if dim is None:
+        raise OpError("unsqueeze needs `dim` or `like`", "dim")
+    if split_pack(x.shape)[1] is not None and dim < 0:
+        raise OpError("unsqueeze of a variadic shape needs a non-negative dim")
+    r = len(x.shape) + 1
+    d = dim % r if split_pack(x.shape)[1] is None else dim
+    if not -r <= dim < r:
+        raise OpError(f"dim {dim} is out of range for unsqueeze of {fmt_shape(x.shape)}", "dim")
+    return Out([x], x.shape[:d] + (1,) + x.shape[d:], {"dim": d})
+
+
+@op("squeeze")
+def squeeze(x, dim):
+    """Remove a unit axis."""
+    need_tensor(x)
+    a = resolve_axis(x.shape, dim)
+    if not is_one(x.shape[a]):
+        raise OpError(f"axis {dim} of {fmt_shape(x.shape)} is not of size 1", "dim")
+    s = list(x.shape)
+    del s[a]
+    return Out([x], tuple(s), {"dim": a})
+
+
+@op("rearrange")
+def rearrange(x, pattern, **sizes):
+    """Reshape and permute by a pattern: rearrange(x, "b c (g d) h w -> b g d (h w)", g=4)."""
+    from .patterns import infer
+    need_tensor(x)
+    try:
+        shape, recipe = infer(pattern, x.shape, sizes)
+    except ValueError as e:
+        raise OpError(str(e), "pattern", "patterns look like \"b c h w -> b (h w) c\"") from None
+    return Out([x], shape, {"pattern": pattern, "sizes": dict(sorted(sizes.items()))})
+
+
+def _list_of_tensors(xs, arg):
+    if not isinstance(xs, (list, tuple)) or not xs or not all(isinstance(v, T) for v in xs):
+        raise OpError(f"`{arg}` must be a non-empty list of tensors", arg)
+    return list(xs)
+
+
+@op("concat", "cat")
+def concat(xs, dim=1):
+    """Join tensors along an existing axis."""
+    xs = _list_of_tensors(xs, "xs")
+    a = resolve_axis(xs[0].shape, dim)
+    total = 0
+    for v in xs:
+        if len(v.shape) != len(xs[0].shape):
+            raise OpError(f"concat: ranks differ, {fmt_shape(xs[0].shape)} and {fmt_shape(v.shape)}")
+        for i, (p, q) in enumerate(zip(v.shape, xs[0].shape)):
+            if i != a and not dim_eq(p, q):
+                raise OpError(f"concat: shapes {fmt_shape(xs[0].shape)} and {fmt_shape(v.shape)} differ off axis {dim}")
+        total = total + sympy.sympify(v.shape[a])
+    s = list(xs[0].shape)
+    s[a] = norm(total)
+    return Out(xs, tuple(s), {"dim": a})
+
+
+@op("stack")
+def stack(xs, dim=1):
+    """Join same-shape tensors along a new axis."""
+    xs = _list_of_tensors(xs, "xs")
+    for v in xs[1:]:
+        if broadcast(v.shape, xs[0].shape) != tuple(xs[0].shape) or len(v.shape) != len(xs[0].shape):
+            raise OpError(f"stack: shapes {fmt_shape(xs[0].shape)} and {fmt_shape(v.shape)} differ")
+    r = len(xs[0].shape) + 1
+    if split_pack(xs[0].shape)[1] is not None and dim < 0:
+        raise OpError("stack of variadic shapes needs a non-negative dim")
+    d = dim % r if split_pack(xs[0].shape)[1] is None else dim
+    return Out(xs, xs[0].shape[:d] + (len(xs),) + xs[0].shape[d:], {"dim": d})
+
+
+@op("split")
+def split(x, sizes, dim=1):
+    """Split an axis into parts: an int gives equal parts of that many, a list gives their sizes."""
+    need_tensor(x)
+    a = resolve_axis(x.shape, dim)
+    n = x.shape[a]
+    if isinstance(sizes, int):
+        if not isinstance(n, int) or n % sizes:
+            raise OpError(f"split: axis of size {n} does not split into parts of {sizes}", "sizes")
+        parts = [sizes] * (n // sizes)
+    else:
+        parts = list(sizes)
+        if not dim_eq(sum(parts), n):
+            raise OpError(f"split: sizes {parts} do not add up to {n}", "sizes")
+    shapes = []
+    for p in parts:
+        s = list(x.shape)
+        s[a] = p
+        shapes.append(tuple(s))
+    return Out([x], None, {"sizes": tuple(parts), "dim": a}, n_outputs=len(parts), shapes=shapes)
+
+
+@op("chunk")
+def chunk(x, n, dim=1):
+    """Split an axis into n equal parts."""
+    need_tensor(x)
+    a = resolve_axis(x.shape, dim)
+    size = x.shape[a]
+    if not isinstance(size, int) or size % n:
+        raise OpError(f"chunk: axis of size {size} does not divide into {n} parts", "n")
+    return split(x, size // n, dim)
+
+
+@op("select")
+def select(x, dim, index):
+    """Take one index along an axis (the axis disappears)."""
+    need_tensor(x)
+    a = resolve_axis(x.shape, dim)
+    s = list(x.shape)
+    del s[a]
+    return Out([x], tuple(s), {"dim": a, "index": need_int(index, "index")})
+
+
+@op("narrow")
+def narrow(x, dim, start, length):
+    """A slice start:start+length along an axis."""
+    need_tensor(x)
+    a = resolve_axis(x.shape, dim)
+    s = list(x.shape)
+    s[a] = need_int(length, "length", 1)
+    return Out([x], tuple(s), {"dim": a, "start": need_int(start, "start"), "length": length})
+
+
+@op("expand")
+def expand(x, like):
+    """Broadcast x to the shape of `like` (materialised view)."""
+    need_tensor(x), need_tensor(like, "like")
+    r = broadcast(x.shape, like.shape)
+    if r is None or len(r) != len(like.shape):
+        raise OpError(f"cannot expand {fmt_shape(x.shape)} to {fmt_shape(like.shape)}")
+    return Out([x, like], like.shape)
+
+
+# --- spatial ----------------------------------------------------------------------------------
+
+@op("adaptive_avg_pool", "adaptive_max_pool")
+def adaptive_pool(x, size):
+    """Pool a [B, C, *spatial] input to a fixed spatial size (rank from the input)."""
+    need_tensor(x)
+    need_rank(x, (3, 4, 5), "adaptive pooling")
+    n = len(x.shape) - 2
+    size = tuple_n(size, n, "size")
+    return Out([x], x.shape[:2] + size, {"size": size})
+
+
+@op("avg_pool", "max_pool")
+def pool(x, kernel, stride=None, padding=0, ceil_mode=False):
+    """Window pooling over the spatial axes of [B, C, *spatial] (rank from the input)."""
+    need_tensor(x)
+    need_rank(x, (3, 4, 5), "pooling")
+    n = len(x.shape) - 2
+    k = tuple_n(kernel, n, "kernel")
+    s = tuple_n(stride if stride is not None else kernel, n, "stride")
+    p = tuple_n(padding, n, "padding")
+    if ceil_mode:
+        raise OpError("ceil_mode is not supported", "ceil_mode")
+    sp = tuple(conv_out(d, kk, ss, pp, 1) for d, kk, ss, pp in zip(x.shape[2:], k, s, p))
+    return Out([x], x.shape[:2] + sp, {"kernel": k, "stride": s, "padding": p})
+
+
+@op("interpolate")
+def interpolate(x, size=None, like=None, scale=None, mode="nearest", align_corners=None):
+    """Resize the spatial axes to `size`, to those of `like`, or by `scale`."""
+    need_tensor(x)
+    need_rank(x, (3, 4, 5), "interpolate")
+    n = len(x.shape) - 2
+    if like is not None:
+        need_tensor(like, "like")
+        if len(like.shape) != len(x.shape):
+            raise OpError(f"interpolate(like=) ranks differ: {fmt_shape(x.shape)} and {fmt_shape(like.shape)}")
+        return Out([x, like], x.shape[:2] + like.shape[2:], {"mode": mode, "align_corners": align_corners})
+    if size is not None:
+        size = tuple_n(size, n, "size")
+        return Out([x], x.shape[:2] + size, {"size": size, "mode": mode, "align_corners": align_corners})
+    if scale is not None:
+        sp = tuple(norm(sympy.floor(sympy.sympify(d) * scale)) for d in x.shape[2:])
+        return Out([x], x.shape[:2] + sp, {"scale": float(scale), "mode": mode, "align_corners": align_corners})
+    raise OpError("interpolate needs `size`, `like` or `scale`")
+
+
+@op("pad")
+def pad(x, padding, value=0.0):
+    """Constant padding, torch order: (last_lo, last_hi, second_last_lo, ...)."""
+    need_tensor(x)
+    padding = tuple(padding)
+    if len(padding) % 2 or len(padding) // 2 > len(x.shape):
+        raise OpError(f"pad needs pairs of sizes, got {padding}", "padding")
+    s = list(x.shape)
+    for i in range(len(padding) // 2):
+        s[-1 - i] = norm(sympy.sympify(s[-1 - i]) + padding[2 * i] + padding[2 * i + 1])
+    return Out([x], tuple(s), {"padding": padding, "value": float(value)})
+
+
+@op("unfold")
+def unfold(x, dim, size, step=1, padding=0):
+    """Sliding windows along an axis (zero-padded both sides): a new last axis of length `size`."""
+    need_tensor(x)
+    a = resolve_axis(x.shape, dim)
+    if split_pack(x.shape)[1] is not None:
+        raise OpError("unfold needs a fixed-rank input")
+    n = conv_out(x.shape[a], size, step, padding, 1)
+    s = list(x.shape)
+    s[a] = n
+    return Out([x], tuple(s) + (size,), {"dim": a, "size": size, "step": step, "padding": padding})
+
+
+@op("affine_grid")
+def affine_grid(theta, like, align_corners=False):
+    """Sampling grid [B, H, W, 2] of a batch of 2x3 affine maps, for the size of `like`."""
+    need_tensor(theta, "theta"), need_tensor(like, "like")
+    need_rank(like, (4,), "affine_grid", "like")
+    if len(theta.shape) != 3 or theta.shape[1:] != (2, 3):
+        raise OpError(f"affine_grid needs theta of shape [B, 2, 3], got {fmt_shape(theta.shape)}", "theta")
+    return Out([theta, like], (theta.shape[0],) + tuple(like.shape[2:]) + (2,), {"align_corners": bool(align_corners)})
+
+
+@op("grid_sample")
+def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
+    """Sample x at the grid's normalised coordinates (bilinear by default)."""
+    need_tensor(x), need_tensor(grid, "grid")
+    need_rank(x, (4,), "grid_sample")
+    if len(grid.shape) != 4 or grid.shape[-1] != 2:
+        raise OpError(f"grid_sample needs a grid [B, H, W, 2], got {fmt_shape(grid.shape)}", "grid")
+    return Out([x, grid], x.shape[:2] + grid.shape[1:3],
+               {"mode": mode, "padding_mode": padding_mode, "align_corners": bool(align_corners)})
+
+
+# --- constants --------------------------------------------------------------------------------
+
+@op("dct_filters")
+def dct_filters(channels, height, width, freqs):
+    """FcaNet's 2-D DCT basis per channel [channels, height, width]; freqs = [[u, v], ...] split channels evenly."""
+    freqs = [tuple(f) for f in freqs]
+    if channels % len(freqs):
+        raise OpError(f"{channels} channels do not split evenly over {len(freqs)} frequencies", "freqs")
+    return Out([], (channels, height, width),
+               {"channels": channels, "height": height, "width": width, "freqs": tuple(freqs)})
+
+
+@op("eye")
+def eye(n):
+    """Identity matrix [n, n]."""
+    return Out([], (need_int(n, "n", 1), n), {"n": n})
+
+
+@op("triu_indices")
+def triu_indices(n, offset=0):
+    """Flat indices of the upper triangle of an n x n matrix (row-major), as a constant."""
+    k = len([1 for i in range(n) for j in range(i + offset, n) if j >= 0])
+    return Out([], (k,), {"n": need_int(n, "n", 1), "offset": offset}, dtype="long")
+
+
+@op("index_select")
+def index_select(x, dim, index):
+    """Gather entries along an axis at integer indices."""
+    need_tensor(x), need_tensor(index, "index")
+    a = resolve_axis(x.shape, dim)
+    s = list(x.shape)
+    s[a] = index.shape[0]
+    return Out([x, index], tuple(s), {"dim": a})
+
+
+# --- fused ops (made by passes; usable directly) -----------------------------------------------
+
+@op("attention")
+def attention(q, k, v, scale=None):
+    """softmax(q @ k^T * scale) @ v over the last two axes: scaled dot-product attention."""
+    for t, n in ((q, "q"), (k, "k"), (v, "v")):
+        need_tensor(t, n)
+        if len(t.shape) < 2 or split_pack(t.shape)[1] is not None:
+            raise OpError(f"attention needs fixed-rank operands, got {fmt_shape(t.shape)}", n)
+    if not dim_eq(q.shape[-1], k.shape[-1]) or not dim_eq(k.shape[-2], v.shape[-2]):
+        raise OpError(f"attention shapes do not fit: q {fmt_shape(q.shape)}, k {fmt_shape(k.shape)}, "
+                      f"v {fmt_shape(v.shape)}")
+    return Out([q, k, v], q.shape[:-1] + (v.shape[-1],), {"scale": scale})
+
+
+@op("gate")
+def gate(x, s, act="sigmoid", plus_one=False):
+    """x * act(s) (or x * (1 + act(s))): a gate and its product in one node."""
+    r = _binary(x, s).shape
+    return Out([x, s], r, {"act": act, "plus_one": bool(plus_one)})
+
+
+# --- layers -----------------------------------------------------------------------------------
+
+INITS = ("zeros", "ones", "normal", "uniform", "default")
+
+
+def _init(v, arg):
+    if v is None or isinstance(v, (int, float)) or (isinstance(v, (list, tuple)) and all(
+            isinstance(x, (int, float)) for x in v)):
+        return v if not isinstance(v, list) else tuple(v)
+    if isinstance(v, str) and v in INITS:
+        return v
+    raise OpError(f"`{arg}` must be one of {', '.join(INITS)}, a number or a list of numbers, got {v!r}", arg)
+
+
+@layer("linear")
+def linear_layer(in_features, out_features, bias=True, weight_init=None, bias_init=None):
+    """Fully connected layer acting on the last axis: weight [out, in]."""
+    need_int(in_features, "in_features", 1), need_int(out_features, "out_features", 1)
+    return {"in_features": in_features, "out_features": out_features, "bias": bool(bias),
+            "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
+
+
+def _conv(n):
+    def conv(in_channels, out_channels, kernel, stride=1, padding=0, dilation=1, groups=1, bias=True,
+             weight_init=None, bias_init=None):
+        need_int(in_channels, "in_channels", 1), need_int(out_channels, "out_channels", 1)
+        need_int(groups, "groups", 1)
+        if in_channels % groups or out_channels % groups:
+            raise OpError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}",
+                          "groups")
+        k = tuple_n(kernel, n, "kernel")
+        d = tuple_n(dilation, n, "dilation")
+        if padding == "same":
+            padding = tuple(dd * (kk - 1) // 2 for kk, dd in zip(k, d))
+        return {"in_channels": in_channels, "out_channels": out_channels, "kernel": k,
+                "stride": tuple_n(stride, n, "stride"), "padding": tuple_n(padding, n, "padding"),
+                "dilation": d, "groups": groups, "bias": bool(bias),
+                "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
+    conv.__doc__ = f"{n}-D convolution over [B, C, *{n} spatial axes]; `padding=\"same\"` keeps the size."
+    return conv
+
+
+for _n in (1, 2, 3):
+    _register(LAYERS, f"conv{_n}d", _conv(_n))
+
+
+@layer("batchnorm")
+def batchnorm_layer(num_features, eps=1e-5, momentum=0.1, affine=True, weight_init=None, bias_init=None):
+    """Batch normalisation over axis 1 of [B, C, ...] (any rank)."""
+    need_int(num_features, "num_features", 1)
+    return {"num_features": num_features, "eps": float(eps), "momentum": float(momentum), "affine": bool(affine),
+            "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
+
+
+@layer("layernorm")
+def layernorm_layer(shape, eps=1e-5, affine=True):
+    """Layer normalisation over the trailing axes `shape`."""
+    shape = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
+    return {"shape": shape, "eps": float(eps), "affine": bool(affine)}
+
+
+@layer("groupnorm")
+def groupnorm_layer(groups, channels, eps=1e-5, affine=True):
+    """Group normalisation over axis 1 of [B, C, ...]."""
+    if channels % groups:
+        raise OpError(f"groups={groups} must divide channels={channels}", "groups")
+    return {"groups": groups, "channels": channels, "eps": float(eps), "affine": bool(affine)}
+
+
+@layer("param")
+def param_layer(shape, init="zeros"):
+    """A raw learned tensor of the given shape (`alpha = param([channels], init="ones")`)."""
+    shape = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
+    for d in shape:
+        need_int(d, "shape", 1)
+    return {"shape": shape, "init": _init(init, "init")}
+
+
+def layer_apply_shape(kind: str, args: dict, x: T):
+    """Shape of applying a declared layer to x."""
+    s = x.shape
+    if kind == "linear":
+        if not s or isinstance(s[-1], Pack) or not dim_eq(s[-1], args["in_features"]):
+            raise OpError(f"linear expects last axis {args['in_features']}, got {fmt_shape(s)}")
+        return s[:-1] + (args["out_features"],)
+    if kind.startswith("conv"):
+        n = int(kind[4])
+        need_rank(x, (n + 2,), kind)
+        if not dim_eq(s[1], args["in_channels"]):
+            raise OpError(f"{kind} expects {args['in_channels']} input channels, got {fmt_shape(s)}")
+        sp = tuple(conv_out(d, k, st, p, dl) for d, k, st, p, dl in
+                   zip(s[2:], args["kernel"], args["stride"], args["padding"], args["dilation"]))
+        return (s[0], args["out_channels"]) + sp
+    if kind == "batchnorm":
+        if len(s) < 2 or not dim_eq(s[1], args["num_features"]):
+            raise OpError(f"batchnorm expects {args['num_features']} channels on axis 1, got {fmt_shape(s)}")
+        return s
+    if kind == "groupnorm":
+        if len(s) < 2 or not dim_eq(s[1], args["channels"]):
+            raise OpError(f"groupnorm expects {args['channels']} channels on axis 1, got {fmt_shape(s)}")
+        return s
+    if kind == "layernorm":
+        n = len(args["shape"])
+        if len(s) < n or not all(dim_eq(a, b) for a, b in zip(s[-n:], args["shape"])):
+            raise OpError(f"layernorm over {list(args['shape'])} does not fit {fmt_shape(s)}")
+        return s
+    raise OpError(f"a `{kind}` cannot be applied like a function; use it as a tensor")
+
+
+def static_builtins():
+    """Functions of static values (parameter expressions, layer arguments)."""
+    def odd(v):
+        return v if int(v) % 2 else int(v) + 1
+    return {
+        "max": max, "min": min, "abs": abs, "int": int, "float": float, "round": round,
+        "floor": math.floor, "ceil": math.ceil, "log": math.log, "log2": math.log2, "sqrt": math.sqrt,
+        "odd": odd, "range": lambda *a: list(range(*a)), "len": len,
+    }

@@ -1,0 +1,123 @@
+"""Small functions the lowered graphs call, where torch has no single op.
+
+Generated code copies the ones it uses (see codegen.py), so each is
+self-contained: it may use only tensor methods, `torch` (imported inside the
+function), the standard library, and other helpers of this module named in
+`NEEDS`. Importing this module does not import torch.
+"""
+from functools import lru_cache
+
+NEEDS = {"rearrange": ["parse_pattern"]}
+
+
+def axes(x, fixed, start, end):
+    """Axis tuple for a reduction over a variadic run: `fixed` plus start..dim-end."""
+    return tuple(fixed) + tuple(range(start, x.dim() - end))
+
+
+def unsqueeze_like(s, like):
+    """Append unit axes to s until it has as many axes as `like`."""
+    return s.reshape(tuple(s.shape) + (1,) * (like.dim() - s.dim()))
+
+
+@lru_cache(maxsize=None)
+def parse_pattern(pattern):
+    """'b c (h w) -> b (h w) c' as groups of axis names: ((('b',), ('c',), ('h', 'w')), ...)."""
+    sides = []
+    for side in pattern.split("->"):
+        groups, cur = [], None
+        for tok in side.replace("(", " ( ").replace(")", " ) ").split():
+            if tok == "(":
+                cur = []
+            elif tok == ")":
+                groups.append(tuple(cur))
+                cur = None
+            elif cur is not None:
+                cur.append(tok)
+            else:
+                groups.append((tok,))
+        sides.append(tuple(groups))
+    return tuple(sides)
+
+
+def rearrange(x, pattern, **sizes):
+    """Reshape and permute x by an einops-style pattern ("b c h w -> b (h w) c")."""
+    left, right = parse_pattern(pattern)
+    ell = tuple(f"...{i}" for i in range(x.dim() - (len(left) - 1)))
+
+    def expand(group):
+        return [a for n in group for a in (ell if n == "..." else (n,)) if a != "1"]
+
+    known, flat, dims = dict(sizes), [], iter(x.shape)
+    for group in left:
+        if group == ("...",):
+            for a in ell:
+                known[a] = next(dims)
+        else:
+            size, axes_ = next(dims), expand(group)
+            unknown = [a for a in axes_ if a not in known]
+            if unknown:
+                prod = 1
+                for a in axes_:
+                    prod *= known.get(a, 1)
+                known[unknown[0]] = size // prod
+        flat += expand(group)
+    if any(g != ("...",) and (len(g) != 1 or g == ("1",)) for g in left):
+        x = x.reshape([known[a] for a in flat])
+    perm = [flat.index(a) for g in right for a in expand(g)]
+    if perm != sorted(perm):
+        x = x.permute(perm)
+    out = []
+    for group in right:
+        if group == ("...",):
+            out += [known[a] for a in ell]
+        else:
+            size = 1
+            for a in expand(group):
+                size *= known[a]
+            out.append(size)
+    return x if list(x.shape) == out else x.reshape(out)
+
+
+def interpolate_like(x, like, mode="nearest", align_corners=None):
+    """Resize the spatial axes of x to those of `like`."""
+    import torch.nn.functional as F
+    return F.interpolate(x, size=tuple(like.shape[2:]), mode=mode, align_corners=align_corners)
+
+
+def affine_grid_like(theta, like, align_corners=False):
+    """Sampling grid of the affine maps theta [B, 2, 3] for the spatial size of `like`."""
+    import torch.nn.functional as F
+    return F.affine_grid(theta, list(like.shape), align_corners=align_corners)
+
+
+def sliding(x, dim, size, step=1, padding=0):
+    """Windows of `size` along `dim` (zero-padded by `padding` both sides) as a new last axis."""
+    import torch.nn.functional as F
+    if padding:
+        pad = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [padding, padding]
+        x = F.pad(x, pad)
+    return x.unfold(dim, size, step)
+
+
+def dct_filters(channels, height, width, freqs):
+    """FcaNet's DCT basis: channel group i holds the (u, v) = freqs[i] cosine filter [C, h, w]."""
+    import math
+    import torch
+    def basis(pos, freq, n):
+        r = math.cos(math.pi * freq * (pos + 0.5) / n) / math.sqrt(n)
+        return r if freq == 0 else r * math.sqrt(2)
+    out = torch.zeros(channels, height, width)
+    part = channels // len(freqs)
+    for i, (u, v) in enumerate(freqs):
+        for tx in range(height):
+            for ty in range(width):
+                out[i * part:(i + 1) * part, tx, ty] = basis(tx, u, height) * basis(ty, v, width)
+    return out
+
+
+def gate(x, s, act, plus_one):
+    """x * act(s), or x * (1 + act(s)) as one fused multiply-add."""
+    import torch
+    a = getattr(torch, act)(s)
+    return torch.addcmul(x, x, a) if plus_one else x * a

@@ -1,0 +1,303 @@
+"""Parse program text into a small AST.
+
+Input: the text of a `g`/`f` program (or a parameter default expression) and a
+`Source` that maps its positions back into the spec file. Output: a list of
+statements (or one expression) made of the dataclasses below, each carrying a
+`Span`. Entry points: `parse_program`, `parse_expression`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from .errors import ParseError, Span
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a program's text sits in its file: line/column offsets of its first character."""
+    file: str
+    text: str
+    line0: int = 0          # file line (0-based) of the program's first line
+    col0: int = 0           # column offset added to every program line
+    file_lines: tuple = ()  # the file's lines, to show the offending one
+
+    def span(self, line: int, col: int, length: int = 1) -> Span:
+        """Span of a 1-based program position."""
+        fline = self.line0 + line            # 1-based file line
+        fcol = col + (self.col0 if line >= 1 else 0)
+        src = self.file_lines[fline - 1] if 0 < fline <= len(self.file_lines) else self._line(line)
+        return Span(self.file, fline, fcol, max(1, length), src.rstrip("\n"))
+
+    def _line(self, line: int) -> str:
+        lines = self.text.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+# --- AST -------------------------------------------------------------------------
+
+@dataclass
+class Node:
+    span: Span = field(repr=False, compare=False)
+
+
+@dataclass
+class Num(Node):
+    value: int | float
+
+
+@dataclass
+class Str(Node):
+    value: str
+
+
+@dataclass
+class Var(Node):
+    name: str
+
+
+@dataclass
+class ListExpr(Node):
+    items: list
+
+
+@dataclass
+class BinOp(Node):
+    op: str            # add sub mul div floordiv mod matmul pow
+    left: Any
+    right: Any
+
+
+@dataclass
+class Neg(Node):
+    operand: Any
+
+
+@dataclass
+class Call(Node):
+    func: Any
+    args: list
+    kwargs: dict       # name -> (expr, span)
+
+
+@dataclass
+class Index(Node):
+    base: Any
+    index: Any
+
+
+@dataclass
+class Target(Node):
+    name: str
+    index: Any = None  # expr for `name[i] = ...`
+
+
+@dataclass
+class Assign(Node):
+    targets: list
+    value: Any
+
+
+@dataclass
+class Def(Node):
+    name: str
+    params: list
+    body: list         # statements; the last one is a Return
+
+
+@dataclass
+class For(Node):
+    var: str
+    iterable: Any
+    body: list
+
+
+@dataclass
+class Return(Node):
+    values: list
+
+
+# --- parser ------------------------------------------------------------------------
+
+class _BracketNewlines:
+    """Postlexer: newlines inside ( ) and [ ] do not end a statement."""
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        for tok in stream:
+            if tok.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif tok.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            if tok.type == "_NL" and depth:
+                continue
+            yield tok
+
+
+@lru_cache(maxsize=None)
+def _parser(start: str) -> Lark:
+    return Lark.open("grammar.lark", rel_to=__file__, parser="lalr", start=start,
+                     propagate_positions=True, postlex=_BracketNewlines(), maybe_placeholders=True)
+
+
+_BINOPS = ("add", "sub", "mul", "div", "floordiv", "mod", "matmul", "pow")
+
+_TOKEN_NAMES = {
+    "_NL": "end of line", "NAME": "a name", "NUMBER": "a number", "STRING": "a string",
+    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "EQUAL": "`=`", "COMMA": "`,`",
+    "LBRACE": "`{`", "RBRACE": "`}`", "$END": "end of program", "MINUS": "`-`", "PLUS": "`+`",
+    "STAR": "`*`", "SLASH": "`/`", "AT": "`@`", "PERCENT": "`%`", "DOUBLESTAR": "`**`",
+    "DOUBLESLASH": "`//`",
+}
+
+
+@v_args(meta=True, inline=True)
+class _ToAST(Transformer):
+    def __init__(self, source: Source):
+        super().__init__()
+        self.src = source
+
+    def _span(self, meta) -> Span:
+        if getattr(meta, "empty", True):
+            return self.src.span(1, 1)
+        length = meta.end_column - meta.column if meta.line == meta.end_line else 1
+        return self.src.span(meta.line, meta.column, length)
+
+    def _tok_span(self, tok: Token) -> Span:
+        return self.src.span(tok.line, tok.column, len(tok))
+
+    # expressions
+    def number(self, meta, tok):
+        text = str(tok)
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+        return Num(self._span(meta), value)
+
+    def string(self, meta, tok):
+        return Str(self._span(meta), str(tok)[1:-1])
+
+    def var(self, meta, tok):
+        return Var(self._span(meta), str(tok))
+
+    def list_(self, meta, *items):
+        return ListExpr(self._span(meta), [i for i in items if i is not None])
+
+    def neg(self, meta, operand):
+        return Neg(self._span(meta), operand)
+
+    def call(self, meta, func, args):
+        pos, kw = [], {}
+        for a in (args or []):
+            if isinstance(a, tuple):
+                name, expr, span = a
+                if name in kw:
+                    raise ParseError(f"keyword argument `{name}` given twice", span)
+                kw[name] = (expr, span)
+            else:
+                if kw:
+                    raise ParseError("positional argument after keyword arguments", a.span)
+                pos.append(a)
+        return Call(self._span(meta), func, pos, kw)
+
+    def args(self, meta, *items):
+        return [i for i in items if i is not None]
+
+    def kwarg(self, meta, name, expr):
+        return (str(name), expr, self._tok_span(name))
+
+    def index(self, meta, base, idx):
+        return Index(self._span(meta), base, idx)
+
+    # statements
+    def name_target(self, meta, name):
+        return Target(self._tok_span(name), str(name))
+
+    def item_target(self, meta, name, idx):
+        return Target(self._tok_span(name), str(name), idx)
+
+    def assign(self, meta, *parts):
+        *targets, value = parts
+        return Assign(self._span(meta), list(targets), value)
+
+    def params(self, meta, *names):
+        return [str(n) for n in names]
+
+    def def_expr(self, meta, name, params, expr):
+        return Def(self._span(meta), str(name), params or [], [Return(expr.span, [expr])])
+
+    def def_block(self, meta, name, params, *body):
+        body = [s for s in body if s is not None]
+        if not body or not isinstance(body[-1], Return):
+            raise ParseError(f"function `{name}` must end with `return`", self._tok_span(name))
+        return Def(self._span(meta), str(name), params or [], body)
+
+    def for_loop(self, meta, var, iterable, *body):
+        return For(self._span(meta), str(var), iterable, [s for s in body if s is not None])
+
+    def return_stmt(self, meta, *values):
+        return Return(self._span(meta), list(values))
+
+    def start(self, meta, *stmts):
+        return [s for s in stmts if s is not None]
+
+    def expr_only(self, meta, expr):
+        return expr
+
+
+for _op in _BINOPS:
+    setattr(_ToAST, _op, (lambda op: v_args(meta=True, inline=True)(
+        lambda self, meta, a, b: BinOp(self._span(meta), op, a, b)))(_op))
+
+
+def _syntax_error(err: UnexpectedInput, source: Source) -> ParseError:
+    line = getattr(err, "line", 1) or 1
+    col = getattr(err, "column", 1) or 1
+    if isinstance(err, UnexpectedToken):
+        tok = err.token
+        if tok.type == "$END":
+            line = len(source.text.splitlines()) or 1
+            col = len(source._line(line)) + 1
+            return ParseError("unexpected end of program", source.span(line, col),
+                              "an expression or a closing bracket is missing")
+        shown = "end of line" if tok.type == "_NL" else f"`{tok}`"
+        expected = sorted(_TOKEN_NAMES.get(e, f"`{e.lower()}`") for e in err.expected if not e.startswith("__"))
+        hint = ("expected " + ", ".join(expected[:6])) if expected else None
+        if tok.type == "_NL":
+            col = len(source._line(line)) + 1
+        return ParseError(f"unexpected {shown}", source.span(line, col, len(str(tok).strip()) or 1), hint)
+    if isinstance(err, UnexpectedCharacters):
+        ch = source._line(line)[col - 1: col] or "?"
+        return ParseError(f"unexpected character `{ch}`", source.span(line, col),
+                          "operators are + - * / // % @ **; strings use quotes")
+    if isinstance(err, UnexpectedEOF):
+        line = len(source.text.splitlines()) or 1
+        return ParseError("unexpected end of program", source.span(line, len(source._line(line)) + 1))
+    return ParseError(str(err).splitlines()[0], source.span(line, col))
+
+
+def _parse(text: str, source: Source, start: str):
+    # A trailing newline lets the last statement end like the others.
+    try:
+        tree = _parser(start).parse(text if text.endswith("\n") else text + "\n")
+    except UnexpectedInput as err:
+        raise _syntax_error(err, source) from None
+    try:
+        return _ToAST(source).transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, ParseError):
+            raise err.orig_exc from None
+        raise
+
+
+def parse_program(source: Source) -> list:
+    """Statements of a g/f program."""
+    return _parse(source.text, source, "start")
+
+
+def parse_expression(source: Source):
+    """One expression (a parameter default)."""
+    return _parse(source.text, source, "expr_only")
