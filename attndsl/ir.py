@@ -84,6 +84,19 @@ class Graph:
             self.set_inputs(user, [new if i == old else i for i in self.node(user)["inputs"]])
         self.outputs = [(n, new if o == old else o) for n, o in self.outputs]
 
+    def erase_unused(self, nid: int) -> int:
+        """Remove nid if nothing reads it, then its operands that become unused; returns the count."""
+        if nid not in self.g or self.n_uses(nid) or self.node(nid)["op"] == "input":
+            return 0
+        ins = set(self.node(nid)["inputs"])
+        self.g.remove_node(nid)
+        return 1 + sum(self.erase_unused(i) for i in ins)
+
+    def replace(self, old: int, new: int) -> None:
+        """replace_uses, then erase what the old node alone kept alive."""
+        self.replace_uses(old, new)
+        self.erase_unused(old)
+
     def remove(self, nid: int) -> None:
         if self.n_uses(nid):
             raise IRError(f"cannot remove node {nid}: it is still used")

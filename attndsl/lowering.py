@@ -59,14 +59,18 @@ class _Builder:
         self.buffers = {}      # buffer name -> (runtime fn name, args)
         self.current = None    # IR node being lowered
 
-    def call(self, fn, args=(), kwargs=None, name=None):
+    def node(self, kind, target, args=(), kwargs=None, name=None):
         n = self.current
         label = name or (n["name"] if n and n["name"] else (n["op"] if n else None))
-        return self.fx.create_node("call_function", fn, tuple(args), kwargs or {}, name=label)
+        out = self.fx.create_node(kind, target, tuple(args), kwargs or {}, name=label)
+        out.meta["span"] = n["span"] if n else None     # codegen quotes the spec line
+        return out
+
+    def call(self, fn, args=(), kwargs=None, name=None):
+        return self.node("call_function", fn, args, kwargs, name)
 
     def method(self, meth, args=(), kwargs=None):
-        n = self.current
-        return self.fx.create_node("call_method", meth, tuple(args), kwargs or {}, name=n["name"] or n["op"])
+        return self.node("call_method", meth, args, kwargs)
 
 
 def _dims(b: _Builder, x, shape, dims):
@@ -75,7 +79,7 @@ def _dims(b: _Builder, x, shape, dims):
         return tuple(dims)
     pre, _, suf = split_pack(shape)
     fixed = tuple(d for d in dims if d != "S")
-    return b.call(runtime.axes, (x, fixed, len(pre), len(suf)), name="axes")
+    return b.call(runtime.axes, (x, fixed, len(pre), len(suf)), name="dims")
 
 
 def _is_node(v):
@@ -253,8 +257,8 @@ def lower(graph: Graph, class_name: str = "AttentionBlock") -> fx.GraphModule:
         elif n["op"] == "param":
             env[nid] = b.fx.get_attr(n["attrs"]["layer"])
         elif n["op"] == "layer":
-            env[nid] = b.fx.create_node("call_module", n["attrs"]["layer"], (env[n["inputs"][0]],), {},
-                                        name=n["name"] or n["attrs"]["layer"].replace(".", "_"))
+            env[nid] = b.node("call_module", n["attrs"]["layer"], (env[n["inputs"][0]],),
+                              name=n["name"] or n["attrs"]["layer"].replace(".", "_"))
         else:
             env[nid] = lower_node(b, n, [env[i] for i in n["inputs"]])
     outs = [env[o] for _, o in graph.outputs]

@@ -1,0 +1,21 @@
+"""attndsl: a declarative graph compiler for attention blocks in computer vision.
+
+    import attndsl
+    block = attndsl.build("cbam", channels=256)             # a torch.fx.GraphModule
+    fast = attndsl.build("cbam", channels=256, compile=True)  # under torch.compile
+
+Pipeline: spec (YAML) -> syntax -> frontend (IR + shapes) -> passes -> lowering (torch.fx)
+-> codegen (standalone Python). See `attndsl.pipeline`.
+"""
+from .errors import AttnDSLError
+from .pipeline import build, compile_spec
+from .registry import all_specs
+
+__all__ = ["AttnDSLError", "build", "compile_spec", "all_specs", "generate"]
+__version__ = "0.1.0"
+
+
+def generate(spec, passes=None, **params) -> str:
+    """Standalone Python source (torch only) of the spec's module."""
+    from .codegen import generate as _generate
+    return _generate(spec, passes=passes, **params)

@@ -1,0 +1,154 @@
+"""Command line: `attndsl compile|check|list|passes|ops`.
+
+Every attndsl error is printed as `file:line:col: error: ...` with the source
+line and a caret, without a traceback, and exits 2; an output file is written
+whole (to a temporary file, then renamed) or not at all. Entry point: `main`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import AttnDSLError
+
+
+def _params(items) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise AttnDSLError(f"parameter `{item}` must look like name=value", hint="e.g. -p channels=256")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _passes(text):
+    if text is None:
+        return None
+    return [p for p in text.split(",") if p] if text not in ("none", "") else []
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write all of text to path, or leave path as it was."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_compile(args) -> int:
+    from .pipeline import compile_spec
+    params = _params(args.param)
+    passes = _passes(args.passes)
+    dump = tuple(args.dump_ir or ())
+    c = compile_spec(args.spec, params, passes, check=True, dump=dump)
+    for stage in dump:
+        if stage != "all" and stage not in c.dumps:
+            raise AttnDSLError(f"no stage `{stage}` to dump", hint="stages: frontend, " + ", ".join(c.stats))
+    for stage, text in c.dumps.items():
+        print(f"// IR after {stage}", file=sys.stderr if args.output is None and not dump else sys.stdout)
+        print(text)
+    if args.output:
+        from .codegen import generate
+        src = generate(c.spec, passes=passes, **params)
+        compile(src, args.output, "exec")      # a syntax check of our own output, not a run
+        write_atomic(args.output, src)
+        print(f"wrote {args.output}: class {c.class_name}")
+        return 0
+    if dump:
+        return 0
+    from .lowering import lower
+    gm = lower(c.graph, c.class_name)
+    n_params = sum(p.numel() for p in gm.parameters())
+    print(f"{c.spec.name}: {c.spec.title} [{c.spec.family}]")
+    print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in c.params.items()))
+    print(f"learned parameters: {n_params:,}")
+    print(f"IR nodes: {c.nodes_before} before passes, {len(c.graph)} after")
+    for name, stats in c.stats.items():
+        shown = ", ".join(f"{k}={v}" for k, v in stats.items()) or "-"
+        print(f"  {name}: {shown}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .check import check_spec
+    ok = True
+    for spec in args.spec:
+        report = check_spec(spec, _params(args.param))
+        print(report.render())
+        ok &= report.ok
+    return 0 if ok else 1
+
+
+def cmd_list(args) -> int:
+    from .pipeline import load
+    from .registry import all_specs
+    rows = []
+    for name, path in all_specs().items():
+        s = load(path)
+        rows.append((name, s.family, s.title))
+    w = max((len(r[0]) for r in rows), default=4)
+    for name, fam, title in rows:
+        print(f"{name:<{w}}  {fam:<16}  {title}")
+    return 0
+
+
+def cmd_passes(args) -> int:
+    from .passes import DEFAULT_PIPELINE, PASSES
+    for name, p in PASSES.items():
+        print(f"{name:<16} {p.doc}{'  (default)' if name in DEFAULT_PIPELINE else ''}")
+    print("default pipeline: " + ",".join(DEFAULT_PIPELINE))
+    return 0
+
+
+def cmd_ops(args) -> int:
+    from .ops import LAYERS, OPS
+    for title, table in (("ops", OPS), ("layers", LAYERS)):
+        print(f"{title}:")
+        for name, d in sorted(table.items()):
+            print(f"  {name}{d.signature}  {d.doc}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="attndsl", description="Compile attention-block specs to PyTorch modules.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("compile", help="compile a spec; with -o write a standalone Python module")
+    c.add_argument("spec", help="a spec file or a registered name (see `attndsl list`)")
+    c.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="set a parameter (repeatable)")
+    c.add_argument("-o", "--output", help="write standalone Python code (torch only) to this file")
+    c.add_argument("--passes", help="comma-separated passes to run (default: the default pipeline; 'none' for none)")
+    c.add_argument("--dump-ir", action="append", metavar="STAGE",
+                   help="print the IR after a stage: frontend, a pass name, or all (repeatable)")
+    c.set_defaults(fn=cmd_compile)
+    k = sub.add_parser("check", help="parse, verify, build, run forward+backward, compare built vs generated code")
+    k.add_argument("spec", nargs="+")
+    k.add_argument("-p", "--param", action="append", metavar="NAME=VALUE")
+    k.set_defaults(fn=cmd_check)
+    sub.add_parser("list", help="list the specs").set_defaults(fn=cmd_list)
+    sub.add_parser("passes", help="list the passes").set_defaults(fn=cmd_passes)
+    sub.add_parser("ops", help="list the ops and layers of the language").set_defaults(fn=cmd_ops)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except AttnDSLError as e:
+        print(e.render(), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

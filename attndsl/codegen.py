@@ -1,0 +1,235 @@
+"""Code generation: a compiled spec -> a standalone Python module (torch only).
+
+Input: the lowered fx graph and the IR's layer declarations. Output: source
+text defining one `nn.Module` class named after the spec, whose constructor
+takes the spec's parameters with their defaults and builds the same
+submodules (same state-dict keys) as `attndsl.build`, and whose forward is
+the same fx graph written out line by line, each block under the spec line it
+came from. Helpers from `attndsl.runtime` are copied in. Entry point: `generate`.
+"""
+from __future__ import annotations
+
+import inspect
+import operator
+import textwrap
+
+from torch import fx
+
+from . import runtime, syntax as S
+from .layers import BatchNorm, init_source, layer_source
+from .lowering import INFIX, SOURCE, layer_ranks, lower
+from .pipeline import compile_spec
+
+_PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
+            "sqrt": "math.sqrt"}
+_PYOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "pow": "**"}
+
+
+def render_expr(e) -> str:
+    """A parameter default expression as Python source."""
+    if isinstance(e, S.Num):
+        return repr(e.value)
+    if isinstance(e, S.Str):
+        return repr(e.value)
+    if isinstance(e, S.Var):
+        return {"true": "True", "false": "False", "pi": "math.pi"}.get(e.name, e.name)
+    if isinstance(e, S.Neg):
+        return f"(-{render_expr(e.operand)})"
+    if isinstance(e, S.BinOp):
+        return f"({render_expr(e.left)} {_PYOPS[e.op]} {render_expr(e.right)})"
+    if isinstance(e, S.ListExpr):
+        return "[" + ", ".join(render_expr(i) for i in e.items) + "]"
+    if isinstance(e, S.Call):
+        args = [render_expr(a) for a in e.args]
+        if e.func.name == "odd":
+            return f"({args[0]} | 1)"
+        return f"{_PYFUNCS.get(e.func.name, e.func.name)}({', '.join(args)})"
+    raise ValueError(f"cannot render {e!r}")
+
+
+def _strip(src: str) -> str:
+    return src[1:-1] if src.startswith("(") and src.endswith(")") and _balanced(src[1:-1]) else src
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for ch in s:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _attr_ref(path: str, containers: dict) -> str:
+    """self.conv[0] for a ModuleList member, self.fc1 otherwise."""
+    head, *rest = path.split(".")
+    out = f"self.{head}"
+    for part in rest:
+        out += f"[{part}]" if containers.get(head) == "list" else f"[{part!r}]"
+    return out
+
+
+def _containers(names) -> dict:
+    groups: dict = {}
+    for name in names:
+        if "." in name:
+            head, idx = name.split(".", 1)
+            groups.setdefault(head, []).append(idx)
+    return {h: "list" if [str(i) for i in range(len(ix))] == ix else "dict" for h, ix in groups.items()}
+
+
+# names a local variable of forward must not take: they would hide a module-level name
+_RESERVED = {n for n, v in vars(runtime).items() if callable(v)} | {
+    "torch", "F", "nn", "math", "self", "BatchNorm", "lru_cache"}
+
+
+def _local(node: fx.Node) -> str:
+    return node.name + "_" if node.name in _RESERVED else node.name
+
+
+class _Writer:
+    def __init__(self, gm: fx.GraphModule, containers: dict):
+        self.gm, self.containers = gm, containers
+        self.helpers: list = []
+
+    def arg(self, a) -> str:
+        if isinstance(a, fx.Node):
+            return _local(a)
+        if isinstance(a, tuple):
+            inner = ", ".join(self.arg(x) for x in a)
+            return f"({inner},)" if len(a) == 1 else f"({inner})"
+        if isinstance(a, list):
+            return "[" + ", ".join(self.arg(x) for x in a) + "]"
+        return repr(a)
+
+    def call(self, fn, args, kwargs) -> str:
+        parts = [self.arg(a) for a in args] + [f"{k}={self.arg(v)}" for k, v in kwargs.items()]
+        if fn in INFIX:
+            return f"{self.arg(args[0])} {INFIX[fn]} {self.arg(args[1])}"
+        if fn is operator.getitem:
+            return f"{self.arg(args[0])}[{self.arg(args[1])}]"
+        if fn is operator.neg:
+            return f"-{self.arg(args[0])}"
+        if getattr(fn, "__module__", None) == runtime.__name__:
+            self.need(fn.__name__)
+            return f"{fn.__name__}({', '.join(parts)})"
+        if fn not in SOURCE:
+            raise ValueError(f"no source name for {fn}")
+        return f"{SOURCE[fn]}({', '.join(parts)})"
+
+    def need(self, name: str):
+        for dep in runtime.NEEDS.get(name, []):
+            self.need(dep)
+        if name not in self.helpers:
+            self.helpers.append(name)
+
+    def forward(self) -> list[str]:
+        lines, args, last_line = [], [], None
+        for node in self.gm.graph.nodes:
+            span = node.meta.get("span")
+            if span is not None and span.line != last_line and node.op not in ("placeholder", "output"):
+                lines.append(f"# {span.source_line.strip()}")
+                last_line = span.line
+            name = _local(node)
+            if node.op == "placeholder":
+                args.append(name)
+            elif node.op == "get_attr":
+                lines.append(f"{name} = {_attr_ref(node.target, self.containers)}")
+            elif node.op == "call_module":
+                lines.append(f"{name} = {_attr_ref(node.target, self.containers)}({self.arg(node.args[0])})")
+            elif node.op == "call_function":
+                lines.append(f"{name} = {self.call(node.target, node.args, node.kwargs)}")
+            elif node.op == "call_method":
+                rest = ", ".join(self.arg(a) for a in node.args[1:])
+                lines.append(f"{name} = {self.arg(node.args[0])}.{node.target}({rest})")
+            elif node.op == "output":
+                out = node.args[0]
+                lines.append("return " + (", ".join(self.arg(o) for o in out) if isinstance(out, tuple)
+                                          else self.arg(out)))
+        return ["def forward(self, " + ", ".join(args) + "):"] + ["    " + ln for ln in lines]
+
+
+def generate(spec, passes=None, **params) -> str:
+    c = compile_spec(spec, params, passes)
+    gm = lower(c.graph, c.class_name)
+    sp, graph = c.spec, c.graph
+    ranks = layer_ranks(graph)
+    buffers = gm.meta["buffers"]
+    containers = _containers(list(graph.layers))
+    w = _Writer(gm, containers)
+
+    # constructor signature: every spec parameter, with its default
+    sig, prologue = ["self"], []
+    for name, p in sp.params.items():
+        ann = {"int": "int", "float": "float", "bool": "bool", "str": "str"}.get(p.type, "list")
+        if not p.has_default:
+            sig.append(f"{name}: {ann}")
+        elif isinstance(p.default, S.Source):
+            sig.append(f"{name}: {ann} | None = None")
+            expr = _strip(render_expr(S.parse_expression(p.default)))
+            prologue += [f"if {name} is None:", f"    {name} = {expr}"]
+        else:
+            sig.append(f"{name}: {ann} = {p.default!r}")
+    fixed = graph.meta.get("fixed", [])
+    if fixed:
+        vals = ", ".join(f"{k}={c.params[k]!r}" for k in fixed)
+        cond = " or ".join(f"{k} != {c.params[k]!r}" for k in fixed)
+        prologue += [f"if {cond}:",
+                     f"    raise ValueError(\"this module was generated for {vals}; regenerate it with "
+                     f"`attndsl compile {sp.path} -p ...` for other values\")"]
+    body = list(prologue)
+    made = set()
+    for name, decl in graph.layers.items():
+        head = name.split(".")[0]
+        if head in containers and head not in made:
+            made.add(head)
+            kind = "Parameter" if decl.kind == "param" else "Module"
+            body.append(f"self.{head} = nn.{kind}{'List' if containers[head] == 'list' else 'Dict'}()")
+        src = layer_source(decl.kind, decl.args, {k: _strip(v) for k, v in decl.exprs.items()}, ranks.get(name))
+        if "BatchNorm(" in src and not src.startswith("nn."):
+            w.helpers.append("BatchNorm") if "BatchNorm" not in w.helpers else None
+        if head in containers:
+            body.append(f"self.{head}.append({src})" if containers[head] == "list"
+                        else f"self.{head}[{name.split('.', 1)[1]!r}] = {src}")
+        else:
+            body.append(f"self.{name} = {src}")
+        body += init_source(decl.kind, decl.args, _attr_ref(name, containers))
+    for bname, n in buffers.items():
+        args = {k: _strip(v) for k, v in n.get("exprs", {}).items()}
+        a = n["attrs"]
+        if n["op"] == "dct_filters":
+            w.need("dct_filters")
+            call = (f"dct_filters({args.get('channels', repr(a['channels']))}, {args.get('height', repr(a['height']))}, "
+                    f"{args.get('width', repr(a['width']))}, {args.get('freqs', repr(a['freqs']))})")
+        elif n["op"] == "eye":
+            call = f"torch.eye({args.get('n', repr(a['n']))})"
+        else:
+            call = f"_triu_flat({a['n']}, {a['offset']})"
+        body.append(f"self.register_buffer({bname!r}, {call})")
+    forward = w.forward()
+
+    helpers = []
+    for h in w.helpers:
+        obj = BatchNorm if h == "BatchNorm" else getattr(runtime, h)
+        helpers.append(textwrap.dedent(inspect.getsource(obj)))
+    doc = [f'"""{sp.title} ({sp.name}): generated by attndsl from {sp.path}.', "",
+           *textwrap.wrap(sp.paper, 96), "",
+           "Compiled with " + ", ".join(f"{k}={v!r}" for k, v in c.params.items()) + "."]
+    if fixed:
+        doc.append("Fixed in this file (other values need a new compile): " + ", ".join(fixed) + ".")
+    doc.append('"""')
+    imports = ["import math", ""]
+    if any("lru_cache" in h for h in helpers):
+        imports = ["import math", "from functools import lru_cache", ""]
+    imports += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
+    out = doc + imports + ["", ""]
+    for h in helpers:
+        out += h.rstrip().splitlines() + ["", ""]
+    out += [f"class {c.class_name}(nn.Module):",
+            f'    """{sp.title}: inputs {", ".join(sp.inputs)}; outputs {", ".join(sp.outputs)}."""', "",
+            f"    def __init__({', '.join(sig)}):",
+            "        super().__init__()"]
+    out += ["        " + ln for b in body for ln in b.splitlines()]
+    out += [""] + ["    " + ln for ln in forward]
+    return "\n".join(out).rstrip() + "\n"
