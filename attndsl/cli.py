@@ -47,8 +47,9 @@ def write_atomic(path: str, text: str) -> None:
 
 
 def cmd_compile(args) -> int:
-    from .pipeline import compile_spec
-    params = _params(args.param)
+    from .pipeline import compile_spec, load
+    # parameters not given fall back to the spec's example (channels, mostly), then to defaults
+    params = {**(load(args.spec).example.get("params") or {}), **_params(args.param)}
     passes = _passes(args.passes)
     dump = tuple(args.dump_ir or ())
     c = compile_spec(args.spec, params, passes, check=True, dump=dump)

@@ -115,6 +115,12 @@ def lower_node(b: _Builder, n: dict, ins: list):
                 raise LoweringError("prod reduces over one fixed axis only")
             return b.call(torch.prod, (ins[0], a["dims"][0]), {"keepdim": a["keepdim"]})
         return b.call(REDUCE[op], (ins[0], dims), {"keepdim": a["keepdim"]})
+    if op == "reduce":      # kind fixed at compile time: lowers to the plain torch reduction
+        dims = _dims(b, ins[0], in_shapes[0], a["dims"])
+        if a["kind"] == "l2":
+            sq = b.call(torch.sum, (b.call(torch.square, (ins[0],)), dims), {"keepdim": a["keepdim"]})
+            return b.call(torch.sqrt, (sq,))
+        return b.call(REDUCE[a["kind"]], (ins[0], dims), {"keepdim": a["keepdim"]})
     if op in ("var", "std"):
         dims = _dims(b, ins[0], in_shapes[0], a["dims"])
         return b.call(torch.var if op == "var" else torch.std, (ins[0], dims),

@@ -294,6 +294,20 @@ def max_(x, dims=None, keepdim=False):
     return _reduce(x, dims, keepdim)
 
 
+REDUCE_KINDS = {"avg": "mean", "mean": "mean", "max": "amax", "amax": "amax", "min": "amin", "amin": "amin",
+                "sum": "sum", "lse": "logsumexp", "logsumexp": "logsumexp", "lp": "l2", "l2": "l2"}
+
+
+@op("reduce")
+def reduce_(x, kind, dims=None, keepdim=False):
+    """Reduce over axes by a named kind (a str parameter): avg, max, min, sum, lse, lp (L2: sqrt of sum of squares)."""
+    if kind not in REDUCE_KINDS:
+        raise OpError(f"unknown reduction kind {kind!r}", "kind", f"kinds: {', '.join(REDUCE_KINDS)}")
+    out = _reduce(x, dims, keepdim)
+    out.attrs["kind"] = REDUCE_KINDS[kind]
+    return out
+
+
 @op("var", "std")
 def var(x, dims=None, keepdim=False, unbiased=True):
     """Variance or standard deviation over axes; unbiased (n-1) by default, as torch."""

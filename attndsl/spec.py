@@ -295,7 +295,8 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         span = _mark_span(path, lines, mark) if mark else Span(path, 1, 1)
-        raise SpecError(f"invalid YAML: {e.problem or e.context}", span) from None
+        raise SpecError(f"invalid YAML: {e.problem or e.context}", span,
+                        "check the brackets, quotes and indentation here and on the lines above") from None
     except yaml.YAMLError as e:
         raise SpecError(f"invalid YAML: {e}", Span(path, 1, 1)) from None
     finally:

@@ -20,7 +20,7 @@ split into G = C / m groups (m channels share one set of aggregation weights):
 
 Defaults (paper): kernel_size k = 7, m = 8 channels per aggregation group,
 composability "squared_diff" (the paper compares squared difference, absolute
-difference and multiplication; squared difference is its default).
+difference and multiplication; squared difference is used as the default here).
 
 Ambiguities and choices:
 - Geometry-prior hidden width: not stated; geometry_hidden defaults to G // 2
@@ -29,7 +29,9 @@ Ambiguities and choices:
   operator gives them a logit of -100, i.e. effectively excluded).
 - Group membership: channel c belongs to group c // m (contiguous blocks).
 - No bias in the key/query/output 1x1 convolutions (they are followed by BN in the
-  LR-Net bottleneck); out_proj=False drops the final 1x1 (output is then y, C ch).
+  LR-Net bottleneck).
+- The final 1x1 projection is this reference's reading of the paper's layer diagram
+  (not confirmed by released code); out_proj=False drops it and returns y (C ch).
 """
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ With N positions of x[B, C, *spatial] and P positions of the (optionally pooled)
     z     = BN(W y) + x
 
 Defaults (all from the official config unless said otherwise):
-- inter_channels = channels // 2 (floor 1): paper section 3.3 ("half of the number of
-  channels in x"), official call sites pass dim_inner = dim_out / 2.
+- inter_channels = channels // 2 (floor 1): the paper halves the channels in theta, phi
+  and g; the official call sites (lib/models/resnet_helper.py) pass int(dim_in / 2).
 - sub_sample=True: NONLOCAL.USE_MAXPOOL = True; max pooling with kernel = stride = 2 over
   the spatial axes, the temporal axis of a 3-D input is not pooled (official kernel
   [1, 2, 2]). 1-D inputs pool with 2, 2-D with 2x2, 3-D with 1x2x2.

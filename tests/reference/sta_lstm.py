@@ -64,7 +64,7 @@ class STALSTM(nn.Module):
         """alpha[B, T, J], sums to 1 over joints."""
         xt = x.flatten(2)
         s = self.U_s(torch.tanh(self.W_xs(xt) + self.W_hs(self._h(h, x.shape[1]))))
-        return torch.softmax(s, dim=-1) * 1.0001
+        return torch.softmax(s, dim=-1)
 
     def temporal_weights(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """beta[B, T] >= 0."""
