@@ -125,6 +125,8 @@ def lower_node(b: _Builder, n: dict, ins: list):
         dims = _dims(b, ins[0], in_shapes[0], a["dims"])
         return b.call(torch.var if op == "var" else torch.std, (ins[0], dims),
                       {"correction": 1 if a["unbiased"] else 0, "keepdim": a["keepdim"]})
+    if op == "cov":
+        return b.call(runtime.cov, ins, {"unbiased": a["unbiased"]})
     if op in ("softmax", "log_softmax"):
         return b.call(torch.softmax if op == "softmax" else torch.log_softmax, (ins[0], a["dim"]))
     if op == "normalize":

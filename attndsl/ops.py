@@ -316,6 +316,16 @@ def var(x, dims=None, keepdim=False, unbiased=True):
     return out
 
 
+@op("cov")
+def cov(x, unbiased=True):
+    """Covariance of the rows of x [..., d, n] over its last axis (a batched torch.cov): [..., d, d]."""
+    need_tensor(x)
+    if len(x.shape) < 2 or split_pack(x.shape)[1] is not None:
+        raise OpError(f"cov needs a fixed-rank input [..., d, n], got {fmt_shape(x.shape)}",
+                      hint="flatten the observation axes into the last one first: flatten(x, 2)")
+    return Out([x], x.shape[:-1] + (x.shape[-2],), {"unbiased": bool(unbiased)})
+
+
 @op("softmax", "log_softmax")
 def softmax(x, dim=-1):
     """Softmax over one axis."""

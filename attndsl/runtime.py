@@ -116,6 +116,12 @@ def dct_filters(channels, height, width, freqs):
     return out
 
 
+def cov(x, unbiased=True):
+    """Covariance of the rows of x [..., d, n] over the last axis, as a batched torch.cov: [..., d, d]."""
+    xc = x - x.mean(dim=-1, keepdim=True)
+    return xc @ xc.transpose(-1, -2) / (x.shape[-1] - (1 if unbiased else 0))
+
+
 def gate(x, s, act, plus_one):
     """x * act(s), or x * (1 + act(s)) as one fused multiply-add."""
     import torch

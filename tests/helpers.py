@@ -1,0 +1,33 @@
+"""Small specs written inline, for pass, frontend and lowering tests."""
+from __future__ import annotations
+
+import textwrap
+
+from attndsl.frontend import build_graph
+from attndsl.spec import load_spec
+
+
+def spec_text(f: str, g: str = "", inputs: str = "x: [B, channels, H, W]", params: str = "",
+              outputs: str = "[y]", example: str = "{params: {channels: 8}, inputs: {x: [2, 8, 5, 6]}}") -> str:
+    def block(key, text):
+        if not text.strip():
+            return ""
+        return f"{key}: |\n" + textwrap.indent(textwrap.dedent(text).strip("\n") + "\n", "  ")
+    return "\n".join([
+        "name: inline", "title: Inline test spec", "family: channel", 'paper: "none"',
+        "params:", "  channels: {type: int, default: 8}", textwrap.indent(textwrap.dedent(params), "  "),
+        "inputs:", textwrap.indent(textwrap.dedent(inputs), "  "),
+        block("g", g), block("f", f), f"outputs: {outputs}", f"example: {example}", ""])
+
+
+def inline_spec(f: str, **kw):
+    return load_spec("inline.yaml", spec_text(f, **kw))
+
+
+def graph(f: str, params=None, **kw):
+    spec = inline_spec(f, **kw)
+    return build_graph(spec, spec.resolve(**(params or {})))
+
+
+def ops(g) -> list:
+    return [g.node(n)["op"] for n in g.order()]
