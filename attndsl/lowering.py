@@ -159,8 +159,14 @@ def lower_node(b: _Builder, n: dict, ins: list):
         return b.call(torch.narrow, (ins[0], a["dim"], a["start"], a["length"]))
     if op == "expand":
         return b.method("expand_as", ins)
+    if op == "reshape":
+        return b.method("reshape_as", ins)
     if op == "where":
         return b.call(torch.where, ins)
+    if op == "switch":      # the case picked at compile time; no node of its own
+        return ins[0]
+    if op in ("avg_pool", "max_pool") and split_pack(in_shapes[0])[1] is not None:
+        return b.call(runtime.pool_nd, (ins[0], op, a["kernel"], a["stride"], a["padding"]))
     if op in ("adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool"):
         nd = len(in_shapes[0]) - 2
         fn = getattr(F, f"{op}{nd}d")

@@ -272,6 +272,19 @@ def where(cond, a, b):
     return Out([cond, a, b], r)
 
 
+@op("switch")
+def switch(key, **cases):
+    """Pick a tensor by a compile-time key (a str or bool parameter): switch(mode, l2=a, l1=b, ...)."""
+    # every case is evaluated and shape-checked; dead-code elimination drops the unpicked ones
+    name = str(key).lower() if isinstance(key, bool) else key
+    if not isinstance(name, str):
+        raise OpError(f"switch needs a str or bool key (a parameter), got {key!r}", "key")
+    if name not in cases:
+        raise OpError(f"switch has no case `{name}`", "key", f"cases: {', '.join(cases) or 'none'}")
+    v = need_tensor(cases[name], name)
+    return Out([v], v.shape, {"key": name})
+
+
 # --- reductions and normalisations ----------------------------------------------------------
 
 REDUCTIONS = ("sum", "mean", "amax", "amin", "logsumexp", "prod")
@@ -371,11 +384,13 @@ def flatten(x, start=1, end=-1):
     """Merge the axes start..end into one."""
     need_tensor(x)
     pre, pack, suf = split_pack(x.shape)
-    a = resolve_axis(x.shape, start, "start")
+    # flatten(x, 2) of [B, C, *S] starts at the variadic part's first axis: [B, C, |S]
+    starts_at_pack = pack is not None and start == len(pre) and not isinstance(start, bool)
+    a = len(pre) if starts_at_pack else resolve_axis(x.shape, start, "start")
     b = resolve_axis(x.shape, end, "end") if not (pack is not None and end == -1 and not suf) else "end"
     if pack is not None:
         if not (isinstance(a, int) and a >= 0 and (b == "end" or (isinstance(b, int) and b < 0))):
-            raise OpError("flatten of a variadic shape must start before and end after its variadic part")
+            raise OpError("flatten of a variadic shape must start at or before and end after its variadic part")
         last = len(x.shape) if b == "end" else len(x.shape) + b + 1
         merged = numel(x.shape[a:last])
         return Out([x], x.shape[:a] + (merged,) + x.shape[last:], {"start": a, "end": -1 if b == "end" else b})
@@ -541,6 +556,16 @@ def expand(x, like):
     return Out([x, like], like.shape)
 
 
+@op("reshape")
+def reshape(x, like):
+    """Reshape x to the shape of `like` (same element count): undoes a flatten, e.g. back to [B, C, *S]."""
+    need_tensor(x), need_tensor(like, "like")
+    if not dim_eq(numel(x.shape), numel(like.shape)):
+        raise OpError(f"cannot reshape {fmt_shape(x.shape)} to {fmt_shape(like.shape)}: element counts differ",
+                      hint="reshape keeps the element count; move axes with rearrange or transpose first")
+    return Out([x, like], like.shape)
+
+
 # --- spatial ----------------------------------------------------------------------------------
 
 @op("adaptive_avg_pool", "adaptive_max_pool")
@@ -557,6 +582,8 @@ def adaptive_pool(x, size):
 def pool(x, kernel, stride=None, padding=0, ceil_mode=False):
     """Window pooling over the spatial axes of [B, C, *spatial] (rank from the input)."""
     need_tensor(x)
+    if split_pack(x.shape)[1] is not None:
+        return _pool_variadic(x, kernel, stride, padding, ceil_mode)
     need_rank(x, (3, 4, 5), "pooling")
     n = len(x.shape) - 2
     k = tuple_n(kernel, n, "kernel")
@@ -566,6 +593,35 @@ def pool(x, kernel, stride=None, padding=0, ceil_mode=False):
         raise OpError("ceil_mode is not supported", "ceil_mode")
     sp = tuple(conv_out(d, kk, ss, pp, 1) for d, kk, ss, pp in zip(x.shape[2:], k, s, p))
     return Out([x], x.shape[:2] + sp, {"kernel": k, "stride": s, "padding": p})
+
+
+def _pool_variadic(x, kernel, stride, padding, ceil_mode):
+    """Pooling of x [B, C, *S], whose spatial rank is known only at run time.
+
+    An int size applies to every spatial axis; a list lines up with the last axes: axes before
+    it are not pooled, entries beyond the input's rank are dropped. [1, 2, 2] pools a 3-D input
+    by 1x2x2, a 2-D one by 2x2, a 1-D one by 2 (non-local's sub-sampling). The result's spatial
+    run is a new pack named after the window (`*S_pool1x2x2`).
+    """
+    pre, pack, suf = split_pack(x.shape)
+    if len(pre) != 2 or suf or pack.ones:
+        raise OpError(f"pooling of a variadic shape needs [B, C, *S], got {fmt_shape(x.shape)}")
+    if ceil_mode:
+        raise OpError("ceil_mode is not supported", "ceil_mode")
+
+    def sizes(v, arg):
+        if isinstance(v, (list, tuple)):
+            return tuple(need_int(i, arg, 0) for i in v)
+        return need_int(v, arg, 0)
+
+    k = sizes(kernel, "kernel")
+    s = sizes(stride if stride is not None else kernel, "stride")
+    p = sizes(padding, "padding")
+
+    def tag(v):
+        return "x".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    name = f"{pack.name}_pool{tag(k)}" + (f"_s{tag(s)}" if s != k else "") + (f"_p{tag(p)}" if p else "")
+    return Out([x], x.shape[:2] + (Pack(name),), {"kernel": k, "stride": s, "padding": p})
 
 
 @op("interpolate")

@@ -91,6 +91,18 @@ def affine_grid_like(theta, like, align_corners=False):
     return F.affine_grid(theta, list(like.shape), align_corners=align_corners)
 
 
+def pool_nd(x, op, kernel, stride, padding):
+    """avg_pool/max_pool of x [B, C, *spatial] at any rank; a list size lines up with the last axes."""
+    import torch.nn.functional as F
+    n = x.dim() - 2
+
+    def fit(v, fill):
+        return tuple(([fill] * n + (list(v) if isinstance(v, (list, tuple)) else [v] * n))[-n:])
+    pool = {"avg_pool": (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d),
+            "max_pool": (F.max_pool1d, F.max_pool2d, F.max_pool3d)}[op][n - 1]
+    return pool(x, fit(kernel, 1), stride=fit(stride, 1), padding=fit(padding, 0))
+
+
 def sliding(x, dim, size, step=1, padding=0):
     """Windows of `size` along `dim` (zero-padded by `padding` both sides) as a new last axis."""
     import torch.nn.functional as F

@@ -44,4 +44,4 @@ def test_defaults_are_the_papers():
     m = attndsl.build("sknet", channels=128)
     assert m.fc.weight.shape == (32, 128)               # d = max(128 // 16, 32)
     assert m.select.weight.shape == (256, 32)           # M * C rows
-    assert m.branch_conv[1].dilation == (2, 2) and m.branch_conv[1].groups == 32
+    assert m.get_submodule("branch_conv.1").dilation == (2, 2) and m.get_submodule("branch_conv.1").groups == 32
