@@ -58,8 +58,10 @@ def timed(fns, repeat):
 
 def step(module, xs, train):
     if not train:
-        with torch.no_grad():
-            return lambda: module(*xs)
+        def infer():
+            with torch.no_grad():
+                return module(*xs)
+        return infer
 
     def run():
         out = module(*[x.requires_grad_() for x in xs])
