@@ -22,7 +22,7 @@ from .pipeline import compile_spec
 
 _PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
             "sqrt": "math.sqrt"}
-_PYOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "pow": "**"}
+from .frontend import _PYOPS  # noqa: E402  (one spelling of each operator, shared with the frontend)
 
 
 def render_expr(e) -> str:
@@ -35,6 +35,10 @@ def render_expr(e) -> str:
         return {"true": "True", "false": "False", "pi": "math.pi"}.get(e.name, e.name)
     if isinstance(e, S.Neg):
         return f"(-{render_expr(e.operand)})"
+    if isinstance(e, S.Not):
+        return f"(not {render_expr(e.operand)})"
+    if isinstance(e, S.IfExp):
+        return f"({render_expr(e.then)} if {render_expr(e.cond)} else {render_expr(e.orelse)})"
     if isinstance(e, S.BinOp):
         return f"({render_expr(e.left)} {_PYOPS[e.op]} {render_expr(e.right)})"
     if isinstance(e, S.ListExpr):

@@ -51,7 +51,9 @@ class Static:
         return self.src if self.src is not None else repr(self.value)
 
 
-_PYOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "pow": "**"}
+_PYOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "pow": "**",
+          "and": "and", "or": "or", "==": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+_LOGIC = ("and", "or", "==", "!=", "<", ">", "<=", ">=")
 _PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
             "sqrt": "math.sqrt"}
 
@@ -173,8 +175,18 @@ class Frontend:
             if isinstance(v, Static):
                 return Static(-v.value, ("neg", v), f"(-{v.source})" if v.deps else None, v.deps)
             return self.apply_op("neg", [v], {}, e.span, {})
+        if isinstance(e, S.Not):
+            v = self.eval(e.operand)
+            c = self.static(v, e.span, "a condition", render=True)
+            return Static(not c, None, f"(not {v.source})" if v.deps else None, v.deps)
+        if isinstance(e, S.IfExp):
+            c = self.static(self.eval(e.cond), e.cond.span, "a condition")
+            return self.eval(e.then if c else e.orelse)
         if isinstance(e, S.BinOp):
             a, b = self.eval(e.left), self.eval(e.right)
+            if e.op in _LOGIC and not (isinstance(a, Static) and isinstance(b, Static)):
+                raise ShapeError(f"`{_PYOPS[e.op]}` compares values known at compile time; "
+                                 "for tensors use where(), maximum() or minimum()", e.span)
             if isinstance(a, Static) and isinstance(b, Static):
                 deps = a.deps | b.deps
                 src = f"({a.source} {_PYOPS.get(e.op, '?')} {b.source})" if deps else None
@@ -328,6 +340,9 @@ class Frontend:
                 for v in seq:
                     self.bind(st.var, Static(v))
                     self.run(st.body)
+            elif isinstance(st, S.If):
+                cond = self.static(self.eval(st.cond), st.cond.span, "an `if` condition")
+                self.run(st.then if cond else st.orelse)
             elif isinstance(st, S.Return):
                 if len(self.scopes) == 1:
                     raise SpecError("`return` outside a function", st.span)

@@ -175,6 +175,10 @@ def eval_static(expr, lookup, known=()):
                              did_you_mean(e.name, list(known) + list(builtins)))
         if isinstance(e, S.Neg):
             return -ev(e.operand)
+        if isinstance(e, S.Not):
+            return not ev(e.operand)
+        if isinstance(e, S.IfExp):
+            return ev(e.then) if ev(e.cond) else ev(e.orelse)
         if isinstance(e, S.ListExpr):
             return [ev(i) for i in e.items]
         if isinstance(e, S.BinOp):
@@ -191,6 +195,10 @@ def eval_static(expr, lookup, known=()):
         raise ParamError("not allowed in a parameter expression", e.span)
 
     return ev(expr)
+
+
+COMPARISONS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+               ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
 
 
 def arith(op, a, b, span=None):
@@ -210,6 +218,12 @@ def arith(op, a, b, span=None):
             return a % b
         if op == "pow":
             return a ** b
+        if op in COMPARISONS:
+            return COMPARISONS[op](a, b)
+        if op == "and":
+            return a and b
+        if op == "or":
+            return a or b
     except ZeroDivisionError:
         raise ParamError("division by zero", span) from None
     except TypeError:

@@ -121,6 +121,25 @@ class Return(Node):
     values: list
 
 
+@dataclass
+class If(Node):
+    cond: Any
+    then: list
+    orelse: list
+
+
+@dataclass
+class IfExp(Node):
+    cond: Any
+    then: Any
+    orelse: Any
+
+
+@dataclass
+class Not(Node):
+    operand: Any
+
+
 # --- parser ------------------------------------------------------------------------
 
 class _BracketNewlines:
@@ -145,14 +164,14 @@ def _parser(start: str) -> Lark:
                      propagate_positions=True, postlex=_BracketNewlines(), maybe_placeholders=True)
 
 
-_BINOPS = ("add", "sub", "mul", "div", "floordiv", "mod", "matmul", "pow")
+_BINOPS = ("add", "sub", "mul", "div", "floordiv", "mod", "matmul", "pow", "and_", "or_")
 
 _TOKEN_NAMES = {
     "_NL": "end of line", "NAME": "a name", "NUMBER": "a number", "STRING": "a string",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "EQUAL": "`=`", "COMMA": "`,`",
     "LBRACE": "`{`", "RBRACE": "`}`", "$END": "end of program", "MINUS": "`-`", "PLUS": "`+`",
     "STAR": "`*`", "SLASH": "`/`", "AT": "`@`", "PERCENT": "`%`", "DOUBLESTAR": "`**`",
-    "DOUBLESLASH": "`//`",
+    "DOUBLESLASH": "`//`", "COMPARE": "a comparison",
 }
 
 
@@ -238,6 +257,21 @@ class _ToAST(Transformer):
     def for_loop(self, meta, var, iterable, *body):
         return For(self._span(meta), str(var), iterable, [s for s in body if s is not None])
 
+    def block(self, meta, *stmts):
+        return [st for st in stmts if st is not None]
+
+    def if_stmt(self, meta, cond, then, orelse):
+        return If(self._span(meta), cond, then, orelse or [])
+
+    def ifexp(self, meta, then, cond, orelse):
+        return IfExp(self._span(meta), cond, then, orelse)
+
+    def not_(self, meta, operand):
+        return Not(self._span(meta), operand)
+
+    def compare(self, meta, a, op, b):
+        return BinOp(self._span(meta), str(op), a, b)
+
     def return_stmt(self, meta, *values):
         return Return(self._span(meta), list(values))
 
@@ -250,7 +284,7 @@ class _ToAST(Transformer):
 
 for _op in _BINOPS:
     setattr(_ToAST, _op, (lambda op: v_args(meta=True, inline=True)(
-        lambda self, meta, a, b: BinOp(self._span(meta), op, a, b)))(_op))
+        lambda self, meta, a, b: BinOp(self._span(meta), op.rstrip("_"), a, b)))(_op))
 
 
 def _syntax_error(err: UnexpectedInput, source: Source) -> ParseError:
@@ -268,6 +302,8 @@ def _syntax_error(err: UnexpectedInput, source: Source) -> ParseError:
         hint = ("expected " + ", ".join(expected[:6])) if expected else None
         if tok.type == "_NL":
             col = len(source._line(line)) + 1
+        if source._line(line).strip().startswith("else"):
+            hint = "write `} else {` on one line"
         return ParseError(f"unexpected {shown}", source.span(line, col, len(str(tok).strip()) or 1), hint)
     if isinstance(err, UnexpectedCharacters):
         ch = source._line(line)[col - 1: col] or "?"

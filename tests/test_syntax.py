@@ -38,6 +38,14 @@ def show(e):
         return f"for {e.var} in {show(e.iterable)} {{{'; '.join(show(s) for s in e.body)}}}"
     if isinstance(e, S.Return):
         return "return " + ", ".join(show(v) for v in e.values)
+    if isinstance(e, S.If):
+        body = "; ".join(show(st) for st in e.then)
+        other = "; ".join(show(st) for st in e.orelse)
+        return f"if {show(e.cond)} {{{body}}}" + (f" else {{{other}}}" if e.orelse else "")
+    if isinstance(e, S.IfExp):
+        return f"ifexp({show(e.cond)}, {show(e.then)}, {show(e.orelse)})"
+    if isinstance(e, S.Not):
+        return f"not({show(e.operand)})"
     raise TypeError(e)
 
 
@@ -64,6 +72,11 @@ VALID = [
     ("def mlp(v) = fc2(relu(fc1(v)))", ["def mlp(v) {return fc2(relu(fc1(v)))}"]),
     ("def f(a, b) {\n  c = a + b\n  return c, a\n}", ["def f(a, b) {c = add(a, b); return c, a}"]),
     ("for i in range(3) {\n  u[i] = f(i)\n}\ny = u", ["for i in range(3) {u[i] = f(i)}", "y = u"]),
+    ("if bn {\n  a = f(a)\n}\ny = a", ["if bn {a = f(a)}", "y = a"]),
+    ("if k > 1 {\n  y = a\n} else {\n  y = b\n}", ["if >(k, 1) {y = a} else {y = b}"]),
+    ("y = a if c == 2 else b", ["y = ifexp(==(c, 2), a, b)"]),
+    ("y = not a and b or c", ["y = or(and(not(a), b), c)"]),
+    ("y = f(x, bias=not bn)", ["y = f(x, bias=not(bn))"]),
     ("y = x; z = y", None),          # no `;`: checked in INVALID
 ]
 
@@ -84,6 +97,7 @@ INVALID = [
     ("def f(a) {\n  b = a\n}", 1, "function `f` must end with `return`"),
     ("y = x\n  z = \n", 2, "unexpected end of line"),
     ("for i in 3 {\n y = x\n", 2, "unexpected end of program"),
+    ("if a {\n y = x\n}\nelse {\n y = z\n}", 4, "unexpected `{`"),
 ]
 
 
