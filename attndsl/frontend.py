@@ -104,6 +104,8 @@ class Frontend:
         self.graph = Graph(meta={"spec": spec.name, "params": dict(params)})
         self.scopes: list[dict] = [{}]
         self.fixed: set = set()     # parameters that generated code cannot vary
+        self.axis_names = {d.lstrip("*") for dims in spec.inputs.values() for d in dims
+                           if isinstance(d, str) and d.lstrip("*").isidentifier() and d not in params}
 
     # --- names -------------------------------------------------------------------------
     def lookup(self, name: str, span: Span):
@@ -114,6 +116,8 @@ class Frontend:
             return Static(self.params[name], ("param", name), name, frozenset([name]))
         if name in CONSTANTS:
             return Static(CONSTANTS[name])
+        if name in self.axis_names:          # a symbolic size names its axis: softmax(a, dim=T)
+            return Static(name)
         known = [n for s in self.scopes for n in s] + list(self.params) + list(CONSTANTS)
         raise NameError_(f"undefined name `{name}`", span,
                          did_you_mean(name, known) or "assign it first, or declare it under `params`/`inputs`")
