@@ -17,7 +17,7 @@ from torch import fx
 
 from . import runtime, syntax as S
 from .layers import BatchNorm, init_source, layer_source
-from .lowering import INFIX, SOURCE, layer_ranks, lower
+from .lowering import BUFFERS, INFIX, SOURCE, layer_ranks, lower
 from .pipeline import compile_spec
 
 _PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
@@ -85,7 +85,7 @@ def _containers(names) -> dict:
 
 # names a local variable of forward must not take: they would hide a module-level name
 _RESERVED = {n for n, v in vars(runtime).items() if callable(v)} | {
-    "torch", "F", "nn", "math", "self", "BatchNorm", "lru_cache"}
+    "torch", "F", "nn", "math", "self", "BatchNorm"}
 
 
 def _local(node: fx.Node) -> str:
@@ -207,17 +207,11 @@ def generate(spec, passes=None, **params) -> str:
             body.append(f"self.{name} = {src}")
         body += init_source(decl.kind, decl.args, _attr_ref(name, containers))
     for bname, n in buffers.items():
-        args = {k: _strip(v) for k, v in n.get("exprs", {}).items()}
-        a = n["attrs"]
-        if n["op"] == "dct_filters":
-            w.need("dct_filters")
-            call = (f"dct_filters({args.get('channels', repr(a['channels']))}, {args.get('height', repr(a['height']))}, "
-                    f"{args.get('width', repr(a['width']))}, {args.get('freqs', repr(a['freqs']))})")
-        elif n["op"] == "eye":
-            call = f"torch.eye({args.get('n', repr(a['n']))})"
-        else:
-            call = f"_triu_flat({a['n']}, {a['offset']})"
-        body.append(f"self.register_buffer({bname!r}, {call})")
+        fn, argnames = BUFFERS[n["op"]]
+        exprs = n.get("exprs", {})
+        w.need(fn.__name__)
+        args = ", ".join(_strip(exprs[k]) if k in exprs else repr(n["attrs"][k]) for k in argnames)
+        body.append(f"self.register_buffer({bname!r}, {fn.__name__}({args}))")
     forward = w.forward()
 
     helpers = []
@@ -230,10 +224,7 @@ def generate(spec, passes=None, **params) -> str:
     if fixed:
         doc.append("Fixed in this file (other values need a new compile): " + ", ".join(fixed) + ".")
     doc.append('"""')
-    imports = ["import math", ""]
-    if any("lru_cache" in h for h in helpers):
-        imports = ["import math", "from functools import lru_cache", ""]
-    imports += ["import torch", "import torch.nn.functional as F", "from torch import nn"]
+    imports = ["import math", "", "import torch", "import torch.nn.functional as F", "from torch import nn"]
     out = doc + imports + ["", ""]
     for h in helpers:
         out += h.rstrip().splitlines() + ["", ""]

@@ -163,8 +163,6 @@ def lower_node(b: _Builder, n: dict, ins: list):
         return b.method("reshape_as", ins)
     if op == "where":
         return b.call(torch.where, ins)
-    if op == "switch":      # the case picked at compile time; no node of its own
-        return ins[0]
     if op in ("avg_pool", "max_pool") and split_pack(in_shapes[0])[1] is not None:
         return b.call(runtime.pool_nd, (ins[0], op, a["kernel"], a["stride"], a["padding"]))
     if op in ("adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool"):
@@ -198,21 +196,17 @@ def lower_node(b: _Builder, n: dict, ins: list):
         return b.call(F.scaled_dot_product_attention, ins, kw)
     if op == "gate":
         return b.call(runtime.gate, ins, {"act": a["act"], "plus_one": a["plus_one"]})
-    if op in ("dct_filters", "eye", "triu_indices"):
+    if op in BUFFERS:
         return _buffer(b, n)
     raise LoweringError(f"no lowering for op `{op}`", n["span"])
 
 
-BUFFER_FNS = {
-    "dct_filters": lambda a: runtime.dct_filters(a["channels"], a["height"], a["width"], a["freqs"]),
-    "eye": lambda a: torch.eye(a["n"]),
-    "triu_indices": lambda a: _triu(a["n"], a["offset"]),
+# constant tensors: op -> (runtime function, its arguments' attribute names); codegen writes the same call
+BUFFERS = {
+    "dct_filters": (runtime.dct_filters, ("channels", "height", "width", "freqs")),
+    "eye": (runtime.eye, ("n",)),
+    "triu_indices": (runtime.triu_flat, ("n", "offset")),
 }
-
-
-def _triu(n, offset):
-    i, j = torch.triu_indices(n, n, offset)
-    return i * n + j
 
 
 def _buffer(b: _Builder, n: dict):
@@ -220,7 +214,8 @@ def _buffer(b: _Builder, n: dict):
     base, k = name, 1
     while hasattr(b.root, name):
         name, k = f"{base}_{k}", k + 1
-    b.root.register_buffer(name, BUFFER_FNS[n["op"]](n["attrs"]))
+    fn, argnames = BUFFERS[n["op"]]
+    b.root.register_buffer(name, fn(*[n["attrs"][k] for k in argnames]))
     b.buffers[name] = n
     return b.fx.get_attr(name)
 

@@ -5,8 +5,6 @@ self-contained: it may use only tensor methods, `torch` (imported inside the
 function), the standard library, and other helpers of this module named in
 `NEEDS`. Importing this module does not import torch.
 """
-from functools import lru_cache
-
 NEEDS = {"rearrange": ["parse_pattern"]}
 
 
@@ -20,9 +18,14 @@ def unsqueeze_like(s, like):
     return s.reshape(tuple(s.shape) + (1,) * (like.dim() - s.dim()))
 
 
-@lru_cache(maxsize=None)
-def parse_pattern(pattern):
-    """'b c (h w) -> b (h w) c' as groups of axis names: ((('b',), ('c',), ('h', 'w')), ...)."""
+def parse_pattern(pattern, _cache={}):
+    """'b c (h w) -> b (h w) c' as groups of axis names: ((('b',), ('c',), ('h', 'w')), ...).
+
+    The cache is a plain dict default argument: self-contained for generated code, and
+    torch.compile traces it without the warning an lru_cache draws.
+    """
+    if pattern in _cache:
+        return _cache[pattern]
     sides = []
     for side in pattern.split("->"):
         groups, cur = [], None
@@ -37,7 +40,8 @@ def parse_pattern(pattern):
             else:
                 groups.append((tok,))
         sides.append(tuple(groups))
-    return tuple(sides)
+    _cache[pattern] = tuple(sides)
+    return _cache[pattern]
 
 
 def rearrange(x, pattern, **sizes):
@@ -113,9 +117,26 @@ def sliding(x, dim, size, step=1, padding=0):
 
 
 def dct_filters(channels, height, width, freqs):
-    """FcaNet's DCT basis: channel group i holds the (u, v) = freqs[i] cosine filter [C, h, w]."""
+    """FcaNet's DCT basis: channel group i holds the (u, v) = freqs[i] cosine filter [C, h, w].
+
+    freqs may also name one of FcaNet's selections, "top16", "low4", "bot8"... (1, 2, 4, 8, 16
+    or 32 frequencies of the paper's 7x7 ablation: best-first, lowest-first, worst-first),
+    scaled by height // 7 and width // 7 as the official code does.
+    """
     import math
     import torch
+    if isinstance(freqs, str):
+        tables = {   # (u indices, v indices) on a 7x7 grid, official FcaNet get_freq_indices
+            "top": ([0, 0, 6, 0, 0, 1, 1, 4, 5, 1, 3, 0, 0, 0, 3, 2, 4, 6, 3, 5, 5, 2, 6, 5, 5, 3, 3, 4, 2, 2, 6, 1],
+                    [0, 1, 0, 5, 2, 0, 2, 0, 0, 6, 0, 4, 6, 3, 5, 2, 6, 3, 3, 3, 5, 1, 1, 2, 4, 2, 1, 1, 3, 0, 5, 3]),
+            "low": ([0, 0, 1, 1, 0, 2, 2, 1, 2, 0, 3, 4, 0, 1, 3, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4],
+                    [0, 1, 0, 1, 2, 0, 1, 2, 2, 3, 0, 0, 4, 3, 1, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3]),
+            "bot": ([6, 1, 3, 3, 2, 4, 1, 2, 4, 4, 5, 1, 4, 6, 2, 5, 6, 1, 6, 2, 2, 4, 3, 3, 5, 5, 6, 2, 5, 5, 3, 6],
+                    [6, 4, 4, 6, 6, 3, 1, 4, 4, 5, 6, 5, 2, 2, 5, 1, 4, 3, 5, 0, 3, 1, 1, 2, 4, 2, 1, 1, 5, 3, 3, 3]),
+        }
+        us, vs = tables[freqs[:3]]
+        n = int(freqs[3:])
+        freqs = [(u * (height // 7), v * (width // 7)) for u, v in zip(us[:n], vs[:n])]
     def basis(pos, freq, n):
         r = math.cos(math.pi * freq * (pos + 0.5) / n) / math.sqrt(n)
         return r if freq == 0 else r * math.sqrt(2)
@@ -132,6 +153,19 @@ def cov(x, unbiased=True):
     """Covariance of the rows of x [..., d, n] over the last axis, as a batched torch.cov: [..., d, d]."""
     xc = x - x.mean(dim=-1, keepdim=True)
     return xc @ xc.transpose(-1, -2) / (x.shape[-1] - (1 if unbiased else 0))
+
+
+def eye(n):
+    """Identity matrix [n, n]."""
+    import torch
+    return torch.eye(n)
+
+
+def triu_flat(n, offset=0):
+    """Flat (row-major) indices of the upper triangle of an n x n matrix, from diagonal `offset` on."""
+    import torch
+    i, j = torch.triu_indices(n, n, offset)
+    return i * n + j
 
 
 def gate(x, s, act, plus_one):
