@@ -272,19 +272,6 @@ def where(cond, a, b):
     return Out([cond, a, b], r)
 
 
-@op("switch")
-def switch(key, **cases):
-    """Pick a tensor by a compile-time key (a str or bool parameter): switch(mode, l2=a, l1=b, ...)."""
-    # every case is evaluated and shape-checked; dead-code elimination drops the unpicked ones
-    name = str(key).lower() if isinstance(key, bool) else key
-    if not isinstance(name, str):
-        raise OpError(f"switch needs a str or bool key (a parameter), got {key!r}", "key")
-    if name not in cases:
-        raise OpError(f"switch has no case `{name}`", "key", f"cases: {', '.join(cases) or 'none'}")
-    v = need_tensor(cases[name], name)
-    return Out([v], v.shape, {"key": name})
-
-
 # --- reductions and normalisations ----------------------------------------------------------
 
 REDUCTIONS = ("sum", "mean", "amax", "amin", "logsumexp", "prod")
@@ -695,12 +682,19 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
 
 @op("dct_filters")
 def dct_filters(channels, height, width, freqs):
-    """FcaNet's 2-D DCT basis per channel [channels, height, width]; freqs = [[u, v], ...] split channels evenly."""
-    freqs = [tuple(f) for f in freqs]
-    if channels % len(freqs):
-        raise OpError(f"{channels} channels do not split evenly over {len(freqs)} frequencies", "freqs")
+    """FcaNet's 2-D DCT basis per channel [channels, height, width]; freqs = [[u, v], ...] or a table name ("top16") split channels evenly."""
+    if isinstance(freqs, str):      # one of FcaNet's selections, "top16", "low4", "bot8"... (see runtime)
+        if freqs[:3] not in ("top", "low", "bot") or freqs[3:] not in ("1", "2", "4", "8", "16", "32"):
+            raise OpError(f"unknown frequency selection {freqs!r}", "freqs",
+                          "top, low or bot followed by 1, 2, 4, 8, 16 or 32, e.g. top16")
+        n = int(freqs[3:])
+    else:
+        freqs = tuple(tuple(f) for f in freqs)
+        n = len(freqs)
+    if channels % n:
+        raise OpError(f"{channels} channels do not split evenly over {n} frequencies", "freqs")
     return Out([], (channels, height, width),
-               {"channels": channels, "height": height, "width": width, "freqs": tuple(freqs)})
+               {"channels": channels, "height": height, "width": width, "freqs": freqs})
 
 
 @op("eye")
