@@ -24,6 +24,7 @@ def theta_near_identity(monkeypatch):
             module.fc2.bias.mul_(0.2).add_(torch.tensor([1.0, 0, 0, 0, 1, 0], dtype=module.fc2.bias.dtype))
     monkeypatch.setattr(tests.oracle, "randomize", randomize)
 
+
 SHAPES = [
     {"x": [2, 3, 9, 11]},       # odd, non-square
     {"x": [1, 3, 6, 5]},        # batch 1
