@@ -7,47 +7,32 @@ rule (`infer`, no torch) and the runtime (`attndsl.runtime.rearrange`).
 """
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import sympy
 
-from .shapes import Pack, norm, numel, split_pack
+from .runtime import parse_pattern
+from .shapes import norm, numel, split_pack
 
-_TOKEN = re.compile(r"\(|\)|\.\.\.|[A-Za-z_][A-Za-z_0-9]*|\d+|\S")
-
-
-def _side(text: str):
-    groups, cur = [], None
-    for tok in _TOKEN.findall(text):
-        if tok == "(":
-            if cur is not None:
-                raise ValueError("nested parentheses in pattern")
-            cur = []
-        elif tok == ")":
-            if cur is None:
-                raise ValueError("unbalanced `)` in pattern")
-            groups.append(tuple(cur))
-            cur = None
-        elif tok == "..." or tok.isidentifier() or tok.isdigit():
-            if tok.isdigit() and tok != "1":
-                raise ValueError(f"only the unit axis `1` may be written as a number, got `{tok}`")
-            (cur if cur is not None else groups).append(tok if cur is not None else (tok,))
-        else:
-            raise ValueError(f"unexpected `{tok}` in pattern")
-    if cur is not None:
-        raise ValueError("unbalanced `(` in pattern")
-    return tuple(groups)
+def _names(item):
+    return (item,) if isinstance(item, str) else item
 
 
 @lru_cache(maxsize=256)
 def parse(pattern: str):
-    """(left groups, right groups), each group a tuple of axis names."""
+    """(left, right) items of a pattern, checked; the runtime shares the parser."""
     if pattern.count("->") != 1:
         raise ValueError("a pattern needs exactly one `->`")
-    left, right = (_side(s) for s in pattern.split("->"))
-    names_l = [a for g in left for a in g if a != "1"]
-    names_r = [a for g in right for a in g if a != "1"]
+    left, right = parse_pattern(pattern)
+    for item in left + right:
+        for n in _names(item):
+            if not (n.isidentifier() or n in ("1", "...")):
+                what = "only the unit axis `1` may be written as a number" if n.isdigit() else "unexpected"
+                raise ValueError(f"{what}: `{n}` in pattern")
+    if any(isinstance(i, tuple) and "..." in i for i in left):
+        raise ValueError("`...` cannot be grouped on the left side")
+    names_l = [a for i in left for a in _names(i) if a != "1"]
+    names_r = [a for i in right for a in _names(i) if a != "1"]
     for side, names in (("left", names_l), ("right", names_r)):
         dup = {a for a in names if names.count(a) > 1}
         if dup:
@@ -55,9 +40,6 @@ def parse(pattern: str):
     if set(names_l) != set(names_r):
         diff = sorted(set(names_l) ^ set(names_r))
         raise ValueError(f"axis `{diff[0]}` appears on one side only")
-    for g in left + right:
-        if "..." in g and len(g) > 1 and g != ("...",):
-            pass
     return left, right
 
 
@@ -65,11 +47,8 @@ def infer(pattern: str, shape, sizes: dict):
     """Result shape of rearranging `shape` by `pattern`."""
     left, right = parse(pattern)
     pre, pack, suf = split_pack(shape)
-    has_ell = any("..." in g for g in left)
-    if has_ell:
-        idx = next(i for i, g in enumerate(left) if "..." in g)
-        if left[idx] != ("...",):
-            raise ValueError("`...` cannot be grouped on the left side")
+    if "..." in left:
+        idx = left.index("...")
         n_fixed = len(left) - 1
         if pack is not None:
             if len(pre) != idx or len(suf) != n_fixed - idx:
@@ -86,33 +65,32 @@ def infer(pattern: str, shape, sizes: dict):
         if len(left) != len(shape):
             raise ValueError(f"pattern `{pattern}` has {len(left)} axes on the left, the input has {len(shape)}")
         dims = list(shape)
-    known = {k: v for k, v in sizes.items()}
-    for g, d in zip(left, dims):
-        if g == ("...",):
+    known = dict(sizes)
+    for item, d in zip(left, dims):
+        if item == "...":
             known["..."] = d
             continue
-        unknown = [a for a in g if a != "1" and a not in known]
+        names = [a for a in _names(item) if a != "1"]
+        unknown = [a for a in names if a not in known]
         prod = sympy.Integer(1)
-        for a in g:
-            if a != "1" and a in known:
+        for a in names:
+            if a in known:
                 prod *= sympy.sympify(known[a])
         if len(unknown) > 1:
-            raise ValueError(f"cannot infer sizes of {', '.join(unknown)} in `({' '.join(g)})`; give them as keywords")
+            raise ValueError(f"cannot infer sizes of {', '.join(unknown)} in `({' '.join(names)})`; "
+                             "give them as keywords")
         if unknown:
             q = sympy.sympify(d) / prod
             if q.is_Rational and not q.is_Integer:
                 raise ValueError(f"size {d} is not divisible by {prod}")
             known[unknown[0]] = norm(q)
         elif sympy.simplify(sympy.sympify(d) - prod) != 0:
-            raise ValueError(f"axis `({' '.join(g)})` has size {prod}, the input has {d}")
+            raise ValueError(f"axis `{' '.join(_names(item))}` has size {prod}, the input has {d}")
     out = []
-    for g in right:
-        if g == ("...",):
+    for item in right:
+        if item == "...":
             out.extend(known["..."])
             continue
-        if "..." in g:
-            parts = [known[a] if a != "..." else numel(known["..."]) for a in g if a != "1"]
-        else:
-            parts = [known[a] for a in g if a != "1"]
+        parts = [numel(known["..."]) if a == "..." else known[a] for a in _names(item) if a != "1"]
         out.append(norm(sympy.prod([sympy.sympify(p) for p in parts]) if parts else 1))
     return tuple(out), (left, right)

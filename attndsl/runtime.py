@@ -19,7 +19,7 @@ def unsqueeze_like(s, like):
 
 
 def parse_pattern(pattern, _cache={}):
-    """'b c (h w) -> b (h w) c' as groups of axis names: ((('b',), ('c',), ('h', 'w')), ...).
+    """'b c (h w) -> b (h w) c' as two tuples of items: an axis name, `1`, `...`, or a tuple for a group.
 
     The cache is a plain dict default argument: self-contained for generated code, and
     torch.compile traces it without the warning an lru_cache draws.
@@ -28,18 +28,22 @@ def parse_pattern(pattern, _cache={}):
         return _cache[pattern]
     sides = []
     for side in pattern.split("->"):
-        groups, cur = [], None
+        items, group = [], None
         for tok in side.replace("(", " ( ").replace(")", " ) ").split():
             if tok == "(":
-                cur = []
+                if group is not None:
+                    raise ValueError("nested parentheses in pattern")
+                group = []
             elif tok == ")":
-                groups.append(tuple(cur))
-                cur = None
-            elif cur is not None:
-                cur.append(tok)
+                if group is None:
+                    raise ValueError("unbalanced `)` in pattern")
+                items.append(tuple(group))
+                group = None
             else:
-                groups.append((tok,))
-        sides.append(tuple(groups))
+                (items if group is None else group).append(tok)
+        if group is not None:
+            raise ValueError("unbalanced `(` in pattern")
+        sides.append(tuple(items))
     _cache[pattern] = tuple(sides)
     return _cache[pattern]
 
@@ -47,37 +51,38 @@ def parse_pattern(pattern, _cache={}):
 def rearrange(x, pattern, **sizes):
     """Reshape and permute x by an einops-style pattern ("b c h w -> b (h w) c")."""
     left, right = parse_pattern(pattern)
-    ell = tuple(f"...{i}" for i in range(x.dim() - (len(left) - 1)))
+    ell = tuple(f"...{i}" for i in range(x.dim() - (len(left) - 1))) if "..." in left else ()
 
-    def expand(group):
-        return [a for n in group for a in (ell if n == "..." else (n,)) if a != "1"]
+    def expand(item):
+        names = (item,) if isinstance(item, str) else item
+        return [a for n in names for a in (ell if n == "..." else (n,)) if a != "1"]
 
     known, flat, dims = dict(sizes), [], iter(x.shape)
-    for group in left:
-        if group == ("...",):
+    for item in left:
+        if item == "...":
             for a in ell:
                 known[a] = next(dims)
         else:
-            size, axes_ = next(dims), expand(group)
+            size, axes_ = next(dims), expand(item)
             unknown = [a for a in axes_ if a not in known]
             if unknown:
                 prod = 1
                 for a in axes_:
                     prod *= known.get(a, 1)
                 known[unknown[0]] = size // prod
-        flat += expand(group)
-    if any(g != ("...",) and (len(g) != 1 or g == ("1",)) for g in left):
+        flat += expand(item)
+    if any(isinstance(item, tuple) or item == "1" for item in left):
         x = x.reshape([known[a] for a in flat])
-    perm = [flat.index(a) for g in right for a in expand(g)]
+    perm = [flat.index(a) for item in right for a in expand(item)]
     if perm != sorted(perm):
         x = x.permute(perm)
     out = []
-    for group in right:
-        if group == ("...",):
+    for item in right:
+        if item == "...":
             out += [known[a] for a in ell]
         else:
             size = 1
-            for a in expand(group):
+            for a in expand(item):
                 size *= known[a]
             out.append(size)
     return x if list(x.shape) == out else x.reshape(out)
