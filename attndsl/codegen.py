@@ -198,8 +198,8 @@ def generate(spec, passes=None, **params) -> str:
             kind = "Parameter" if decl.kind == "param" else "Module"
             body.append(f"self.{head} = nn.{kind}{'List' if containers[head] == 'list' else 'Dict'}()")
         src = layer_source(decl.kind, decl.args, {k: _strip(v) for k, v in decl.exprs.items()}, ranks.get(name))
-        if "BatchNorm(" in src and not src.startswith("nn."):
-            w.helpers.append("BatchNorm") if "BatchNorm" not in w.helpers else None
+        if src.startswith("BatchNorm("):      # the any-rank batch norm is attndsl's own class
+            w.need("BatchNorm")
         if head in containers:
             body.append(f"self.{head}.append({src})" if containers[head] == "list"
                         else f"self.{head}[{name.split('.', 1)[1]!r}] = {src}")

@@ -88,73 +88,61 @@ def _arg_name(kind, ours):
     return {"kernel": "kernel"}.get(ours, ours)
 
 
-def init_source(kind: str, args: dict, target: str) -> list[str]:
-    """Statements that re-create the init overrides of a layer."""
-    lines = []
+# init name -> (what the built module runs on a tensor, the same as source over "{t}")
+_INITS = {
+    "zeros": (nn.init.zeros_, "nn.init.zeros_({t})"),
+    "ones": (nn.init.ones_, "nn.init.ones_({t})"),
+    "normal": (lambda t: nn.init.normal_(t, std=0.01), "nn.init.normal_({t}, std=0.01)"),
+    "uniform": (lambda t: nn.init.uniform_(t, -0.1, 0.1), "nn.init.uniform_({t}, -0.1, 0.1)"),
+}
+
+
+def _init_recipe(how):
+    """(function of a tensor, source template) for an init: a name, a number or a list of values."""
+    if isinstance(how, str):
+        return _INITS[how]
+    if isinstance(how, (int, float)):
+        return (lambda t: nn.init.constant_(t, how)), f"nn.init.constant_({{t}}, {how!r})"
+
+    def copy(t):
+        if len(how) != t.numel():
+            raise LoweringError(f"an init lists {len(how)} values for a tensor of {t.numel()}")
+        t.copy_(torch.tensor(list(how), dtype=t.dtype).view_as(t))
+    return copy, f"with torch.no_grad():\n    {{t}}.copy_(torch.tensor({list(how)!r}).view_as({{t}}))"
+
+
+def _overrides(args: dict):
     for which in ("weight", "bias"):
         how = args.get(f"{which}_init")
-        if how is None or how == "default":
-            continue
-        ref = f"{target}.{which}"
-        if how in ("zeros", "ones"):
-            lines.append(f"nn.init.{how}_({ref})")
-        elif how == "normal":
-            lines.append(f"nn.init.normal_({ref}, std=0.01)")
-        elif how == "uniform":
-            lines.append(f"nn.init.uniform_({ref}, -0.1, 0.1)")
-        elif isinstance(how, (int, float)):
-            lines.append(f"nn.init.constant_({ref}, {how!r})")
-        else:
-            lines.append(f"with torch.no_grad():\n    {ref}.copy_(torch.tensor({list(how)!r}).view_as({ref}))")
-    return lines
+        if how is not None and how != "default":
+            yield which, _init_recipe(how)
+
+
+def init_source(kind: str, args: dict, target: str) -> list[str]:
+    """Statements that re-create the init overrides of a layer."""
+    return [src.format(t=f"{target}.{which}") for which, (_, src) in _overrides(args)]
 
 
 def _apply_init(module: nn.Module, args: dict) -> None:
     with torch.no_grad():
-        for which in ("weight", "bias"):
-            how = args.get(f"{which}_init")
-            t = getattr(module, which, None)
-            if how is None or how == "default" or t is None:
-                continue
-            if how == "zeros":
-                nn.init.zeros_(t)
-            elif how == "ones":
-                nn.init.ones_(t)
-            elif how == "normal":
-                nn.init.normal_(t, std=0.01)
-            elif how == "uniform":
-                nn.init.uniform_(t, -0.1, 0.1)
-            elif isinstance(how, (int, float)):
-                nn.init.constant_(t, how)
-            else:
-                if len(how) != t.numel():
-                    raise LoweringError(f"{which}_init has {len(how)} values, the {which} has {t.numel()}")
-                t.copy_(torch.tensor(list(how), dtype=t.dtype).view_as(t))
+        for which, (fn, _) in _overrides(args):
+            if getattr(module, which, None) is not None:
+                fn(getattr(module, which))
 
 
 def _param_init(init, shape):
-    if init in ("zeros", None, "default"):
-        return torch.zeros(shape)
-    if init == "ones":
-        return torch.ones(shape)
-    if init == "normal":
-        return torch.randn(shape) * 0.01
-    if init == "uniform":
-        return torch.empty(shape).uniform_(-0.1, 0.1)
-    if isinstance(init, (int, float)):
-        return torch.full(shape, float(init))
-    return torch.tensor(list(init), dtype=torch.float32).view(shape)
+    t = torch.zeros(shape)
+    if init not in ("zeros", None, "default"):
+        with torch.no_grad():
+            _init_recipe(init)[0](t)
+    return t
 
 
 def _param_init_source(init, shape_src):
     if init in ("zeros", None, "default"):
         return f"torch.zeros({shape_src})"
-    if init == "ones":
-        return f"torch.ones({shape_src})"
-    if init == "normal":
-        return f"torch.randn({shape_src}) * 0.01"
-    if init == "uniform":
-        return f"torch.empty({shape_src}).uniform_(-0.1, 0.1)"
-    if isinstance(init, (int, float)):
-        return f"torch.full({shape_src}, {float(init)!r})"
-    return f"torch.tensor({list(init)!r}).view({shape_src})"
+    src = _init_recipe(init)[1]
+    if "\n" in src:     # a list of values
+        return f"torch.tensor({list(init)!r}).view({shape_src})"
+    # the init functions work in place and return their tensor
+    return src.format(t=f"torch.empty({shape_src})")

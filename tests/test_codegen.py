@@ -62,3 +62,19 @@ def test_cli_output_runs_with_only_torch(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(2, 64, 5, 7)"
+
+
+def test_any_rank_batchnorm_is_copied_into_the_file():
+    from tests.helpers import inline_spec
+    spec = inline_spec("""
+        bn = batchnorm(channels)
+        y = bn(x)
+    """, inputs='x: [B, channels, "*S"]')
+    src = attndsl.generate(spec, channels=8)
+    assert "class BatchNorm(nn.modules.batchnorm._BatchNorm):" in src
+    mod = load_generated(src, "inline_bn")
+    gen, built = mod.Inline(8), attndsl.build(spec, channels=8)
+    gen.load_state_dict(built.state_dict())
+    for shape in [(2, 8, 5), (2, 8, 3, 4), (2, 8, 2, 3, 4)]:
+        x = torch.randn(shape)
+        torch.testing.assert_close(gen(x), built(x), rtol=0, atol=0)
