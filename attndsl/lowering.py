@@ -49,6 +49,7 @@ for _fn in (torch.softmax, torch.log_softmax, torch.var, torch.std, torch.transp
             torch.unsqueeze, torch.squeeze, torch.cat, torch.stack, torch.split, torch.select, torch.narrow,
             torch.maximum, torch.minimum, torch.clamp, torch.where, torch.index_select, torch.addcmul):
     SOURCE[_fn] = f"torch.{_fn.__name__}"
+SOURCE[torch.full_like] = "torch.full_like"
 INFIX = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/", operator.pow: "**",
          operator.matmul: "@", operator.floordiv: "//", operator.mod: "%"}
 
@@ -127,6 +128,10 @@ def lower_node(b: _Builder, n: dict, ins: list):
                       {"correction": 1 if a["unbiased"] else 0, "keepdim": a["keepdim"]})
     if op == "cov":
         return b.call(runtime.cov, ins, {"unbiased": a["unbiased"]})
+    if op == "dropout":     # reads the module's train/eval flag at run time
+        return b.call(runtime.apply_dropout, (ins[0], a["p"], a["channelwise"], b.fx.get_attr("training")))
+    if op == "numel":
+        return b.call(runtime.numel_over, (ins[0], _dims(b, ins[0], in_shapes[0], a["dims"])))
     if op in ("softmax", "log_softmax"):
         return b.call(torch.softmax if op == "softmax" else torch.log_softmax, (ins[0], a["dim"]))
     if op == "normalize":
@@ -157,6 +162,11 @@ def lower_node(b: _Builder, n: dict, ins: list):
         return b.call(torch.select, (ins[0], a["dim"], a["index"]))
     if op == "narrow":
         return b.call(torch.narrow, (ins[0], a["dim"], a["start"], a["length"]))
+    if op == "split_like":
+        return b.call(runtime.split_like, (ins[0], list(ins[1:]), a["dim"]))
+    if op == "conv2d_fn":
+        bias = ins[2] if a["bias"] else None
+        return b.call(runtime.conv2d_fn, (ins[0], ins[1], bias, a["stride"], a["padding"], a["dilation"], a["groups"]))
     if op == "expand":
         return b.method("expand_as", ins)
     if op == "reshape":
@@ -170,7 +180,8 @@ def lower_node(b: _Builder, n: dict, ins: list):
         fn = getattr(F, f"{op}{nd}d")
         if op.startswith("adaptive"):
             return b.call(fn, (ins[0], a["size"]))
-        return b.call(fn, (ins[0], a["kernel"]), {"stride": a["stride"], "padding": a["padding"]})
+        return b.call(fn, (ins[0], a["kernel"]), {"stride": a["stride"], "padding": a["padding"],
+                                                  **({"ceil_mode": True} if a.get("ceil_mode") else {})})
     if op == "interpolate":
         kw = {"mode": a["mode"]}
         if a["align_corners"] is not None:
@@ -191,11 +202,39 @@ def lower_node(b: _Builder, n: dict, ins: list):
                                            "align_corners": a["align_corners"]})
     if op == "index_select":
         return b.call(torch.index_select, (ins[0], a["dim"], ins[1]))
+    if op == "gather":
+        return b.call(runtime.gather, (ins[0], a["dim"], ins[1]))
+    if op == "sample_onehot":
+        return b.call(runtime.sample_onehot, (ins[0], ins[1], a["dim"]))
+    if op == "split_matrix":
+        return b.call(runtime.split_matrix, (ins[0], a["dim"], a["n"]))
+    if op == "hardmax":
+        return b.call(runtime.hardmax, (ins[0], a["dim"]))
+    if op == "patch_grid":
+        return b.call(runtime.patch_grid, (ins[0], ins[1], a["size"]))
     if op == "attention":
         kw = {} if a["scale"] is None else {"scale": a["scale"]}
         return b.call(F.scaled_dot_product_attention, ins, kw)
     if op == "gate":
         return b.call(runtime.gate, ins, {"act": a["act"], "plus_one": a["plus_one"]})
+    if op == "detach":
+        return b.method("detach", ins)
+    if op == "random_bases":    # read as a copy: a train-mode ema_update may change the buffer after this use
+        return b.method("clone", (_buffer(b, n),))
+    if op == "ema_update":      # updates the buffer behind a random_bases read, when the module is training
+        buf = ins[0]
+        if _is_node(buf) and buf.op == "call_method" and buf.target == "clone":
+            buf = buf.args[0]
+        if not (_is_node(buf) and buf.op == "get_attr"):
+            raise LoweringError("ema_update needs a buffer (a random_bases value) as its first argument", n["span"])
+        training = b.fx.get_attr("training")
+        return b.call(runtime.ema_update, (buf, ins[1], training, a["momentum"], a["dims"]))
+    if op == "rand_like":
+        return b.call(runtime.rand_like, (ins[0], a["last"]))
+    if op == "if_training":
+        return b.call(runtime.if_training, (ins[0], ins[1], b.fx.get_attr("training")))
+    if op == "full_like":
+        return b.call(torch.full_like, (ins[0], a["value"]))
     if op in BUFFERS:
         return _buffer(b, n)
     raise LoweringError(f"no lowering for op `{op}`", n["span"])
@@ -206,6 +245,8 @@ BUFFERS = {
     "dct_filters": (runtime.dct_filters, ("channels", "height", "width", "freqs")),
     "eye": (runtime.eye, ("n",)),
     "triu_indices": (runtime.triu_flat, ("n", "offset")),
+    "window_index": (runtime.window_index, ("h", "w", "mask_h", "mask_w")),
+    "random_bases": (runtime.random_bases, ("shape", "std", "norm_dim")),
 }
 
 

@@ -326,6 +326,24 @@ def cov(x, unbiased=True):
     return Out([x], x.shape[:-1] + (x.shape[-2],), {"unbiased": bool(unbiased)})
 
 
+@op("numel")
+def numel_op(x, dims=None):
+    """Number of elements of x over axes (all by default; `spatial`: the positions), a runtime number: z / numel(x, dims=spatial)."""
+    need_tensor(x)
+    return Out([x], None, {"dims": resolve_axes(x.shape, dims)})
+
+
+@op("dropout", pure=False)
+def dropout(x, p, channelwise=False):
+    """Dropout in train mode, identity in eval; channelwise zeroes whole channels (Dropout1d/2d/3d on [B, C, *S])."""
+    need_tensor(x)
+    if not 0 <= p <= 1:
+        raise OpError(f"dropout probability must lie in [0, 1], got {p}", "p")
+    if channelwise and split_pack(x.shape)[1] is None and len(x.shape) not in (3, 4, 5):
+        raise OpError(f"channelwise dropout needs [B, C, *S] with 1-3 spatial axes, got {fmt_shape(x.shape)}", "x")
+    return Out([x], x.shape, {"p": float(p), "channelwise": bool(channelwise)})
+
+
 @op("softmax", "log_softmax")
 def softmax(x, dim=-1):
     """Softmax over one axis."""
@@ -533,6 +551,59 @@ def narrow(x, dim, start, length):
     return Out([x], tuple(s), {"dim": a, "start": need_int(start, "start"), "length": length})
 
 
+@op("split_like")
+def split_like(x, likes, dim=1):
+    """Split an axis into parts as long as that axis of each tensor in `likes` (sizes may be symbolic: H, W)."""
+    need_tensor(x)
+    likes = _list_of_tensors(likes, "likes")
+    a = resolve_axis(x.shape, dim)
+    if isinstance(x.shape[a], Pack):
+        raise OpError("split_like needs a fixed axis", "dim")
+    shapes, total = [], 0
+    for v in likes:
+        if len(v.shape) != len(x.shape) or isinstance(v.shape[a], Pack):
+            raise OpError(f"split_like: {fmt_shape(v.shape)} does not line up with {fmt_shape(x.shape)}", "likes")
+        s = list(x.shape)
+        s[a] = v.shape[a]
+        shapes.append(tuple(s))
+        total = total + sympy.sympify(v.shape[a])
+    if not dim_eq(total, x.shape[a]):
+        raise OpError(f"split_like: parts {[str(v.shape[a]) for v in likes]} do not add up to {x.shape[a]}", "likes")
+    return Out([x, *likes], None, {"dim": a}, n_outputs=len(likes), shapes=shapes)
+
+
+@op("conv2d_fn")
+def conv2d_fn(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D conv of x [B, C, H, W] by a weight tensor: [O, C/groups, kh, kw], or [B, O, C/groups, kh, kw] one per sample."""
+    need_tensor(x), need_tensor(weight, "weight")
+    need_rank(x, (4,), "conv2d_fn")
+    need_int(groups, "groups", 1)
+    ws = weight.shape
+    per_sample = len(ws) == 5
+    if len(ws) not in (4, 5) or any(isinstance(d, Pack) for d in ws):
+        raise OpError(f"conv2d_fn needs a weight [O, C/groups, kh, kw] or [B, O, C/groups, kh, kw], got {fmt_shape(ws)}",
+                      "weight")
+    if per_sample and not dim_eq(ws[0], x.shape[0]):
+        raise OpError(f"conv2d_fn: per-sample weight {fmt_shape(ws)} does not match batch {x.shape[0]}", "weight")
+    o, cg, kh, kw = ws[-4:]
+    if not dim_eq(sympy.sympify(cg) * groups, x.shape[1]):
+        raise OpError(f"conv2d_fn: weight {fmt_shape(ws)} with groups={groups} needs {cg} * {groups} input channels, "
+                      f"got {fmt_shape(x.shape)}", "weight")
+    if not isinstance(o, int) or o % groups or not isinstance(kh, int) or not isinstance(kw, int):
+        raise OpError(f"conv2d_fn: weight {fmt_shape(ws)}: fixed sizes, out channels divisible by groups", "weight")
+    ins = [x, weight]
+    if bias is not None:
+        need_tensor(bias, "bias")
+        want = ((x.shape[0], o) if per_sample else (o,))
+        if len(bias.shape) != len(want) or not all(dim_eq(p, q) for p, q in zip(bias.shape, want)):
+            raise OpError(f"conv2d_fn: bias {fmt_shape(bias.shape)} should be {fmt_shape(want)}", "bias")
+        ins.append(bias)
+    st, pd, dl = tuple_n(stride, 2, "stride"), tuple_n(padding, 2, "padding"), tuple_n(dilation, 2, "dilation")
+    sp = tuple(conv_out(d, k, a, p, e) for d, k, a, p, e in zip(x.shape[2:], (kh, kw), st, pd, dl))
+    return Out(ins, (x.shape[0], o) + sp, {"stride": st, "padding": pd, "dilation": dl, "groups": groups,
+                                           "bias": bias is not None})
+
+
 @op("expand")
 def expand(x, like):
     """Broadcast x to the shape of `like` (materialised view)."""
@@ -577,7 +648,12 @@ def pool(x, kernel, stride=None, padding=0, ceil_mode=False):
     s = tuple_n(stride if stride is not None else kernel, n, "stride")
     p = tuple_n(padding, n, "padding")
     if ceil_mode:
-        raise OpError("ceil_mode is not supported", "ceil_mode")
+        # ceil((d + 2p - k) / s) + 1; torch drops a last window that starts past d + p, which
+        # cannot happen when s <= k - p (gather-excite's kernel = stride windows)
+        if any(ss > kk - pp for kk, ss, pp in zip(k, s, p)):
+            raise OpError("ceil_mode needs stride <= kernel - padding", "ceil_mode")
+        sp = tuple(conv_out(sympy.sympify(d) + ss - 1, kk, ss, pp, 1) for d, kk, ss, pp in zip(x.shape[2:], k, s, p))
+        return Out([x], x.shape[:2] + sp, {"kernel": k, "stride": s, "padding": p, "ceil_mode": True})
     sp = tuple(conv_out(d, kk, ss, pp, 1) for d, kk, ss, pp in zip(x.shape[2:], k, s, p))
     return Out([x], x.shape[:2] + sp, {"kernel": k, "stride": s, "padding": p})
 
@@ -718,6 +794,125 @@ def index_select(x, dim, index):
     s = list(x.shape)
     s[a] = index.shape[0]
     return Out([x, index], tuple(s), {"dim": a})
+
+
+@op("gather")
+def gather(x, dim, index):
+    """torch.gather along axis `dim` of x; an index with fewer axes than x is broadcast over x's leading axes."""
+    need_tensor(x), need_tensor(index, "index")
+    r = len(index.shape)
+    if split_pack(x.shape)[1] is not None or r > len(x.shape):
+        raise OpError(f"gather needs a fixed-rank x with at least the index's {r} axes, got {fmt_shape(x.shape)}")
+    a = resolve_axis(x.shape, dim)
+    lead = len(x.shape) - r
+    if a < lead:
+        raise OpError(f"gather: axis {dim} is not one of the index's trailing {r} axes of {fmt_shape(x.shape)}", "dim")
+    for i, (d, e) in enumerate(zip(x.shape[lead:], index.shape)):
+        if lead + i != a and not dim_eq(d, e):
+            raise OpError(f"gather: index {fmt_shape(index.shape)} does not fit {fmt_shape(x.shape)} off axis {a}", "index")
+    return Out([x, index], tuple(x.shape[:lead]) + tuple(index.shape), {"dim": a})
+
+
+@op("window_index")
+def window_index(h, w, mask_h, mask_w):
+    """Constant [h*w, h*w]: entry [j, i] is the row-major offset in the mask_h x mask_w window centred on position i
+    of an h x w map that covers position j, or mask_h * mask_w where j lies outside that window (PSANet's PSAMask)."""
+    n = need_int(h, "h", 1) * need_int(w, "w", 1)
+    need_int(mask_h, "mask_h", 1), need_int(mask_w, "mask_w", 1)
+    return Out([], (n, n), {"h": h, "w": w, "mask_h": mask_h, "mask_w": mask_w}, dtype="long")
+
+
+@op("sample_onehot")
+def sample_onehot(p, u, dim=-1):
+    """Inverse-CDF draw from probabilities p along `dim`, given uniform noise u in [0, 1) shaped like p without
+    that axis: the one-hot of the first index whose cumulative probability exceeds u (no gradient)."""
+    need_tensor(p, "p"), need_tensor(u, "u")
+    a = resolve_axis(p.shape, dim)
+    rest = tuple(p.shape[:a]) + tuple(p.shape[a + 1:])
+    if len(u.shape) != len(rest) or not all(dim_eq(x, y) for x, y in zip(u.shape, rest)):
+        raise OpError(f"sample_onehot: u should be {fmt_shape(rest)} (p {fmt_shape(p.shape)} without axis {a}), "
+                      f"got {fmt_shape(u.shape)}", "u")
+    return Out([p, u], p.shape, {"dim": a})
+
+
+@op("split_matrix")
+def split_matrix(x, dim, n):
+    """Membership [size, n] of the n contiguous parts torch.tensor_split cuts axis `dim` of x into (first size % n parts one longer)."""
+    need_tensor(x)
+    a = resolve_axis(x.shape, dim)
+    if isinstance(x.shape[a], Pack):
+        raise OpError("split_matrix needs a fixed axis", "dim")
+    return Out([x], (x.shape[a], need_int(n, "n", 1)), {"dim": a, "n": n})
+
+
+@op("hardmax")
+def hardmax(x, dim=-1):
+    """One-hot of the argmax along an axis (the first maximum on ties), in x's dtype, without gradient."""
+    need_tensor(x)
+    return Out([x], x.shape, {"dim": resolve_axis(x.shape, dim)})
+
+
+@op("patch_grid")
+def patch_grid(l, like, size):
+    """Sampling grid [B, size, size, 2] of the size x size pixel patch of `like` [B, C, H, W] centred at l [B, 2] = (x, y) in [-1, 1] (align_corners=False pixel spacing)."""
+    need_tensor(l, "l"), need_tensor(like, "like")
+    need_rank(like, (4,), "patch_grid", "like")
+    if len(l.shape) != 2 or not dim_eq(l.shape[1], 2) or not dim_eq(l.shape[0], like.shape[0]):
+        raise OpError(f"patch_grid needs l [B, 2] for like {fmt_shape(like.shape)}, got {fmt_shape(l.shape)}", "l")
+    return Out([l, like], (l.shape[0], need_int(size, "size", 1), size, 2), {"size": size})
+
+
+@op("detach")
+def detach(x):
+    """Stop the gradient: the value of x, with no gradient flowing back through it."""
+    need_tensor(x)
+    return Out([x], x.shape)
+
+
+@op("random_bases")
+def random_bases(shape, std=1.0, norm_dim=None):
+    """A buffer drawn once at build, N(0, std), L2-normalised along `norm_dim` (eps 1e-6) if given; read as a copy."""
+    shape = tuple(need_int(d, "shape", 1) for d in (shape if isinstance(shape, (list, tuple)) else [shape]))
+    if norm_dim is not None and not -len(shape) <= need_int(norm_dim, "norm_dim") < len(shape):
+        raise OpError(f"norm_dim {norm_dim} is out of range for shape {list(shape)}", "norm_dim")
+    return Out([], shape, {"shape": shape, "std": float(std), "norm_dim": norm_dim})
+
+
+@op("ema_update", pure=False)
+def ema_update(buffer, value, momentum, dims=None):
+    """Train mode: buffer <- momentum * buffer + (1 - momentum) * mean(value, dims) (no gradient); returns value."""
+    need_tensor(buffer, "buffer"), need_tensor(value)
+    axes = resolve_axes(value.shape, dims) if dims is not None else ()
+    mean_shape = drop_axes(value.shape, axes, True)
+    if broadcast(buffer.shape, mean_shape) != tuple(buffer.shape):
+        raise OpError(f"the mean of value {fmt_shape(mean_shape)} does not fit buffer {fmt_shape(buffer.shape)}", "value")
+    return Out([buffer, value], value.shape, {"momentum": float(momentum), "dims": axes})
+
+
+@op("rand_like", pure=False)
+def rand_like(x, last=None):
+    """Fresh U[0, 1) noise (global RNG, no gradient) shaped like x, with `last` as the size of the last axis if given."""
+    need_tensor(x)
+    if split_pack(x.shape)[1] is not None:
+        raise OpError("rand_like needs a fixed-rank x")
+    shape = tuple(x.shape) if last is None else tuple(x.shape[:-1]) + (need_int(last, "last", 1),)
+    return Out([x], shape, {"last": last})
+
+
+@op("if_training")
+def if_training(a, b):
+    """a when the module is in train mode, b in eval mode (both of one shape)."""
+    need_tensor(a, "a"), need_tensor(b, "b")
+    if len(a.shape) != len(b.shape) or not all(dim_eq(u, v) for u, v in zip(a.shape, b.shape)):
+        raise OpError(f"if_training needs operands of one shape, got {fmt_shape(a.shape)} and {fmt_shape(b.shape)}")
+    return Out([a, b], a.shape)
+
+
+@op("full_like")
+def full_like(x, value):
+    """A constant tensor of x's shape, dtype and device, every entry `value` (no gradient)."""
+    need_tensor(x)
+    return Out([x], x.shape, {"value": float(value)})
 
 
 # --- fused ops (made by passes; usable directly) -----------------------------------------------

@@ -160,6 +160,23 @@ def cov(x, unbiased=True):
     return xc @ xc.transpose(-1, -2) / (x.shape[-1] - (1 if unbiased else 0))
 
 
+def apply_dropout(x, p, channelwise, training):
+    """Dropout (train mode only); channelwise zeroes whole channels of [B, C, *S] as Dropout1d/2d/3d."""
+    import torch.nn.functional as F
+    if not channelwise:
+        return F.dropout(x, p, training)
+    fn = F.dropout1d if x.dim() == 3 else F.dropout2d if x.dim() == 4 else F.dropout3d
+    return fn(x, p, training)
+
+
+def numel_over(x, dims):
+    """Number of elements of x over the axes `dims` (a plain int from the shape)."""
+    n = 1
+    for d in dims:
+        n *= x.shape[d]
+    return n
+
+
 def eye(n):
     """Identity matrix [n, n]."""
     import torch
@@ -173,8 +190,114 @@ def triu_flat(n, offset=0):
     return i * n + j
 
 
+def gather(x, dim, index):
+    """torch.gather, the index broadcast over the leading axes of x it lacks."""
+    import torch
+    lead = x.shape[:x.dim() - index.dim()]
+    return torch.gather(x, dim, index.expand(*lead, *index.shape))
+
+
+def sample_onehot(p, u, dim):
+    """One-hot of the first index along dim whose cumulative probability exceeds u (inverse CDF), no gradient."""
+    import torch
+    cdf = p.detach().cumsum(dim)
+    idx = (cdf <= u.unsqueeze(dim)).sum(dim, keepdim=True).clamp_max(p.shape[dim] - 1)
+    return torch.zeros_like(p).scatter_(dim, idx, 1.0)
+
+
+def window_index(h, w, mask_h, mask_w):
+    """[h*w, h*w] long: [j, i] = row-major offset of j in the mask_h x mask_w window centred on i, mask_h*mask_w outside."""
+    import torch
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    dy = ys[:, None] - ys[None, :] + (mask_h - 1) // 2
+    dx = xs[:, None] - xs[None, :] + (mask_w - 1) // 2
+    inside = (dy >= 0) & (dy < mask_h) & (dx >= 0) & (dx < mask_w)
+    return torch.where(inside, dy * mask_w + dx, torch.full_like(dy, mask_h * mask_w))
+
+
 def gate(x, s, act, plus_one):
     """x * act(s), or x * (1 + act(s)) as one fused multiply-add."""
     import torch
     a = getattr(torch, act)(s)
     return torch.addcmul(x, x, a) if plus_one else x * a
+
+
+def split_matrix(x, dim, n):
+    """[size, n] float membership of the rows of axis `dim` in the n parts torch.tensor_split makes."""
+    import torch
+    size = x.shape[dim]
+    q, r = divmod(size, n)
+    rows = torch.arange(size, device=x.device)
+    part = torch.where(rows < r * (q + 1), rows // (q + 1), r + (rows - r * (q + 1)) // max(q, 1))
+    return (part[:, None] == torch.arange(n, device=x.device)).to(x.dtype)
+
+
+def hardmax(x, dim=-1):
+    """One-hot of x.argmax(dim) along dim (first maximum on ties), x's dtype, no gradient."""
+    import torch
+    idx = x.detach().argmax(dim=dim, keepdim=True)
+    return torch.zeros_like(x).scatter_(dim, idx, 1.0)
+
+
+def patch_grid(l, like, size):
+    """grid_sample grid [B, size, size, 2] of a size x size pixel patch of like [B, C, H, W] centred at l = (x, y).
+
+    Pixel spacing as align_corners=False: one pixel is 2 / W wide in x, 2 / H in y.
+    """
+    import torch
+    offs = torch.arange(size, dtype=l.dtype, device=l.device) * 2 - (size - 1)
+    gx = l[:, 0, None] + offs / like.shape[3]
+    gy = l[:, 1, None] + offs / like.shape[2]
+    b = l.shape[0]
+    return torch.stack([gx[:, None, :].expand(b, size, size), gy[:, :, None].expand(b, size, size)], dim=-1)
+
+
+def random_bases(shape, std=1.0, norm_dim=None):
+    """A [shape] tensor of N(0, std) entries, L2-normalised along norm_dim (eps 1e-6) when given."""
+    import torch
+    t = torch.randn(shape) * std
+    if norm_dim is not None:
+        t = t / (1e-6 + t.norm(dim=norm_dim, keepdim=True))
+    return t
+
+
+def ema_update(buffer, value, training, momentum, dims):
+    """In training: buffer <- momentum * buffer + (1 - momentum) * value averaged over dims, in place, without
+    gradient. Returns value unchanged."""
+    import torch
+    if training:
+        with torch.no_grad():
+            mean = value.mean(dim=dims, keepdim=True) if dims else value
+            buffer.copy_(momentum * buffer + (1 - momentum) * mean)
+    return value
+
+
+def split_like(x, likes, dim):
+    """Split x along dim into parts as long as that axis of each tensor in likes."""
+    import torch
+    return torch.split(x, [v.shape[dim] for v in likes], dim)
+
+
+def conv2d_fn(x, weight, bias, stride, padding, dilation, groups):
+    """F.conv2d by a weight tensor; a [B, O, C/groups, kh, kw] weight (bias [B, O]) gives each sample its own
+    kernel, run as one grouped conv with the batch folded into the groups."""
+    import torch.nn.functional as F
+    if weight.dim() == 4:
+        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    b = x.shape[0]
+    y = F.conv2d(x.reshape(1, b * x.shape[1], x.shape[2], x.shape[3]), weight.flatten(0, 1),
+                 None if bias is None else bias.flatten(), stride, padding, dilation, b * groups)
+    return y.reshape(b, weight.shape[1], y.shape[2], y.shape[3])
+
+
+def rand_like(x, last=None):
+    """U[0, 1) noise from the global RNG, x's shape (last axis `last` if given), dtype and device."""
+    import torch
+    shape = tuple(x.shape) if last is None else tuple(x.shape[:-1]) + (last,)
+    return torch.rand(shape, dtype=x.dtype, device=x.device)
+
+
+def if_training(a, b, training):
+    """a in train mode, b in eval mode."""
+    return a if training else b
