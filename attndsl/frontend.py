@@ -9,8 +9,10 @@ Entry point: `build_graph`.
 """
 from __future__ import annotations
 
-import sympy
+import math
 from dataclasses import dataclass
+
+import sympy
 
 from . import syntax as S
 from .errors import NameError_, ShapeError, SpecError, Span, did_you_mean
@@ -20,8 +22,8 @@ from .shapes import Pack, fmt_shape, norm, sym
 from .spec import Spec, arith, eval_static
 from .syntax import parse_expression, parse_program, Source
 
-BUFFER_OPS = ("dct_filters", "eye", "triu_indices")
-CONSTANTS = {"true": True, "false": False, "spatial": "spatial", "none": None}
+BUFFER_OPS = ("dct_filters", "eye", "triu_indices", "window_index", "random_bases")
+CONSTANTS = {"true": True, "false": False, "spatial": "spatial", "none": None, "pi": math.pi}
 STATIC_ONLY = static_builtins()
 
 

@@ -50,7 +50,7 @@ for _fn in (torch.softmax, torch.log_softmax, torch.var, torch.std, torch.transp
             torch.maximum, torch.minimum, torch.clamp, torch.where, torch.index_select, torch.addcmul):
     SOURCE[_fn] = f"torch.{_fn.__name__}"
 SOURCE[torch.full_like] = "torch.full_like"
-INFIX = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/", operator.pow: "**",
+INFIX = {operator.ne: "!=", operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/", operator.pow: "**",
          operator.matmul: "@", operator.floordiv: "//", operator.mod: "%"}
 
 
@@ -172,7 +172,9 @@ def lower_node(b: _Builder, n: dict, ins: list):
     if op == "reshape":
         return b.method("reshape_as", ins)
     if op == "where":
-        return b.call(torch.where, ins)
+        # conditions are float tensors (the language has no bool dtype): nonzero means true
+        cond = b.call(operator.ne, (ins[0], 0), name="cond")
+        return b.call(torch.where, (cond, ins[1], ins[2]))
     if op in ("avg_pool", "max_pool") and split_pack(in_shapes[0])[1] is not None:
         return b.call(runtime.pool_nd, (ins[0], op, a["kernel"], a["stride"], a["padding"]))
     if op in ("adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool"):

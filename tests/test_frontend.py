@@ -112,3 +112,17 @@ def test_parameter_cycle_is_an_error():
 def test_shape_and_name_errors(f, message):
     with pytest.raises(AttnDSLError, match=message.replace("(", r"\(").replace("[", r"\[")):
         graph(f)
+
+
+def test_where_takes_a_float_condition():
+    import torch
+    from attndsl.lowering import lower
+    g = graph("y = where(relu(x), x, 0 * x)")
+    x = torch.randn(2, 8, 5, 6)
+    torch.testing.assert_close(lower(g)(x), torch.where(x > 0, x, torch.zeros_like(x)))
+
+
+def test_pi_is_a_constant():
+    import math
+    g = graph("y = x * pi")
+    assert any(g.node(n)["attrs"].get("value") == math.pi for n in g.order())
