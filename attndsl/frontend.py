@@ -367,7 +367,7 @@ class Frontend:
 
     def assign_one(self, t: S.Target, value):
         name = t.name
-        if name in self.params or name in CONSTANTS or name in ("spatial",):
+        if name in self.params or (name in CONSTANTS and name != "pi"):     # pi may be rebound (dynamic conv's π)
             raise SpecError(f"`{name}` is a parameter or constant and cannot be reassigned", t.span)
         if t.index is not None:
             idx = self.static(self.eval(t.index), t.index.span, "an index")
