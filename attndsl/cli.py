@@ -149,6 +149,9 @@ def main(argv=None) -> int:
     except AttnDSLError as e:
         print(e.render(), file=sys.stderr)
         return 2
+    except BrokenPipeError:          # `attndsl ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
