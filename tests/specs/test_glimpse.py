@@ -11,6 +11,7 @@ import torch
 import attndsl
 from tests.oracle import check_against_reference
 from tests.reference.glimpse import GlimpseNetworkStep
+from tests.specs.sampled_location import draws as sampled_draws, inputs as sampled_inputs, sampled
 
 NOISE_SEED = 4321
 
@@ -18,32 +19,15 @@ NOISE_SEED = 4321
 KEY_MAP = {f"lstm{n}_{k}.{w}": f"lstm{n}.{w}_{k}" for n in (1, 2) for k in ("ih", "hh") for w in ("weight", "bias")}
 
 
+SampledReference = sampled(GlimpseNetworkStep, NOISE_SEED)
+
+
 def draws(shape):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(NOISE_SEED), dtype=torch.float64)
-
-
-class SampledReference(GlimpseNetworkStep):
-    """forward(x, l, h, noise): the reference, its policy drawing exactly `noise`."""
-
-    def forward(self, x, l, h, noise):
-        if self.training:
-            assert torch.equal(noise, draws(noise.shape).to(noise.dtype)), "noise is not the generator's draw"
-        rho, h_next, l_next = super().forward(x, l, h, generator=torch.Generator().manual_seed(NOISE_SEED))
-        # the reference's draw is a constant; the spec's l_next = mu + loc_std * noise also has the
-        # pathwise gradient loc_std w.r.t. its noise input: add it with value 0 so input grads compare
-        if self.training:
-            l_next = l_next + self.loc_std * (noise - noise.detach())
-        return rho, h_next, l_next
+    return sampled_draws(shape, NOISE_SEED)
 
 
 def inputs(noise):
-    def make(name, shape, gen):
-        if name == "noise":
-            return draws(shape) if noise else torch.randn(*shape, generator=gen, dtype=torch.float64)
-        if name == "l":     # locations mostly inside the image; some patches reach past the border
-            return torch.rand(*shape, generator=gen, dtype=torch.float64) * 1.6 - 0.8
-        return torch.randn(*shape, generator=gen, dtype=torch.float64)
-    return make
+    return sampled_inputs(noise, NOISE_SEED)
 
 
 def check(spec_params, ref, sizes):
