@@ -329,11 +329,15 @@ def _parse(text: str, source: Source, start: str):
         raise
 
 
+# Sources are frozen and hashable, and nothing downstream mutates an AST: rebuilding a spec
+# with other parameters reuses its parsed programs (parsing is most of a build's time).
+@lru_cache(maxsize=1024)
 def parse_program(source: Source) -> list:
     """Statements of a g/f program."""
     return _parse(source.text, source, "start")
 
 
+@lru_cache(maxsize=1024)
 def parse_expression(source: Source):
     """One expression (a parameter default)."""
     return _parse(source.text, source, "expr_only")
