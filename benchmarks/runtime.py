@@ -109,7 +109,11 @@ def main(argv=None) -> int:
         fns = [step(built, xs, args.train), step(ref, xs, args.train)]
         if not args.no_compile:
             fns += [step(torch.compile(built), xs, args.train), step(torch.compile(ref), xs, args.train)]
-        t = timed(fns, args.repeat)
+        try:
+            t = timed(fns, args.repeat)
+        except Exception as e:     # a reference whose forward takes other inputs (explicit noise...)
+            print(f"{name:<20} not comparable: {type(e).__name__}: {str(e).splitlines()[0][:70]}")
+            continue
         line = f"{name:<20} {t[0]:9.3f} {t[1]:9.3f} {t[0] / t[1]:6.2f}"
         if not args.no_compile:
             line += f" {t[2]:10.3f} {t[3]:9.3f} {t[2] / t[3]:6.2f}"
