@@ -194,6 +194,8 @@ def lower_node(b: _Builder, n: dict, ins: list):
             return b.call(F.interpolate, (ins[0],), {"size": a["size"], **kw})
         return b.call(F.interpolate, (ins[0],), {"scale_factor": a["scale"], **kw})
     if op == "pad":
+        if a.get("mode", "constant") != "constant":
+            return b.call(F.pad, (ins[0], list(a["padding"])), {"mode": a["mode"]})
         return b.call(F.pad, (ins[0], list(a["padding"])), {"value": a["value"]})
     if op == "unfold":
         return b.call(runtime.sliding, (ins[0], a["dim"], a["size"], a["step"], a["padding"]))
@@ -237,6 +239,8 @@ def lower_node(b: _Builder, n: dict, ins: list):
         return b.call(runtime.if_training, (ins[0], ins[1], b.fx.get_attr("training")))
     if op == "full_like":
         return b.call(torch.full_like, (ins[0], a["value"]))
+    if op == "arange_like":
+        return b.call(runtime.arange_like, (ins[0], a["dim"]))
     if op in BUFFERS:
         return _buffer(b, n)
     raise LoweringError(f"no lowering for op `{op}`", n["span"])

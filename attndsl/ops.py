@@ -280,6 +280,9 @@ REDUCTIONS = ("sum", "mean", "amax", "amin", "logsumexp", "prod")
 def _reduce(x, dims=None, keepdim=False):
     """Reduce over axes (`spatial` for all axes after channels)."""
     need_tensor(x)
+    if x.shape is None:         # a runtime number (numel): max(n - 1, 1) would otherwise crash in resolve_axes
+        raise OpError("reductions and max/min of a runtime number (numel) are not supported", "x",
+                      "clamp a tensor instead: clamp(t, min=1)")
     axes = resolve_axes(x.shape, dims)
     return Out([x], drop_axes(x.shape, axes, keepdim), {"dims": axes, "keepdim": bool(keepdim)})
 
@@ -708,16 +711,24 @@ def interpolate(x, size=None, like=None, scale=None, mode="nearest", align_corne
 
 
 @op("pad")
-def pad(x, padding, value=0.0):
-    """Constant padding, torch order: (last_lo, last_hi, second_last_lo, ...)."""
+def pad(x, padding, value=0.0, mode="constant"):
+    """Padding, torch order: (last_lo, last_hi, second_last_lo, ...); mode constant (value), reflect, replicate or circular."""
     need_tensor(x)
     padding = tuple(padding)
     if len(padding) % 2 or len(padding) // 2 > len(x.shape):
         raise OpError(f"pad needs pairs of sizes, got {padding}", "padding")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise OpError(f"unknown pad mode {mode!r}", "mode", "constant, reflect, replicate or circular")
+    if mode != "constant" and not 1 <= len(padding) // 2 <= min(3, len(x.shape) - 2):
+        raise OpError(f"{mode} padding pads 1 to 3 trailing axes of a [B, C, ...] input, got {padding} "
+                      f"for {fmt_shape(x.shape)}", "padding")
     s = list(x.shape)
     for i in range(len(padding) // 2):
         s[-1 - i] = norm(sympy.sympify(s[-1 - i]) + padding[2 * i] + padding[2 * i + 1])
-    return Out([x], tuple(s), {"padding": padding, "value": float(value)})
+    attrs = {"padding": padding, "value": float(value)}
+    if mode != "constant":          # constant pads keep their old attributes (IR dumps unchanged)
+        attrs["mode"] = mode
+    return Out([x], tuple(s), attrs)
 
 
 @op("unfold")
@@ -906,6 +917,14 @@ def if_training(a, b):
     if len(a.shape) != len(b.shape) or not all(dim_eq(u, v) for u, v in zip(a.shape, b.shape)):
         raise OpError(f"if_training needs operands of one shape, got {fmt_shape(a.shape)} and {fmt_shape(b.shape)}")
     return Out([a, b], a.shape)
+
+
+@op("arange_like")
+def arange_like(x, dim):
+    """The positions 0, 1, ..., n-1 along axis `dim` of x, as a vector [n] in x's dtype and device (no gradient)."""
+    need_tensor(x)
+    a = resolve_axis(x.shape, dim)
+    return Out([x], (x.shape[a],), {"dim": a})
 
 
 @op("full_like")

@@ -298,6 +298,12 @@ def rand_like(x, last=None):
     return torch.rand(shape, dtype=x.dtype, device=x.device)
 
 
+def arange_like(x, dim):
+    """0, 1, ..., n-1 for the n entries of axis dim of x, in x's dtype and device."""
+    import torch
+    return torch.arange(x.shape[dim], dtype=x.dtype, device=x.device)
+
+
 def if_training(a, b, training):
     """a in train mode, b in eval mode."""
     return a if training else b
