@@ -181,7 +181,8 @@ def lower_node(b: _Builder, n: dict, ins: list):
         nd = len(in_shapes[0]) - 2
         fn = getattr(F, f"{op}{nd}d")
         if op.startswith("adaptive"):
-            return b.call(fn, (ins[0], a["size"]))
+            # pooling to the size the input already has is the identity, and not free in torch
+            return b.call(runtime.adaptive_pool, (ins[0], op[9:12], a["size"]))
         return b.call(fn, (ins[0], a["kernel"]), {"stride": a["stride"], "padding": a["padding"],
                                                   **({"ceil_mode": True} if a.get("ceil_mode") else {})})
     if op == "interpolate":

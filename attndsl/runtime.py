@@ -88,6 +88,14 @@ def rearrange(x, pattern, **sizes):
     return x if list(x.shape) == out else x.reshape(out)
 
 
+def adaptive_pool(x, kind, size):
+    """Adaptive avg/max pooling of the spatial axes to `size`; x itself when it has that size already."""
+    import torch.nn.functional as F
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    return getattr(F, f"adaptive_{kind}_pool{len(size)}d")(x, size)
+
+
 def interpolate_like(x, like, mode="nearest", align_corners=None):
     """Resize the spatial axes of x to those of `like`."""
     import torch.nn.functional as F
