@@ -133,23 +133,26 @@ def resolve_axis(shape, d, arg="dim"):
                   "use `spatial` for the variadic axes")
 
 
+def _pack_axes(pre, suf, start=0):
+    """Axis refs of a variadic shape from prefix axis `start` on: prefix ints, "S", negative suffix ints."""
+    return list(range(start, len(pre))) + ["S"] + [-i for i in range(len(suf), 0, -1)]
+
+
 def resolve_axes(shape, dims, arg="dims"):
-    """A list of axes; `spatial` (or the pack's name) selects the variadic run or every axis after channels."""
+    """A list of axes; `spatial` selects every axis after channels, the pack's name its variadic run."""
+    pre, pack, suf = split_pack(shape)
     if dims is None:
-        return tuple(range(len(shape))) if split_pack(shape)[1] is None else tuple(
-            list(range(len(split_pack(shape)[0]))) + ["S"] + [-i for i in range(len(split_pack(shape)[2]), 0, -1)])
-    items = list(dims) if isinstance(dims, (list, tuple)) else [dims]
+        return tuple(range(len(shape))) if pack is None else tuple(_pack_axes(pre, suf))
     out = []
-    for d in items:
-        pre, pack, suf = split_pack(shape)
-        if d == "spatial" or (pack is not None and d == pack.name):
-            if pack is not None:
-                out += list(range(2, len(pre))) + ["S"] + [-i for i in range(len(suf), 0, -1)] \
-                    if d == "spatial" else ["S"]
-            else:
-                if len(shape) < 3:
-                    raise OpError(f"`spatial` needs a [B, C, ...] input with spatial axes, got {fmt_shape(shape)}", arg)
-                out += list(range(2, len(shape)))
+    for d in (list(dims) if isinstance(dims, (list, tuple)) else [dims]):
+        if pack is not None and d == pack.name:
+            out.append("S")
+        elif d == "spatial" and pack is not None:
+            out += _pack_axes(pre, suf, start=2)
+        elif d == "spatial":
+            if len(shape) < 3:
+                raise OpError(f"`spatial` needs a [B, C, ...] input with spatial axes, got {fmt_shape(shape)}", arg)
+            out += list(range(2, len(shape)))
         else:
             out.append(resolve_axis(shape, d, arg))
     if len(set(out)) != len(out):
