@@ -63,7 +63,7 @@ def _outs(o):
 
 def check_spec(spec_ref, params: dict | None = None) -> Report:
     import torch
-    from .codegen import generate
+    from .codegen import source
     from .lowering import lower
     from .pipeline import compile_spec, load
 
@@ -75,7 +75,7 @@ def check_spec(spec_ref, params: dict | None = None) -> Report:
         c = compile_spec(spec, values, check=True)
         report.add(True, f"parsed and verified after every pass ({c.nodes_before} -> {len(c.graph)} IR nodes)")
         built = lower(c.graph, c.class_name)
-        src = generate(spec, **values)
+        src = source(c, built)
         mod = load_generated(src, spec.name)
         gen = getattr(mod, c.class_name)(**c.params)
         gen.load_state_dict(built.state_dict())

@@ -60,8 +60,9 @@ def cmd_compile(args) -> int:
         print(f"// IR after {stage}", file=sys.stderr if args.output is None and not dump else sys.stdout)
         print(text)
     if args.output:
-        from .codegen import generate
-        src = generate(c.spec, passes=passes, **params)
+        from .codegen import source
+        from .lowering import lower
+        src = source(c, lower(c.graph, c.class_name))
         compile(src, args.output, "exec")      # a syntax check of our own output, not a run
         write_atomic(args.output, src)
         print(f"wrote {args.output}: class {c.class_name}")

@@ -5,7 +5,8 @@ text defining one `nn.Module` class named after the spec, whose constructor
 takes the spec's parameters with their defaults and builds the same
 submodules (same state-dict keys) as `attndsl.build`, and whose forward is
 the same fx graph written out line by line, each block under the spec line it
-came from. Helpers from `attndsl.runtime` are copied in. Entry point: `generate`.
+came from. Helpers from `attndsl.runtime` are copied in. Entry points: `generate`,
+and `source` for a spec already compiled and lowered.
 """
 from __future__ import annotations
 
@@ -162,8 +163,13 @@ def _shown_path(path: str) -> str:
 
 
 def generate(spec, passes=None, **params) -> str:
+    """Compile a spec and write its standalone module."""
     c = compile_spec(spec, params, passes)
-    gm = lower(c.graph, c.class_name)
+    return source(c, lower(c.graph, c.class_name))
+
+
+def source(c, gm: fx.GraphModule) -> str:
+    """The standalone module of a compiled spec `c`, from its lowered graph `gm`."""
     sp, graph = c.spec, c.graph
     ranks = layer_ranks(graph)
     buffers = gm.meta["buffers"]
