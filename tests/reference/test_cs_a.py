@@ -65,16 +65,6 @@ def _bn_eval(x: torch.Tensor, bn: torch.nn.modules.batchnorm._BatchNorm) -> torc
 # --------------------------------------------------------------------------- cbam
 
 
-@pytest.mark.parametrize("shape", [(2, 16, 7, 5), (1, 16, 3, 9), (3, 16, 1, 1)])
-def test_cbam_forward_backward(shape):
-    torch.manual_seed(0)
-    m = cbam.CBAM(16, reduction=4)
-    x = _randn(*shape)
-    out = forward_backward(m, x)
-    assert out.shape == x.shape
-    train_and_eval(m, x)
-
-
 @pytest.mark.parametrize(
     "kwargs",
     [dict(pool_types=("avg", "max", "lp", "lse")), dict(no_spatial=True), dict(spatial_bn=False), dict(pool_types=("avg",))],
@@ -144,16 +134,6 @@ def test_cbam_param_count_default():
 # --------------------------------------------------------------------------- tam
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 4, 5, 3), (1, 8, 4, 1, 1), (3, 8, 4, 7, 2)])
-def test_tam_forward_backward(shape):
-    torch.manual_seed(0)
-    m = tam.TemporalAdaptiveModule(8, frames=4)
-    x = _randn(*shape)
-    out = forward_backward(m, x)
-    assert out.shape == x.shape
-    train_and_eval(m, x)
-
-
 def test_tam_other_kernel_size_and_frames():
     torch.manual_seed(0)
     m = tam.TemporalAdaptiveModule(8, frames=6, kernel_size=5, padding=2)
@@ -207,16 +187,6 @@ def test_tam_param_count_default():
 
 
 # --------------------------------------------------------------------------- sknet
-
-
-@pytest.mark.parametrize("shape", [(2, 8, 7, 5), (3, 8, 1, 4), (2, 8, 3, 3)])
-def test_sknet_forward_backward(shape):
-    torch.manual_seed(0)
-    m = sknet.SelectiveKernel(8, groups=4, reduction=2, min_dim=4)
-    x = _randn(*shape)
-    out = forward_backward(m, x)
-    assert out.shape == x.shape
-    train_and_eval(m, x)
 
 
 def test_sknet_batch_one_eval_and_variants():
@@ -289,16 +259,6 @@ def _zero_residual_branches(m):
         for unit in m.modules():
             if isinstance(unit, residual_attention.PreActBottleneck):
                 unit.conv3.weight.zero_()
-
-
-@pytest.mark.parametrize("shape", [(2, 8, 7, 5), (1, 8, 5, 9), (2, 8, 4, 4)])
-def test_residual_attention_forward_backward(shape):
-    torch.manual_seed(0)
-    m = residual_attention.ResidualAttention(8)
-    x = _randn(*shape)
-    out = forward_backward(m, x)
-    assert out.shape == x.shape
-    train_and_eval(m, x)
 
 
 @pytest.mark.parametrize(
@@ -392,16 +352,6 @@ def test_residual_attention_param_count_default():
 # --------------------------------------------------------------------------- bam
 
 
-@pytest.mark.parametrize("shape", [(2, 16, 7, 5), (3, 16, 1, 1), (2, 16, 9, 4)])
-def test_bam_forward_backward(shape):
-    torch.manual_seed(0)
-    m = bam.BAM(16, reduction=4)
-    x = _randn(*shape)
-    out = forward_backward(m, x)
-    assert out.shape == x.shape
-    train_and_eval(m, x)
-
-
 def test_bam_batch_one_eval_and_variants():
     torch.manual_seed(0)
     m = bam.BAM(16, reduction=4).eval()
@@ -460,16 +410,6 @@ def test_bam_param_count_default():
 # --------------------------------------------------------------------------- scse
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 7, 5), (1, 8, 3, 9), (2, 8, 11), (1, 8, 3, 4, 5)])
-def test_scse_forward_backward_any_rank(shape):
-    torch.manual_seed(0)
-    m = scse.SCSE(8)
-    x = _randn(*shape)
-    out = forward_backward(m, x)
-    assert out.shape == x.shape
-    train_and_eval(m, x)
-
-
 @pytest.mark.parametrize("fusion", ["max", "add", "mul"])
 def test_scse_matches_hand_computation(fusion):
     torch.manual_seed(0)
@@ -505,16 +445,6 @@ def test_scse_param_count_default():
 
 
 # --------------------------------------------------------------------------- triplet_attention
-
-
-@pytest.mark.parametrize("shape", [(2, 8, 7, 5), (1, 4, 3, 9), (2, 3, 5, 5)])
-def test_triplet_forward_backward(shape):
-    torch.manual_seed(0)
-    m = triplet_attention.TripletAttention(shape[1])
-    x = _randn(*shape)
-    out = forward_backward(m, x)
-    assert out.shape == x.shape
-    train_and_eval(m, x)
 
 
 def test_triplet_gradcheck():
@@ -565,15 +495,6 @@ def test_triplet_param_count_default():
 
 
 # --------------------------------------------------------------------------- simam
-
-
-@pytest.mark.parametrize("shape", [(2, 8, 7, 5), (1, 3, 3, 9), (2, 4, 10), (1, 2, 3, 4, 5)])
-def test_simam_forward_backward_any_rank(shape):
-    m = simam.SimAM()
-    x = _randn(*shape)
-    out = forward_backward(m, x)
-    assert out.shape == x.shape
-    train_and_eval(m, x)
 
 
 def test_simam_gradcheck():
@@ -806,3 +727,28 @@ def test_gltr_param_count_default():
     dim = 3 * 256
     expected = 3 * (256 * 256 * 3 + 256) + 2 * (dim * dim // 2 + dim // 2) + (dim * dim + dim)
     assert param_count(gltr.GLTR(256)) == expected
+
+
+# ------------------------------------------------- forward/backward, output shaped like the input
+# (mechanism, module for an input shape, input shapes: batch 1, odd, non-square, other ranks)
+SHAPE_KEEPING = [
+    ("cbam", lambda shape: cbam.CBAM(16, reduction=4), [(2, 16, 7, 5), (1, 16, 3, 9), (3, 16, 1, 1)]),
+    ("tam", lambda shape: tam.TemporalAdaptiveModule(8, frames=4), [(2, 8, 4, 5, 3), (1, 8, 4, 1, 1), (3, 8, 4, 7, 2)]),
+    ("sknet", lambda shape: sknet.SelectiveKernel(8, groups=4, reduction=2, min_dim=4), [(2, 8, 7, 5), (3, 8, 1, 4), (2, 8, 3, 3)]),
+    ("residual_attention", lambda shape: residual_attention.ResidualAttention(8), [(2, 8, 7, 5), (1, 8, 5, 9), (2, 8, 4, 4)]),
+    ("bam", lambda shape: bam.BAM(16, reduction=4), [(2, 16, 7, 5), (3, 16, 1, 1), (2, 16, 9, 4)]),
+    ("scse", lambda shape: scse.SCSE(8), [(2, 8, 7, 5), (1, 8, 3, 9), (2, 8, 11), (1, 8, 3, 4, 5)]),
+    ("triplet_attention", lambda shape: triplet_attention.TripletAttention(shape[1]), [(2, 8, 7, 5), (1, 4, 3, 9), (2, 3, 5, 5)]),
+    ("simam", lambda shape: simam.SimAM(), [(2, 8, 7, 5), (1, 3, 3, 9), (2, 4, 10), (1, 2, 3, 4, 5)]),
+]
+
+
+@pytest.mark.parametrize("make,shape", [(mk, sh) for _, mk, shapes in SHAPE_KEEPING for sh in shapes],
+                         ids=[f"{n}-{sh}" for n, _, shapes in SHAPE_KEEPING for sh in shapes])
+def test_forward_backward_keeps_shape(make, shape):
+    torch.manual_seed(0)
+    m = make(shape)
+    x = _randn(*shape)
+    out = forward_backward(m, x)
+    assert out.shape == x.shape
+    train_and_eval(m, x)
