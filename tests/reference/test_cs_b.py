@@ -21,6 +21,16 @@ def rand(*shape, seed=0, dtype=torch.float32):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
+def randomize_bn(bns):
+    """Non-trivial running statistics and affine values, so eval-mode BN is not the identity."""
+    with torch.no_grad():
+        for bn in bns:
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+
+
 def seeded(seed=0):
     torch.manual_seed(seed)
 
@@ -275,13 +285,7 @@ def _mlp(seq, t):
 def test_rga_matches_relation_equations():
     seeded(3)
     m = _small_rga(6, (4, 3)).double().eval()
-    with torch.no_grad():  # non-trivial running statistics
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.2, 0.2)
-                mod.running_var.uniform_(0.5, 1.5)
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.uniform_(-0.2, 0.2)
+    randomize_bn(mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d))  # non-trivial statistics
     x = rand(2, 6, 4, 3, seed=1, dtype=torch.float64)
     B, C, H, W = x.shape
     N = H * W
@@ -344,13 +348,7 @@ def _bn_eval(bn, t):
 def test_scnet_matches_paper_equations():
     seeded(3)
     m = scnet.SCNet(6).double().eval()
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.2, 0.2)
-                mod.running_var.uniform_(0.5, 1.5)
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.uniform_(-0.2, 0.2)
+    randomize_bn(mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d))  # non-trivial statistics
     x = rand(2, 6, 8, 9, seed=1, dtype=torch.float64)
     x1, x2 = x[:, :3], x[:, 3:]
 
@@ -414,12 +412,7 @@ def test_strip_pooling_train_eval_and_gradcheck():
 def test_strip_pooling_matches_paper_equations():
     seeded(3)
     m = strip_pooling.StripPooling(4).double().eval()
-    with torch.no_grad():
-        for bn in (m.bn1, m.bn2):
-            bn.running_mean.uniform_(-0.2, 0.2)
-            bn.running_var.uniform_(0.5, 1.5)
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.2, 0.2)
+    randomize_bn((m.bn1, m.bn2))
     x = rand(2, 4, 5, 6, seed=1, dtype=torch.float64)
     B, C, H, W = x.shape
     yh = x.mean(3)  # [B, C, H]: horizontal strips
