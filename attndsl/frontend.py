@@ -24,6 +24,7 @@ from .syntax import parse_expression, parse_program, Source
 
 BUFFER_OPS = ("dct_filters", "eye", "triu_indices", "window_index", "random_bases")
 CONSTANTS = {"true": True, "false": False, "spatial": "spatial", "none": None, "pi": math.pi}
+RESERVED = ("true", "false", "spatial", "none")      # constants a program cannot rebind (pi it may: π_k)
 STATIC_ONLY = static_builtins()
 
 
@@ -367,7 +368,7 @@ class Frontend:
 
     def assign_one(self, t: S.Target, value):
         name = t.name
-        if name in self.params or (name in CONSTANTS and name != "pi"):     # pi may be rebound (dynamic conv's π)
+        if name in self.params or name in RESERVED:
             raise SpecError(f"`{name}` is a parameter or constant and cannot be reassigned", t.span)
         if t.index is not None:
             idx = self.static(self.eval(t.index), t.index.span, "an index")
