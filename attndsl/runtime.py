@@ -8,11 +8,45 @@ function), the standard library, and other helpers of this module named in
 NEEDS = {"rearrange": ["parse_pattern"]}
 
 
+def leaf(fn):
+    """Mark a helper opaque to torch.fx: called with a Proxy (symbolic tracing, which also runs when a
+    GraphModule is unpickled or a host model is traced), it becomes one call_function node instead of
+    being traced into, where Python control flow on shapes would fail. Generated code spells the same
+    thing `torch.fx.wrap(name)`. Without a Proxy it is a plain call."""
+    import functools
+    import sys
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        fx = sys.modules.get("torch.fx")
+        if fx is not None:
+            proxy = _find_proxy(fx.Proxy, args)
+            if proxy is None:
+                proxy = _find_proxy(fx.Proxy, kwargs.values())
+            if proxy is not None:
+                return proxy.tracer.create_proxy("call_function", call, args, kwargs)
+        return fn(*args, **kwargs)
+    return call
+
+
+def _find_proxy(proxy_type, values):
+    for v in values:
+        if isinstance(v, proxy_type):
+            return v
+        if isinstance(v, (list, tuple)):
+            found = _find_proxy(proxy_type, v)
+            if found is not None:
+                return found
+    return None
+
+
+@leaf
 def axes(x, fixed, start, end):
     """Axis tuple for a reduction over a variadic run: `fixed` plus start..dim-end."""
     return tuple(fixed) + tuple(range(start, x.dim() - end))
 
 
+@leaf
 def unsqueeze_like(s, like):
     """Append unit axes to s until it has as many axes as `like`."""
     return s.reshape(tuple(s.shape) + (1,) * (like.dim() - s.dim()))
@@ -48,6 +82,7 @@ def parse_pattern(pattern, _cache={}):
     return _cache[pattern]
 
 
+@leaf
 def rearrange(x, pattern, **sizes):
     """Reshape and permute x by an einops-style pattern ("b c h w -> b (h w) c")."""
     left, right = parse_pattern(pattern)
@@ -88,6 +123,7 @@ def rearrange(x, pattern, **sizes):
     return x if list(x.shape) == out else x.reshape(out)
 
 
+@leaf
 def adaptive_pool(x, kind, size):
     """Adaptive avg/max pooling of the spatial axes to `size`; x itself when it has that size already."""
     import torch.nn.functional as F
@@ -96,18 +132,21 @@ def adaptive_pool(x, kind, size):
     return getattr(F, f"adaptive_{kind}_pool{len(size)}d")(x, size)
 
 
+@leaf
 def interpolate_like(x, like, mode="nearest", align_corners=None):
     """Resize the spatial axes of x to those of `like`."""
     import torch.nn.functional as F
     return F.interpolate(x, size=tuple(like.shape[2:]), mode=mode, align_corners=align_corners)
 
 
+@leaf
 def affine_grid_like(theta, like, align_corners=False):
     """Sampling grid of the affine maps theta [B, 2, 3] for the spatial size of `like`."""
     import torch.nn.functional as F
     return F.affine_grid(theta, list(like.shape), align_corners=align_corners)
 
 
+@leaf
 def pool_nd(x, op, kernel, stride, padding):
     """avg_pool/max_pool of x [B, C, *spatial] at any rank; a list size lines up with the last axes."""
     import torch.nn.functional as F
@@ -120,6 +159,7 @@ def pool_nd(x, op, kernel, stride, padding):
     return pool(x, fit(kernel, 1), stride=fit(stride, 1), padding=fit(padding, 0))
 
 
+@leaf
 def sliding(x, dim, size, step=1, padding=0):
     """Windows of `size` along `dim` (zero-padded by `padding` both sides) as a new last axis."""
     import torch.nn.functional as F
@@ -162,12 +202,14 @@ def dct_filters(channels, height, width, freqs):
     return out
 
 
+@leaf
 def cov(x, unbiased=True):
     """Covariance of the rows of x [..., d, n] over the last axis, as a batched torch.cov: [..., d, d]."""
     xc = x - x.mean(dim=-1, keepdim=True)
     return xc @ xc.transpose(-1, -2) / (x.shape[-1] - (1 if unbiased else 0))
 
 
+@leaf
 def apply_dropout(x, p, channelwise, training):
     """Dropout (train mode only); channelwise zeroes whole channels of [B, C, *S] as Dropout1d/2d/3d."""
     import torch.nn.functional as F
@@ -177,6 +219,7 @@ def apply_dropout(x, p, channelwise, training):
     return fn(x, p, training)
 
 
+@leaf
 def numel_over(x, dims):
     """Number of elements of x over the axes `dims` (a plain int from the shape)."""
     n = 1
@@ -198,6 +241,7 @@ def triu_flat(n, offset=0):
     return i * n + j
 
 
+@leaf
 def gather(x, dim, index):
     """torch.gather, the index broadcast over the leading axes of x it lacks."""
     import torch
@@ -205,6 +249,7 @@ def gather(x, dim, index):
     return torch.gather(x, dim, index.expand(*lead, *index.shape))
 
 
+@leaf
 def sample_onehot(p, u, dim):
     """One-hot of the first index along dim whose cumulative probability exceeds u (inverse CDF), no gradient."""
     import torch
@@ -224,6 +269,7 @@ def window_index(h, w, mask_h, mask_w):
     return torch.where(inside, dy * mask_w + dx, torch.full_like(dy, mask_h * mask_w))
 
 
+@leaf
 def gate(x, s, act, plus_one):
     """x * act(s), or x * (1 + act(s)) as one fused multiply-add."""
     import torch
@@ -231,6 +277,7 @@ def gate(x, s, act, plus_one):
     return torch.addcmul(x, x, a) if plus_one else x * a
 
 
+@leaf
 def split_matrix(x, dim, n):
     """[size, n] float membership of the rows of axis `dim` in the n parts torch.tensor_split makes."""
     import torch
@@ -241,6 +288,7 @@ def split_matrix(x, dim, n):
     return (part[:, None] == torch.arange(n, device=x.device)).to(x.dtype)
 
 
+@leaf
 def hardmax(x, dim=-1):
     """One-hot of x.argmax(dim) along dim (first maximum on ties), x's dtype, no gradient."""
     import torch
@@ -248,6 +296,7 @@ def hardmax(x, dim=-1):
     return torch.zeros_like(x).scatter_(dim, idx, 1.0)
 
 
+@leaf
 def patch_grid(l, like, size):
     """grid_sample grid [B, size, size, 2] of a size x size pixel patch of like [B, C, H, W] centred at l = (x, y).
 
@@ -270,6 +319,7 @@ def random_bases(shape, std=1.0, norm_dim=None):
     return t
 
 
+@leaf
 def ema_update(buffer, value, training, momentum, dims):
     """In training: buffer <- momentum * buffer + (1 - momentum) * value averaged over dims, in place, without
     gradient. Returns value unchanged."""
@@ -281,12 +331,14 @@ def ema_update(buffer, value, training, momentum, dims):
     return value
 
 
+@leaf
 def split_like(x, likes, dim):
     """Split x along dim into parts as long as that axis of each tensor in likes."""
     import torch
     return torch.split(x, [v.shape[dim] for v in likes], dim)
 
 
+@leaf
 def conv2d_fn(x, weight, bias, stride, padding, dilation, groups):
     """F.conv2d by a weight tensor; a [B, O, C/groups, kh, kw] weight (bias [B, O]) gives each sample its own
     kernel, run as one grouped conv with the batch folded into the groups."""
@@ -299,6 +351,7 @@ def conv2d_fn(x, weight, bias, stride, padding, dilation, groups):
     return y.reshape(b, weight.shape[1], y.shape[2], y.shape[3])
 
 
+@leaf
 def rand_like(x, last=None):
     """U[0, 1) noise from the global RNG, x's shape (last axis `last` if given), dtype and device."""
     import torch
@@ -306,12 +359,14 @@ def rand_like(x, last=None):
     return torch.rand(shape, dtype=x.dtype, device=x.device)
 
 
+@leaf
 def arange_like(x, dim):
     """0, 1, ..., n-1 for the n entries of axis dim of x, in x's dtype and device."""
     import torch
     return torch.arange(x.shape[dim], dtype=x.dtype, device=x.device)
 
 
+@leaf
 def if_training(a, b, training):
     """a in train mode, b in eval mode."""
     return a if training else b
