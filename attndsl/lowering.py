@@ -219,7 +219,16 @@ def lower_node(b: _Builder, n: dict, ins: list):
         return b.call(runtime.patch_grid, (ins[0], ins[1], a["size"]))
     if op == "attention":
         kw = {} if a["scale"] is None else {"scale": a["scale"]}
-        return b.call(F.scaled_dot_product_attention, ins, kw)
+        # 2-D and 3-D operands run as 4-D ([B, 1, L, E]): the fused op's layout every exporter accepts
+        lead = {2: (0, 0), 3: (1,)}.get(len(in_shapes[0])) if len({len(s) for s in in_shapes}) == 1 else None
+        if lead is None:
+            return b.call(F.scaled_dot_product_attention, ins, kw)
+        for d in lead:
+            ins = [b.call(torch.unsqueeze, (t, d)) for t in ins]
+        out = b.call(F.scaled_dot_product_attention, ins, kw)
+        for d in reversed(lead):
+            out = b.call(torch.squeeze, (out, d))
+        return out
     if op == "gate":
         return b.call(runtime.gate, ins, {"act": a["act"], "plus_one": a["plus_one"]})
     if op == "detach":
