@@ -166,7 +166,10 @@ def lower_node(b: _Builder, n: dict, ins: list):
         return b.call(runtime.split_like, (ins[0], list(ins[1:]), a["dim"]))
     if op == "conv2d_fn":
         bias = ins[2] if a["bias"] else None
-        return b.call(runtime.conv2d_fn, (ins[0], ins[1], bias, a["stride"], a["padding"], a["dilation"], a["groups"]))
+        kernel = tuple(in_shapes[1][-2:])
+        kw = {"kernel": kernel} if len(in_shapes[1]) == 5 and all(isinstance(k, int) for k in kernel) else {}
+        return b.call(runtime.conv2d_fn, (ins[0], ins[1], bias, a["stride"], a["padding"], a["dilation"], a["groups"]),
+                      kw)
     if op == "expand":
         return b.method("expand_as", ins)
     if op == "reshape":

@@ -49,7 +49,7 @@ def axes(x, fixed, start, end):
 @leaf
 def unsqueeze_like(s, like):
     """Append unit axes to s until it has as many axes as `like`."""
-    return s.reshape(tuple(s.shape) + (1,) * (like.dim() - s.dim()))
+    return s[(...,) + (None,) * (like.dim() - s.dim())]
 
 
 def parse_pattern(pattern, _cache={}):
@@ -92,7 +92,8 @@ def rearrange(x, pattern, **sizes):
         names = (item,) if isinstance(item, str) else item
         return [a for n in names for a in (ell if n == "..." else (n,)) if a != "1"]
 
-    known, flat, dims = dict(sizes), [], iter(x.shape)
+    # sizes read one index at a time: torch.jit.trace records x.shape[i] as a dynamic size, not iter(x.shape)
+    known, flat, dims = dict(sizes), [], (x.shape[i] for i in range(x.dim()))
     for item in left:
         if item == "...":
             for a in ell:
@@ -185,7 +186,9 @@ def sliding(x, dim, size, step=1, padding=0):
     offsets = torch.arange(size, device=x.device)
     starts = torch.arange(0, x.shape[dim] - (size - 1), step, device=x.device)
     index = (starts[:, None] + offsets[None, :]).reshape(-1)        # [windows * size]
-    out = x.index_select(dim, index).unflatten(dim, (-1, size))
+    # reshape by sizes read one index at a time: unflatten loses the dynamic batch in the TorchScript ONNX exporter
+    sizes = [x.shape[i] for i in range(x.dim())]
+    out = x.index_select(dim, index).reshape(sizes[:dim] + [-1, size] + sizes[dim + 1:])
     perm = list(range(out.dim()))
     return out.permute(perm[:dim + 1] + perm[dim + 2:] + [dim + 1])
 
@@ -266,8 +269,8 @@ def triu_flat(n, offset=0):
 def gather(x, dim, index):
     """torch.gather, the index broadcast over the leading axes of x it lacks."""
     import torch
-    lead = x.shape[:x.dim() - index.dim()]
-    return torch.gather(x, dim, index.expand(*lead, *index.shape))
+    lead = [x.shape[i] for i in range(x.dim() - index.dim())]      # indexed: traces keep the batch dynamic
+    return torch.gather(x, dim, index.expand(*lead, *[-1] * index.dim()))
 
 
 @leaf
@@ -362,10 +365,11 @@ def split_like(x, likes, dim):
 
 
 @leaf
-def conv2d_fn(x, weight, bias, stride, padding, dilation, groups):
+def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
     """F.conv2d by a weight tensor; a [B, O, C/groups, kh, kw] weight (bias [B, O]) gives each sample its own
     kernel, run as a batched matmul of the weights with the input's patches (F.unfold): nothing depends on
-    the batch size, so traces and exports stay batch-generic."""
+    the batch size, so traces and exports stay batch-generic. `kernel` gives (kh, kw) as plain ints where
+    known, which the ONNX exporter needs."""
     import torch.nn.functional as F
     if weight.dim() == 4:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
@@ -373,7 +377,8 @@ def conv2d_fn(x, weight, bias, stride, padding, dilation, groups):
     def pair(v):
         return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-    out_ch, kh, kw = weight.shape[1], weight.shape[3], weight.shape[4]
+    out_ch = weight.shape[1]
+    kh, kw = kernel if kernel is not None else (weight.shape[3], weight.shape[4])
     cols = F.unfold(x, (kh, kw), (dh, dw), (ph, pw), (sh, sw))               # [B, C*kh*kw, L]
     cols = cols.unflatten(1, (groups, -1))                                   # [B, g, C/g*kh*kw, L]
     w = weight.reshape(weight.shape[0], groups, out_ch // groups, -1)        # [B, g, O/g, C/g*kh*kw]
@@ -389,7 +394,8 @@ def conv2d_fn(x, weight, bias, stride, padding, dilation, groups):
 def rand_like(x, last=None):
     """U[0, 1) noise from the global RNG, x's shape (last axis `last` if given), dtype and device."""
     import torch
-    shape = tuple(x.shape) if last is None else tuple(x.shape[:-1]) + (last,)
+    keep = x.dim() if last is None else x.dim() - 1
+    shape = [x.shape[i] for i in range(keep)] + ([] if last is None else [last])     # indexed: traces stay dynamic
     return torch.rand(shape, dtype=x.dtype, device=x.device)
 
 
