@@ -368,8 +368,8 @@ def split_like(x, likes, dim):
 def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
     """F.conv2d by a weight tensor; a [B, O, C/groups, kh, kw] weight (bias [B, O]) gives each sample its own
     kernel, run as a batched matmul of the weights with the input's patches (F.unfold): nothing depends on
-    the batch size, so traces and exports stay batch-generic. `kernel` gives (kh, kw) as plain ints where
-    known, which the ONNX exporter needs."""
+    the batch size, so traces and exports stay batch-generic (sizes are read one index at a time, which
+    traces record as dynamic). `kernel` gives (kh, kw) as plain ints where known: the ONNX exporter needs them."""
     import torch.nn.functional as F
     if weight.dim() == 4:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
@@ -380,14 +380,14 @@ def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
     out_ch = weight.shape[1]
     kh, kw = kernel if kernel is not None else (weight.shape[3], weight.shape[4])
     cols = F.unfold(x, (kh, kw), (dh, dw), (ph, pw), (sh, sw))               # [B, C*kh*kw, L]
-    cols = cols.unflatten(1, (groups, -1))                                   # [B, g, C/g*kh*kw, L]
+    cols = cols.reshape(cols.shape[0], groups, -1, cols.shape[2])           # [B, g, C/g*kh*kw, L]
     w = weight.reshape(weight.shape[0], groups, out_ch // groups, -1)        # [B, g, O/g, C/g*kh*kw]
     y = (w @ cols).flatten(1, 2)                                             # [B, O, L]
     if bias is not None:
         y = y + bias[:, :, None]
     out_h = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     out_w = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    return y.unflatten(2, (out_h, out_w))
+    return y.reshape(y.shape[0], out_ch, out_h, out_w)
 
 
 @leaf
