@@ -166,7 +166,10 @@ def lower_node(b: _Builder, n: dict, ins: list):
         return b.call(runtime.split_like, (ins[0], list(ins[1:]), a["dim"]))
     if op == "conv2d_fn":
         bias = ins[2] if a["bias"] else None
-        return b.call(runtime.conv2d_fn, (ins[0], ins[1], bias, a["stride"], a["padding"], a["dilation"], a["groups"]))
+        kernel = tuple(in_shapes[1][-2:])
+        kw = {"kernel": kernel} if len(in_shapes[1]) == 5 and all(isinstance(k, int) for k in kernel) else {}
+        return b.call(runtime.conv2d_fn, (ins[0], ins[1], bias, a["stride"], a["padding"], a["dilation"], a["groups"]),
+                      kw)
     if op == "expand":
         return b.method("expand_as", ins)
     if op == "reshape":
@@ -219,7 +222,16 @@ def lower_node(b: _Builder, n: dict, ins: list):
         return b.call(runtime.patch_grid, (ins[0], ins[1], a["size"]))
     if op == "attention":
         kw = {} if a["scale"] is None else {"scale": a["scale"]}
-        return b.call(F.scaled_dot_product_attention, ins, kw)
+        # 2-D and 3-D operands run as 4-D ([B, 1, L, E]): the fused op's layout every exporter accepts
+        lead = {2: (0, 0), 3: (1,)}.get(len(in_shapes[0])) if len({len(s) for s in in_shapes}) == 1 else None
+        if lead is None:
+            return b.call(F.scaled_dot_product_attention, ins, kw)
+        for d in lead:
+            ins = [b.call(torch.unsqueeze, (t, d)) for t in ins]
+        out = b.call(F.scaled_dot_product_attention, ins, kw)
+        for d in reversed(lead):
+            out = b.call(torch.squeeze, (out, d))
+        return out
     if op == "gate":
         return b.call(runtime.gate, ins, {"act": a["act"], "plus_one": a["plus_one"]})
     if op == "detach":

@@ -49,7 +49,7 @@ def axes(x, fixed, start, end):
 @leaf
 def unsqueeze_like(s, like):
     """Append unit axes to s until it has as many axes as `like`."""
-    return s.reshape(tuple(s.shape) + (1,) * (like.dim() - s.dim()))
+    return s[(...,) + (None,) * (like.dim() - s.dim())]
 
 
 def parse_pattern(pattern, _cache={}):
@@ -92,7 +92,8 @@ def rearrange(x, pattern, **sizes):
         names = (item,) if isinstance(item, str) else item
         return [a for n in names for a in (ell if n == "..." else (n,)) if a != "1"]
 
-    known, flat, dims = dict(sizes), [], iter(x.shape)
+    # sizes read one index at a time: torch.jit.trace records x.shape[i] as a dynamic size, not iter(x.shape)
+    known, flat, dims = dict(sizes), [], (x.shape[i] for i in range(x.dim()))
     for item in left:
         if item == "...":
             for a in ell:
@@ -141,9 +142,23 @@ def interpolate_like(x, like, mode="nearest", align_corners=None):
 
 @leaf
 def affine_grid_like(theta, like, align_corners=False):
-    """Sampling grid of the affine maps theta [B, 2, 3] for the spatial size of `like`."""
-    import torch.nn.functional as F
-    return F.affine_grid(theta, list(like.shape), align_corners=align_corners)
+    """Sampling grid [B, H, W, 2] of the affine maps theta [B, 2, 3] for the spatial size of `like`, as
+    F.affine_grid: a base grid of (x, y, 1) rows times theta. Written out because the ONNX exporters
+    have affine_grid only from opset 20."""
+    import torch
+
+    def coords(n):    # pixel centres (corners when align_corners) of an axis of n pixels, in [-1, 1]
+        i = torch.arange(n, dtype=theta.dtype, device=theta.device)
+        last = i[-1:]               # n - 1 as a tensor: no Python branch on a size, so traces stay generic
+        if align_corners:
+            return (i * 2 - last) / last.clamp(min=1)
+        return (i * 2 - last) / (last + 1)
+    ys, xs = coords(like.shape[2]), coords(like.shape[3])
+    h, w = ys.shape[0], xs.shape[0]
+    base = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w), torch.ones_like(ys)[:, None].expand(h, w)],
+                       dim=-1)
+    grid = base.reshape(1, h * w, 3) @ theta.transpose(1, 2)        # [B, H*W, 2]
+    return grid.reshape(theta.shape[0], h, w, 2)
 
 
 @leaf
@@ -161,12 +176,21 @@ def pool_nd(x, op, kernel, stride, padding):
 
 @leaf
 def sliding(x, dim, size, step=1, padding=0):
-    """Windows of `size` along `dim` (zero-padded by `padding` both sides) as a new last axis."""
+    """Windows of `size` along `dim` (zero-padded by `padding` both sides) as a new last axis, as
+    Tensor.unfold, gathered by an index of window starts plus offsets: Unfold has no ONNX form."""
+    import torch
     import torch.nn.functional as F
+    dim = dim % x.dim()
     if padding:
-        pad = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [padding, padding]
-        x = F.pad(x, pad)
-    return x.unfold(dim, size, step)
+        x = F.pad(x, [0, 0] * (x.dim() - 1 - dim) + [padding, padding])
+    offsets = torch.arange(size, device=x.device)
+    starts = torch.arange(0, x.shape[dim] - (size - 1), step, device=x.device)
+    index = (starts[:, None] + offsets[None, :]).reshape(-1)        # [windows * size]
+    # reshape by sizes read one index at a time: unflatten loses the dynamic batch in the TorchScript ONNX exporter
+    sizes = [x.shape[i] for i in range(x.dim())]
+    out = x.index_select(dim, index).reshape(sizes[:dim] + [-1, size] + sizes[dim + 1:])
+    perm = list(range(out.dim()))
+    return out.permute(perm[:dim + 1] + perm[dim + 2:] + [dim + 1])
 
 
 def dct_filters(channels, height, width, freqs):
@@ -245,8 +269,8 @@ def triu_flat(n, offset=0):
 def gather(x, dim, index):
     """torch.gather, the index broadcast over the leading axes of x it lacks."""
     import torch
-    lead = x.shape[:x.dim() - index.dim()]
-    return torch.gather(x, dim, index.expand(*lead, *index.shape))
+    lead = [x.shape[i] for i in range(x.dim() - index.dim())]      # indexed: traces keep the batch dynamic
+    return torch.gather(x, dim, index.expand(*lead, *[-1] * index.dim()))
 
 
 @leaf
@@ -279,13 +303,15 @@ def gate(x, s, act, plus_one):
 
 @leaf
 def split_matrix(x, dim, n):
-    """[size, n] float membership of the rows of axis `dim` in the n parts torch.tensor_split makes."""
+    """[size, n] float membership of the rows of axis `dim` in the n parts torch.tensor_split makes: part k
+    starts at k * q + min(k, r) for size = q * n + r. Tensor arithmetic only, so traces and exports keep it."""
     import torch
     size = x.shape[dim]
-    q, r = divmod(size, n)
-    rows = torch.arange(size, device=x.device)
-    part = torch.where(rows < r * (q + 1), rows // (q + 1), r + (rows - r * (q + 1)) // max(q, 1))
-    return (part[:, None] == torch.arange(n, device=x.device)).to(x.dtype)
+    q = size // n
+    k = torch.arange(n + 1, device=x.device)
+    starts = k * q + k - (k - (size - q * n)).clamp(min=0)       # min(k, r) = k - max(k - r, 0)
+    rows = torch.arange(size, device=x.device)[:, None]
+    return ((rows >= starts[None, :-1]) & (rows < starts[None, 1:])).to(x.dtype)
 
 
 @leaf
@@ -339,23 +365,37 @@ def split_like(x, likes, dim):
 
 
 @leaf
-def conv2d_fn(x, weight, bias, stride, padding, dilation, groups):
+def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
     """F.conv2d by a weight tensor; a [B, O, C/groups, kh, kw] weight (bias [B, O]) gives each sample its own
-    kernel, run as one grouped conv with the batch folded into the groups."""
+    kernel, run as a batched matmul of the weights with the input's patches (F.unfold): nothing depends on
+    the batch size, so traces and exports stay batch-generic (sizes are read one index at a time, which
+    traces record as dynamic). `kernel` gives (kh, kw) as plain ints where known: the ONNX exporter needs them."""
     import torch.nn.functional as F
     if weight.dim() == 4:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    b = x.shape[0]
-    y = F.conv2d(x.reshape(1, b * x.shape[1], x.shape[2], x.shape[3]), weight.flatten(0, 1),
-                 None if bias is None else bias.flatten(), stride, padding, dilation, b * groups)
-    return y.reshape(b, weight.shape[1], y.shape[2], y.shape[3])
+
+    def pair(v):
+        return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    out_ch = weight.shape[1]
+    kh, kw = kernel if kernel is not None else (weight.shape[3], weight.shape[4])
+    cols = F.unfold(x, (kh, kw), (dh, dw), (ph, pw), (sh, sw))               # [B, C*kh*kw, L]
+    cols = cols.reshape(cols.shape[0], groups, -1, cols.shape[2])           # [B, g, C/g*kh*kw, L]
+    w = weight.reshape(weight.shape[0], groups, out_ch // groups, -1)        # [B, g, O/g, C/g*kh*kw]
+    y = (w @ cols).flatten(1, 2)                                             # [B, O, L]
+    if bias is not None:
+        y = y + bias[:, :, None]
+    out_h = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return y.reshape(y.shape[0], out_ch, out_h, out_w)
 
 
 @leaf
 def rand_like(x, last=None):
     """U[0, 1) noise from the global RNG, x's shape (last axis `last` if given), dtype and device."""
     import torch
-    shape = tuple(x.shape) if last is None else tuple(x.shape[:-1]) + (last,)
+    keep = x.dim() if last is None else x.dim() - 1
+    shape = [x.shape[i] for i in range(keep)] + ([] if last is None else [last])     # indexed: traces stay dynamic
     return torch.rand(shape, dtype=x.dtype, device=x.device)
 
 
