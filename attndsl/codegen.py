@@ -44,6 +44,8 @@ def render_expr(e) -> str:
         return f"({render_expr(e.left)} {_PYOPS[e.op]} {render_expr(e.right)})"
     if isinstance(e, S.ListExpr):
         return "[" + ", ".join(render_expr(i) for i in e.items) + "]"
+    if isinstance(e, S.Index):
+        return f"{render_expr(e.base)}[{render_expr(e.index)}]"
     if isinstance(e, S.Call):
         args = [render_expr(a) for a in e.args]
         if e.func.name == "odd":
