@@ -402,10 +402,10 @@ def check_input_shapes(layout, *inputs):
             if isinstance(dims[i], str) and dims[i].startswith("*"):
                 pack = i
         if pack < 0 and len(got) != len(dims):
-            raise InputShapeError(f"{spec}: input {name}: expected {shown}, got {list(got)}")
+            raise InputShapeError(f"{spec}: input {name}: expected {shown}, got {[int(n) for n in got]}")
         if pack >= 0 and not spatial[0] <= len(got) - len(dims) + 1 <= spatial[1]:
             raise InputShapeError(f"{spec}: input {name}: expected {shown} with {spatial[0]} to {spatial[1]} "
-                                  f"spatial axes, got {list(got)}")
+                                  f"spatial axes, got {[int(n) for n in got]}")
         axes = [i if pack < 0 or i < pack else len(got) - len(dims) + i for i in range(len(dims))]
         wrong = [i for i in range(len(dims)) if isinstance(dims[i], int) and got[axes[i]] != dims[i]]
         if wrong:
@@ -413,7 +413,7 @@ def check_input_shapes(layout, *inputs):
             for i in wrong:
                 why += [f"{k}={v!r}" for k, v in notes[i] if f"{k}={v!r}" not in why]
             why = f" ({', '.join(why)})" if why else ""
-            raise InputShapeError(f"{spec}: input {name}: expected {shown}{why}, got {list(got)}")
+            raise InputShapeError(f"{spec}: input {name}: expected {shown}{why}, got {[int(n) for n in got]}")
         for i in range(len(dims)):
             d = dims[i]
             if i == pack or not isinstance(d, str) or not d.isidentifier():
@@ -424,9 +424,9 @@ def check_input_shapes(layout, *inputs):
                 other, first, size = seen[d]
                 if other == name:
                     raise InputShapeError(f"{spec}: input {name}: axes {first} and {axes[i]} must agree on {d}, "
-                                          f"got {list(got)}")
+                                          f"got {[int(n) for n in got]}")
                 raise InputShapeError(f"{spec}: inputs {other} and {name} must agree on {d}: "
-                                      f"{other} has {size}, {name} has {got[axes[i]]}")
+                                      f"{other} has {int(size)}, {name} has {int(got[axes[i]])}")
 
 
 NEEDS["check_input_shapes"] = ["InputShapeError"]
