@@ -267,8 +267,8 @@ def input_check_source(c) -> list[str]:
         notes = _tuple([_tuple([f"({k!r}, {k})" for k in d.params]) for d in dims])
         pack = any(isinstance(d.value, str) and d.value.startswith("*") for d in dims)
         entries.append(f"    ({name!r}, {values}, {notes}, {SPATIAL_AXES if pack else None!r}),")
-    return ["self._attndsl_inputs = None if not check_inputs else (" + repr(c.spec.name) + ", ("
-            ] + entries + ["))"]
+    return [f"self._attndsl_inputs = None if not check_inputs else {{'spec': {c.spec.name!r}, 'inputs': ("
+            ] + entries + [")}"]
 
 
 def _tuple(items: list) -> str:

@@ -400,4 +400,4 @@ def input_layout(graph: Graph) -> tuple:
         entries.append((name, tuple(d.value for d in dims),
                         tuple(tuple((k, params[k]) for k in d.params) for d in dims),
                         SPATIAL_AXES if pack else None))
-    return graph.meta.get("spec", "block"), tuple(entries)
+    return {"spec": graph.meta.get("spec", "block"), "inputs": tuple(entries)}

@@ -380,53 +380,59 @@ class InputShapeError(ValueError):
 def check_input_shapes(layout, *inputs):
     """Raise InputShapeError unless every input has the shape its spec declares.
 
-    layout = (spec name, ((input name, dims, notes, spatial), ...)): each of dims is an int (a size the
-    parameters fix), a symbol name (a size inputs may share: "B"), "*S" (a run of spatial axes, as many
-    as the range `spatial` = (lo, hi) allows) or an expression shown but not checked; notes[i] holds the
-    (parameter, value) pairs behind dims[i]. Only sizes are compared, never data, so under torch.compile
-    or torch.export the check costs guards that the graph's own ops already imply, and no ops.
+    layout = {"spec": name, "inputs": ((input name, dims, notes, spatial), ...)} (a dict, which the fx
+    leaf wrapper does not search for proxies): each of dims is an int (a size the parameters fix), a
+    symbol name (a size inputs may share: "B"), "*S" (a run of spatial axes, as many as the range
+    `spatial` = (lo, hi) allows; None when there is no run) or an expression shown but not checked;
+    notes[i] holds the (parameter, value) pairs behind dims[i]. Only sizes are compared, never data, so
+    under torch.compile or torch.export the check costs guards that the graph's own ops already imply.
     """
     import torch
     if torch.jit.is_tracing():      # a trace keeps no Python check, and its sizes are traced values
         return
-    spec, entries = layout
-    seen = {}                       # symbol -> (input, axis, size) where it was first met
-    for entry, t in zip(entries, inputs):
-        name, dims, notes, spatial = entry
-        shown = "[" + ", ".join(str(d) for d in dims) + "]"
-        if not isinstance(t, torch.Tensor):
-            raise InputShapeError(f"{spec}: input {name}: expected a tensor {shown}, got {type(t).__name__}")
-        got = tuple(t.shape)
-        pack = -1
-        for i in range(len(dims)):
-            if isinstance(dims[i], str) and dims[i].startswith("*"):
-                pack = i
-        if pack < 0 and len(got) != len(dims):
-            raise InputShapeError(f"{spec}: input {name}: expected {shown}, got {[int(n) for n in got]}")
-        if pack >= 0 and not spatial[0] <= len(got) - len(dims) + 1 <= spatial[1]:
-            raise InputShapeError(f"{spec}: input {name}: expected {shown} with {spatial[0]} to {spatial[1]} "
-                                  f"spatial axes, got {[int(n) for n in got]}")
-        axes = [i if pack < 0 or i < pack else len(got) - len(dims) + i for i in range(len(dims))]
-        wrong = [i for i in range(len(dims)) if isinstance(dims[i], int) and got[axes[i]] != dims[i]]
-        if wrong:
-            why = []        # the parameters behind the wrong sizes, once each
-            for i in wrong:
-                why += [f"{k}={v!r}" for k, v in notes[i] if f"{k}={v!r}" not in why]
-            why = f" ({', '.join(why)})" if why else ""
-            raise InputShapeError(f"{spec}: input {name}: expected {shown}{why}, got {[int(n) for n in got]}")
-        for i in range(len(dims)):
-            d = dims[i]
-            if i == pack or not isinstance(d, str) or not d.isidentifier():
-                continue
-            if d not in seen:
-                seen[d] = (name, axes[i], got[axes[i]])
-            elif got[axes[i]] != seen[d][2]:
-                other, first, size = seen[d]
-                if other == name:
-                    raise InputShapeError(f"{spec}: input {name}: axes {first} and {axes[i]} must agree on {d}, "
-                                          f"got {[int(n) for n in got]}")
-                raise InputShapeError(f"{spec}: inputs {other} and {name} must agree on {d}: "
-                                      f"{other} has {int(size)}, {name} has {int(got[axes[i]])}")
+    spec = layout["spec"]
 
+    def fail(name, dims, got, why=(), more=""):     # one f-string: dynamo cannot add strings
+        why = f" ({', '.join(why)})" if why else ""
+        raise InputShapeError(f"{spec}: input {name}: expected [{', '.join(str(d) for d in dims)}]{why}{more}, "
+                              f"got {[int(n) for n in got]}")
+    seen = {}                       # symbol -> (input, axis, size) where it was first met
+    for (name, dims, notes, spatial), t in zip(layout["inputs"], inputs):
+        if not isinstance(t, torch.Tensor):
+            raise InputShapeError(f"{spec}: input {name}: expected a tensor [{', '.join(str(d) for d in dims)}], "
+                                  f"got {type(t).__name__}")
+        got = t.shape
+        pack, extra = len(dims), len(got) - len(dims)     # axes after a run of 1 + extra axes shift by extra
+        if spatial is None and extra:
+            fail(name, dims, got)
+        if spatial is not None:
+            pack = [isinstance(d, str) and d.startswith("*") for d in dims].index(True)
+            if not spatial[0] <= extra + 1 <= spatial[1]:
+                fail(name, dims, got, more=f" with {spatial[0]} to {spatial[1]} spatial axes")
+        wrong, why, clash = False, [], None
+        for i, d in enumerate(dims):
+            if i == pack:
+                continue
+            axis = i if i < pack else i + extra
+            if isinstance(d, int):
+                if got[axis] != d:
+                    wrong = True
+                    why += [f"{k}={v!r}" for k, v in notes[i] if f"{k}={v!r}" not in why]
+            elif not d.isidentifier():
+                continue
+            elif d not in seen:
+                seen[d] = (name, axis, got[axis])
+            elif clash is None and got[axis] != seen[d][2]:
+                clash = (d, axis)
+        if wrong:
+            fail(name, dims, got, why)
+        if clash is not None:
+            d, axis = clash
+            other, first, size = seen[d]
+            if other == name:
+                raise InputShapeError(f"{spec}: input {name}: axes {first} and {axis} must agree on {d}, "
+                                      f"got {[int(n) for n in got]}")
+            raise InputShapeError(f"{spec}: inputs {other} and {name} must agree on {d}: "
+                                  f"{other} has {int(size)}, {name} has {int(got[axis])}")
 
 NEEDS["check_input_shapes"] = ["InputShapeError"]
