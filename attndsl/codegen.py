@@ -23,7 +23,7 @@ from .pipeline import compile_spec
 
 _PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
             "sqrt": "math.sqrt"}
-from .frontend import _PYOPS  # noqa: E402  (one spelling of each operator, shared with the frontend)
+from .frontend import _PYOPS, _names  # noqa: E402  (one spelling of each operator, shared with the frontend)
 
 
 def render_expr(e) -> str:
@@ -225,8 +225,9 @@ def source(c, gm: fx.GraphModule) -> str:
         body.append(f"self.register_buffer({bname!r}, {fn.__name__}({args}))")
     forward = w.forward()
     w.need("check_input_shapes")
+    args = ", ".join(_local(n) for n in gm.graph.nodes if n.op == "placeholder")
     forward[1:1] = ["    if self._attndsl_inputs is not None:",
-                    f"        check_input_shapes(self._attndsl_inputs, {', '.join(sp.inputs)})"]
+                    f"        check_input_shapes(self._attndsl_inputs, {args})"]
 
     helpers = []
     for h in w.helpers:
@@ -287,19 +288,11 @@ def _dim_source(d, params: dict) -> str:
 
 def _over_params(e, params) -> bool:
     """Whether e is a parameter expression, or a parameter condition choosing between such and a symbol."""
+    def static(x):
+        return all(n in params or n in ("true", "false") for n in _names(x))
     if isinstance(e, S.IfExp):
-        return all(_names_in(e.cond, params)) and _over_params(e.then, params) and _over_params(e.orelse, params)
-    return isinstance(e, S.Var) or all(_names_in(e, params))
-
-
-def _names_in(e, params):
-    """For every name in e, whether it is a parameter."""
-    if isinstance(e, S.Var):
-        yield e.name in params or e.name in ("true", "false")
-    elif isinstance(e, S.Node):
-        for v in vars(e).values():
-            for item in (v if isinstance(v, list) else [v]):
-                yield from _names_in(item, params)
+        return static(e.cond) and _over_params(e.then, params) and _over_params(e.orelse, params)
+    return isinstance(e, S.Var) or static(e)
 
 
 def _symbols_as_names(e, params):

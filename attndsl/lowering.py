@@ -391,7 +391,7 @@ def _deps(text, params: dict) -> tuple:
     return tuple(found)
 
 
-def input_layout(graph: Graph) -> tuple:
+def input_layout(graph: Graph) -> dict:
     """The argument `runtime.check_input_shapes` takes: the spec's name and each input's declared axes."""
     params = graph.meta.get("params", {})
     entries = []

@@ -231,6 +231,18 @@ def test_a_symbol_twice_in_one_input_and_a_run_with_axes_after_it():
         m(torch.rand(2, 8, 3, 5))
 
 
+def test_generated_check_reads_renamed_inputs():
+    """An input named like a helper of generated code (`gate`) is renamed there; the check follows."""
+    spec = inline_spec("y = gate * 2", inputs="gate: [B, channels]", example="{inputs: {gate: [2, 8]}}")
+    built = attndsl.build(spec)
+    gen = getattr(exec_generated(source(built.meta["compiled"], built), "inline"), "Inline")()
+    for m in (built, gen):
+        m(torch.rand(2, 8))
+        with pytest.raises(ValueError) as info:
+            m(torch.rand(2, 9))
+        assert str(info.value) == "inline: input gate: expected [B, 8] (channels=8), got [2, 9]"
+
+
 def test_check_inputs_is_not_a_parameter_name():
     with pytest.raises(AttnDSLError) as info:
         inline_spec("y = x", params="check_inputs: {type: bool, default: true}")
