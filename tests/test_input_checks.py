@@ -169,6 +169,23 @@ def test_example_and_shapes_pass(name):
                 m(*xs)
 
 
+@pytest.mark.parametrize("name", [n for n in SPECS if any(str(d).startswith("*") for dims in load(n).inputs.values()
+                                                            for d in dims)])
+def test_every_run_works_at_the_spatial_axes_the_check_allows(name):
+    """A `*S` spec runs at 1, 2 and 3 spatial axes: the range the check lets through is the one that works."""
+    spec, decl = modules(name)[0], declared(name)
+    for count in (1, 2, 3):
+        shapes = {}
+        for n, dims in decl.items():
+            ex = list(spec.example["inputs"][n])
+            kinds = [k for _, _, k in dims]
+            pack = kinds.index("pack") if "pack" in kinds else None
+            shapes[n] = ex if pack is None else ex[:pack] + [5, 4, 3][:count] + ex[len(ex) - len(dims) + pack + 1:]
+        with torch.no_grad():
+            out = modules(name)[2](*tensors(spec, shapes))
+        assert all(o.isfinite().all() for o in _outs(out)), shapes
+
+
 def test_built_and_generated_modules_with_other_parameters():
     """Generated code keeps the checked sizes as expressions of its constructor's parameters."""
     vit = modules("vit")[3](channels=1, image_size=32, patch_size=8, hidden_size=64, num_heads=4, mlp_dim=128)
