@@ -11,6 +11,7 @@ layout the check itself reads.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import pickle
@@ -157,6 +158,16 @@ def test_wrong_inputs_give_exact_messages(name):
                 m(*tensors(spec, shapes))
             assert str(info.value) == message, f"{type(m).__name__} {shapes}"
             assert type(info.value).__name__ == "InputShapeError"
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_pickled_and_copied_modules_keep_the_check(name):
+    spec, _, built, _ = modules(name)
+    shapes, message = next(iter(wrong_inputs(name)))
+    for m in (pickle.loads(pickle.dumps(built)), copy.deepcopy(built)):
+        with pytest.raises(InputShapeError) as info:
+            m(*tensors(spec, shapes))
+        assert str(info.value) == message
 
 
 @pytest.mark.parametrize("name", SPECS)
