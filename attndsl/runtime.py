@@ -435,4 +435,5 @@ def check_input_shapes(layout, *inputs):
             raise InputShapeError(f"{spec}: inputs {other} and {name} must agree on {d}: "
                                   f"{other} has {int(size)}, {name} has {int(got[axis])}")
 
+
 NEEDS["check_input_shapes"] = ["InputShapeError"]
