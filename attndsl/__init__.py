@@ -10,8 +10,9 @@ Pipeline: spec (YAML) -> syntax -> frontend (IR + shapes) -> passes -> lowering 
 from .errors import AttnDSLError
 from .pipeline import build, compile_spec
 from .registry import all_specs
+from .runtime import InputShapeError
 
-__all__ = ["AttnDSLError", "build", "compile_spec", "all_specs", "generate"]
+__all__ = ["AttnDSLError", "InputShapeError", "build", "compile_spec", "all_specs", "generate"]
 __version__ = "0.1.0"
 
 

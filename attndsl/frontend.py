@@ -467,6 +467,7 @@ def build_graph(spec: Spec, params: dict) -> Graph:
         if src is not None:
             fe.run(parse_program(src))
     fe.graph.meta["fixed"] = sorted(fe.fixed)
+    fe.graph.meta["input_dims"] = {name: list(dims) for name, dims in spec.inputs.items()}  # run-time checks
     for name in spec.outputs:
         span = spec.span("outputs")
         v = fe.scopes[0].get(name)

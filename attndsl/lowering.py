@@ -8,16 +8,18 @@ Entry point: `lower`.
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from . import runtime
+from . import runtime, syntax as S
 from .errors import LoweringError
 from .ir import Graph
 from .layers import make_layer
-from .shapes import split_pack
+from .shapes import Pack, fmt_dim, split_pack
+from .spec import eval_static
 
 # op -> torch callable for the ops that map one to one (positional tensor inputs, attrs as kwargs)
 UNARY = {
@@ -312,17 +314,23 @@ def layer_ranks(graph: Graph) -> dict:
     return ranks
 
 
-def lower(graph: Graph, class_name: str = "AttentionBlock") -> fx.GraphModule:
+def lower(graph: Graph, class_name: str = "AttentionBlock", check_inputs: bool = True) -> fx.GraphModule:
+    """The fx module of an IR graph; `check_inputs` makes forward check its inputs' shapes first."""
     b = _Builder(graph)
     ranks = layer_ranks(graph)
     for name, decl in graph.layers.items():
         set_submodule(b.root, name, make_layer(decl.kind, decl.args, ranks.get(name)))
     env = {}
+    for name, nid in graph.inputs:      # placeholders in the spec's order, then the input check
+        env[nid] = b.fx.placeholder(name)
+    if check_inputs:
+        b.call(runtime.check_input_shapes, (input_layout(graph), *[env[nid] for _, nid in graph.inputs]),
+               name="check_inputs")
     for nid in graph.order():
         n = graph.node(nid)
         b.current = n
         if n["op"] == "input":
-            env[nid] = b.fx.placeholder(n["attrs"]["name"])
+            continue
         elif n["op"] == "param":
             env[nid] = b.fx.get_attr(n["attrs"]["layer"])
         elif n["op"] == "layer":
@@ -337,3 +345,71 @@ def lower(graph: Graph, class_name: str = "AttentionBlock") -> fx.GraphModule:
     gm.meta["ir"] = graph
     gm.meta["buffers"] = b.buffers
     return gm
+
+
+# --- run-time input checks ------------------------------------------------------------------
+
+SPATIAL_AXES = (1, 3)       # the axes a `*S` run may stand for: 1-D, 2-D and 3-D inputs
+fx.node.has_side_effect(runtime.check_input_shapes)     # its node has no users: dead-code passes must keep it
+
+
+@dataclass
+class InputDim:
+    """One declared axis of an input, as the check sees it."""
+    value: object       # int: fixed by the parameters; str: a symbol ("B"), a run ("*S"), or a shown expression
+    text: object        # the spec's text for it (an int, a name or an expression)
+    params: tuple       # the parameters behind a fixed size, for the message
+
+
+def input_dims(graph: Graph) -> list:
+    """[(input name, [InputDim, ...])] from the input nodes' shapes and the spec's declared dims."""
+    params = graph.meta.get("params", {})
+    declared = graph.meta.get("input_dims", {})
+    out = []
+    for name, nid in graph.inputs:
+        shape = graph.node(nid)["shape"]
+        texts = declared.get(name) or [None] * len(shape)
+        dims = []
+        for d, text in zip(shape, texts):
+            if isinstance(d, Pack):
+                dims.append(InputDim(f"*{d.name}", text, ()))
+            elif isinstance(d, int):
+                dims.append(InputDim(d, text, _deps(text, params)))
+            else:
+                dims.append(InputDim(fmt_dim(d), text, ()))
+        out.append((name, dims))
+    return out
+
+
+def _deps(text, params: dict) -> tuple:
+    """Parameters a declared dim depends on, in order of appearance; of a conditional, the branch taken."""
+    if not isinstance(text, str):
+        return ()
+    if text.isidentifier():
+        return (text,) if text in params else ()
+    found: list = []
+
+    def walk(e):
+        if isinstance(e, S.IfExp):
+            walk(e.then if eval_static(e.cond, params.__getitem__, params) else e.orelse)
+        elif isinstance(e, S.Var):
+            if e.name in params and e.name not in found:
+                found.append(e.name)
+        elif isinstance(e, S.Node):
+            for v in vars(e).values():
+                for item in (v if isinstance(v, list) else [v]):
+                    walk(item)
+    walk(S.parse_expression(S.Source("<input>", text)))
+    return tuple(found)
+
+
+def input_layout(graph: Graph) -> dict:
+    """The argument `runtime.check_input_shapes` takes: the spec's name and each input's declared axes."""
+    params = graph.meta.get("params", {})
+    entries = []
+    for name, dims in input_dims(graph):
+        pack = any(isinstance(d.value, str) and d.value.startswith("*") for d in dims)
+        entries.append((name, tuple(d.value for d in dims),
+                        tuple(tuple((k, params[k]) for k in d.params) for d in dims),
+                        SPATIAL_AXES if pack else None))
+    return {"spec": graph.meta.get("spec", "block"), "inputs": tuple(entries)}

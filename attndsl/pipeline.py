@@ -65,11 +65,15 @@ def compile_spec(spec, params: dict | None = None, passes=None, *, check: bool =
     return out
 
 
-def build(spec, *, compile: bool = False, passes=None, **params):
-    """The spec as a torch module: an fx.GraphModule, or that module under torch.compile(fullgraph=True)."""
+def build(spec, *, compile: bool = False, passes=None, check_inputs: bool = True, **params):
+    """The spec as a torch module: an fx.GraphModule, or that module under torch.compile(fullgraph=True).
+
+    Its forward first checks the inputs' shapes against the spec (`runtime.InputShapeError`, a ValueError,
+    naming the spec, the input, the expected and the actual shape); `check_inputs=False` leaves that out.
+    """
     from .lowering import lower
     c = compile_spec(spec, params, passes)
-    gm = lower(c.graph, c.class_name)
+    gm = lower(c.graph, c.class_name, check_inputs=check_inputs)
     gm.meta["compiled"] = c
     if compile:
         import torch

@@ -410,3 +410,70 @@ def arange_like(x, dim):
 def if_training(a, b, training):
     """a in train mode, b in eval mode."""
     return a if training else b
+
+
+class InputShapeError(ValueError):
+    """An input of a built or generated module does not have the shape its spec declares."""
+
+
+@leaf
+def check_input_shapes(layout, *inputs):
+    """Raise InputShapeError unless every input has the shape its spec declares.
+
+    layout = {"spec": name, "inputs": ((input name, dims, notes, spatial), ...)} (a dict, which the fx
+    leaf wrapper does not search for proxies): each of dims is an int (a size the parameters fix), a
+    symbol name (a size inputs may share: "B"), "*S" (a run of spatial axes, as many as the range
+    `spatial` = (lo, hi) allows; None when there is no run) or an expression shown but not checked;
+    notes[i] holds the (parameter, value) pairs behind dims[i]. Only sizes are compared, never data, so
+    under torch.compile or torch.export the check costs guards that the graph's own ops already imply.
+    """
+    import torch
+    if torch.jit.is_tracing():      # a trace keeps no Python check, and its sizes are traced values
+        return
+    spec = layout["spec"]
+
+    def fail(name, dims, got, why=(), more=""):     # one f-string: dynamo cannot add strings
+        why = f" ({', '.join(why)})" if why else ""
+        raise InputShapeError(f"{spec}: input {name}: expected [{', '.join(str(d) for d in dims)}]{why}{more}, "
+                              f"got {[int(n) for n in got]}")
+    seen = {}                       # symbol -> (input, axis, size) where it was first met
+    for (name, dims, notes, spatial), t in zip(layout["inputs"], inputs):
+        if not isinstance(t, torch.Tensor):
+            raise InputShapeError(f"{spec}: input {name}: expected a tensor [{', '.join(str(d) for d in dims)}], "
+                                  f"got {type(t).__name__}")
+        got = t.shape
+        pack, extra = len(dims), len(got) - len(dims)     # axes after a run of 1 + extra axes shift by extra
+        if spatial is None and extra:
+            fail(name, dims, got)
+        if spatial is not None:
+            pack = [isinstance(d, str) and d.startswith("*") for d in dims].index(True)
+            if not spatial[0] <= extra + 1 <= spatial[1]:
+                fail(name, dims, got, more=f" with {spatial[0]} to {spatial[1]} spatial axes")
+        wrong, why, clash = False, [], None
+        for i, d in enumerate(dims):
+            if i == pack:
+                continue
+            axis = i if i < pack else i + extra
+            if isinstance(d, int):
+                if got[axis] != d:
+                    wrong = True
+                    why += [f"{k}={v!r}" for k, v in notes[i] if f"{k}={v!r}" not in why]
+            elif not d.isidentifier():
+                continue
+            elif d not in seen:
+                seen[d] = (name, axis, got[axis])
+            elif clash is None and got[axis] != seen[d][2]:
+                clash = (d, axis)
+        if wrong:
+            fail(name, dims, got, why)
+        if clash is not None:
+            d, axis = clash
+            other, first, size = seen[d]
+            if other == name:
+                raise InputShapeError(f"{spec}: input {name}: axes {first} and {axis} must agree on {d}, "
+                                      f"got {[int(n) for n in got]}")
+            raise InputShapeError(f"{spec}: inputs {other} and {name} must agree on {d}: "
+                                  f"{other} has {int(size)}, {name} has {int(got[axis])}")
+
+
+NEEDS["check_input_shapes"] = ["InputShapeError"]

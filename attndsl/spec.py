@@ -21,6 +21,7 @@ from .syntax import Source, parse_expression
 
 TOP_KEYS = ("name", "title", "family", "paper", "code", "notes", "params", "inputs", "g", "f", "outputs",
             "example", "shapes")
+RESERVED_PARAMS = ("check_inputs", "compile", "passes")     # build()'s own keywords
 REQUIRED = ("name", "title", "family", "paper", "inputs", "f", "outputs", "example")
 FAMILIES = ("channel", "spatial", "temporal", "branch", "channel_spatial", "spatial_temporal")
 TYPES = {"int": int, "float": float, "bool": bool, "str": str, "list[int]": list, "list[str]": list,
@@ -181,6 +182,13 @@ def eval_static(expr, lookup, known=()):
             return ev(e.then) if ev(e.cond) else ev(e.orelse)
         if isinstance(e, S.ListExpr):
             return [ev(i) for i in e.items]
+        if isinstance(e, S.Index):          # an entry of a list parameter: feat_size[0]
+            base, i = ev(e.base), ev(e.index)
+            if not isinstance(base, list) or not isinstance(i, int) or isinstance(i, bool):
+                raise ParamError("only a list parameter can be indexed, by an int", e.span)
+            if not -len(base) <= i < len(base):
+                raise ParamError(f"index {i} is out of range for a list of {len(base)}", e.span)
+            return base[i]
         if isinstance(e, S.BinOp):
             return arith(e.op, ev(e.left), ev(e.right), e.span)
         if isinstance(e, S.Call) and isinstance(e.func, S.Var):
@@ -341,6 +349,9 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
 
     params = {}
     for name, decl in (data.get("params") or {}).items():
+        if name in RESERVED_PARAMS:
+            raise err(f"`{name}` cannot be a parameter name", "params", name, key=True,
+                      hint=f"{', '.join(RESERVED_PARAMS)} are keywords of attndsl.build and of generated constructors")
         params[name] = _param(name, decl, spans, path, lines, err)
 
     inputs = data["inputs"]

@@ -6,10 +6,10 @@ from tests.oracle import check_against_reference
 from tests.reference.vit import ViT
 
 SMALL = {"channels": 3, "image_size": 32, "patch_size": 8, "hidden_size": 24, "num_heads": 4, "mlp_dim": 40}
-SHAPES = [
+SHAPES = [                     # the spec fixes the input to image_size x image_size
     {"x": [2, 3, 32, 32]},
-    {"x": [1, 3, 35, 39]},     # batch 1, odd and non-square: the VALID patch conv crops to 32 x 32
-    {"x": [3, 3, 39, 33]},
+    {"x": [1, 3, 32, 32]},     # batch 1
+    {"x": [3, 3, 32, 32]},
 ]
 
 
@@ -25,10 +25,12 @@ def key_map(depth):
     {"depth": 2, "gelu_approximate": "none"},               # two blocks, exact GELU
     {"cls_token": False, "final_norm": False, "num_heads": 1},
     {"patch_size": 5, "image_size": 20, "ln_eps": 1e-5, "num_heads": 6},    # 4 x 4 grid of 5 x 5 patches
+    {"image_size": 35},        # odd: the VALID patch conv crops to the 4 x 4 grid's 32 x 32 pixels
 ])
 def test_matches_reference(params):
     p = {**SMALL, **params}
-    shapes = SHAPES if p["patch_size"] == 8 else [{"x": [2, 3, 20, 24]}, {"x": [1, 3, 21, 20]}]
+    side = p["image_size"]
+    shapes = SHAPES if side == 32 else [{"x": [2, 3, side, side]}, {"x": [1, 3, side, side]}]
     check_against_reference("vit", p, ViT(**p), shapes, key_map=key_map(p.get("depth", 1)))
 
 
