@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from .limits import MAX_ELEMENTS, MAX_LOOP_TRIPS
 from .shapes import Pack, broadcast, dim_eq, fmt_shape, is_one, norm, numel, split_pack
 
 
@@ -796,8 +797,11 @@ def eye(n):
 @op("triu_indices")
 def triu_indices(n, offset=0):
     """Flat indices of the upper triangle of an n x n matrix (row-major), as a constant."""
-    k = len([1 for i in range(n) for j in range(i + offset, n) if j >= 0])
-    return Out([], (k,), {"n": need_int(n, "n", 1), "offset": offset}, dtype="long")
+    need_int(n, "n", 1), need_int(offset, "offset")
+    if n * n > MAX_ELEMENTS:
+        raise OpError(f"a {n} x {n} matrix has more than {MAX_ELEMENTS} elements", "n", "docs/language.md, Limits")
+    k = sum(max(0, n - max(i + offset, 0)) for i in range(n))
+    return Out([], (k,), {"n": n, "offset": offset}, dtype="long")
 
 
 @op("index_select")
@@ -964,6 +968,12 @@ def gate(x, s, act="sigmoid", plus_one=False):
 INITS = ("zeros", "ones", "normal", "uniform", "default")
 
 
+def _float(v, arg):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise OpError(f"`{arg}` must be a number, got {v!r}", arg)
+    return float(v)
+
+
 def _init(v, arg):
     if v is None or isinstance(v, (int, float)) or (isinstance(v, (list, tuple)) and all(
             isinstance(x, (int, float)) for x in v)):
@@ -981,6 +991,13 @@ def linear_layer(in_features, out_features, bias=True, weight_init=None, bias_in
             "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
 
 
+def _ints(v, n, arg, minimum):
+    out = tuple_n(v, n, arg)
+    for i in out:
+        need_int(i, arg, minimum)
+    return out
+
+
 def _conv(n):
     def conv(in_channels, out_channels, kernel, stride=1, padding=0, dilation=1, groups=1, bias=True,
              weight_init=None, bias_init=None):
@@ -989,12 +1006,12 @@ def _conv(n):
         if in_channels % groups or out_channels % groups:
             raise OpError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}",
                           "groups")
-        k = tuple_n(kernel, n, "kernel")
-        d = tuple_n(dilation, n, "dilation")
+        k = _ints(kernel, n, "kernel", 1)
+        d = _ints(dilation, n, "dilation", 1)
         if padding == "same":
             padding = tuple(dd * (kk - 1) // 2 for kk, dd in zip(k, d))
         return {"in_channels": in_channels, "out_channels": out_channels, "kernel": k,
-                "stride": tuple_n(stride, n, "stride"), "padding": tuple_n(padding, n, "padding"),
+                "stride": _ints(stride, n, "stride", 1), "padding": _ints(padding, n, "padding", 0),
                 "dilation": d, "groups": groups, "bias": bool(bias),
                 "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
     conv.__doc__ = f"{n}-D convolution over [B, C, *{n} spatial axes]; `padding=\"same\"` keeps the size."
@@ -1009,7 +1026,8 @@ for _n in (1, 2, 3):
 def batchnorm_layer(num_features, eps=1e-5, momentum=0.1, affine=True, weight_init=None, bias_init=None):
     """Batch normalisation over axis 1 of [B, C, ...] (any rank)."""
     need_int(num_features, "num_features", 1)
-    return {"num_features": num_features, "eps": float(eps), "momentum": float(momentum), "affine": bool(affine),
+    return {"num_features": num_features, "eps": _float(eps, "eps"), "momentum": _float(momentum, "momentum"),
+            "affine": bool(affine),
             "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
 
 
@@ -1017,15 +1035,18 @@ def batchnorm_layer(num_features, eps=1e-5, momentum=0.1, affine=True, weight_in
 def layernorm_layer(shape, eps=1e-5, affine=True):
     """Layer normalisation over the trailing axes `shape`."""
     shape = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
-    return {"shape": shape, "eps": float(eps), "affine": bool(affine)}
+    for d in shape:
+        need_int(d, "shape", 1)
+    return {"shape": shape, "eps": _float(eps, "eps"), "affine": bool(affine)}
 
 
 @layer("groupnorm")
 def groupnorm_layer(groups, channels, eps=1e-5, affine=True):
     """Group normalisation over axis 1 of [B, C, ...]."""
+    need_int(groups, "groups", 1), need_int(channels, "channels", 1)
     if channels % groups:
         raise OpError(f"groups={groups} must divide channels={channels}", "groups")
-    return {"groups": groups, "channels": channels, "eps": float(eps), "affine": bool(affine)}
+    return {"groups": groups, "channels": channels, "eps": _float(eps, "eps"), "affine": bool(affine)}
 
 
 @layer("param")
@@ -1068,6 +1089,17 @@ def layer_apply_shape(kind: str, args: dict, x: T):
     raise OpError(f"a `{kind}` cannot be applied like a function; use it as a tensor")
 
 
+def _range(*args):
+    """range() as a list, refused before it is built if it is longer than a loop may run."""
+    if not all(isinstance(a, int) for a in args):
+        raise TypeError("range() takes integers")
+    r = range(*args)
+    if len(r) > MAX_LOOP_TRIPS:
+        raise ValueError(f"range of {len(r)} steps is over the limit of {MAX_LOOP_TRIPS} "
+                         "(docs/language.md, Limits)")
+    return list(r)
+
+
 def static_builtins():
     """Functions of static values (parameter expressions, layer arguments)."""
     def odd(v):
@@ -1075,5 +1107,34 @@ def static_builtins():
     return {
         "max": max, "min": min, "abs": abs, "int": int, "float": float, "round": round,
         "floor": math.floor, "ceil": math.ceil, "log": math.log, "log2": math.log2, "sqrt": math.sqrt,
-        "odd": odd, "range": lambda *a: list(range(*a)), "len": len,
+        "odd": odd, "range": _range, "len": len,
     }
+
+
+# --- argument kinds (the frontend's type check) ---------------------------------------------
+
+# arguments that take tensors; every other argument must be known at compile time
+_TENSOR_ARGS = {"x", "a", "b", "cond", "like", "likes", "xs", "index", "weight", "bias", "theta", "grid",
+                "p", "u", "l", "q", "k", "v", "buffer", "s"}
+_STATIC_HERE = {"normalize": {"p"}, "dropout": {"p"}, "select": {"index"}}
+_TENSOR_HERE = {"ema_update": {"value"}}
+LIST_ARGS = ("xs", "likes")          # a list of tensors
+
+
+def tensor_args(name: str) -> set:
+    """The arguments of op `name` that take tensors (or, for arithmetic, numbers)."""
+    params = set(OPS[name].signature.parameters)
+    return ((params & _TENSOR_ARGS) | _TENSOR_HERE.get(name, set())) - _STATIC_HERE.get(name, set())
+
+
+def layer_numel(kind: str, a: dict) -> int:
+    """Elements of the weight a declared layer allocates (its largest tensor)."""
+    if kind == "linear":
+        return a["in_features"] * a["out_features"]
+    if kind.startswith("conv"):
+        return a["out_channels"] * (a["in_channels"] // a["groups"]) * math.prod(a["kernel"])
+    if kind == "batchnorm":
+        return a["num_features"]
+    if kind == "groupnorm":
+        return a["channels"]
+    return math.prod(a["shape"])        # layernorm, param
