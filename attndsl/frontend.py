@@ -269,13 +269,16 @@ class Frontend:
         if isinstance(e, S.Index):
             base = self.eval(e.base)
             idx = self.static(self.eval(e.index), e.index.span, "an index")
-            if isinstance(idx, bool) or not isinstance(idx, int):
-                raise ShapeError(f"an index must be an integer, got {idx!r}", e.index.span)
             if isinstance(base, Many):
+                if not isinstance(idx, (int, str)):
+                    raise ShapeError(f"an item key is an integer or a name, got {_kind(self.eval(e.index))}",
+                                     e.index.span)
                 if idx not in base.items:
                     raise ShapeError(f"index {idx} out of range (have {sorted(base.items)})", e.index.span)
                 return base.items[idx]
             if isinstance(base, Static) and isinstance(base.value, list):
+                if isinstance(idx, bool) or not isinstance(idx, int):
+                    raise ShapeError(f"a list index must be an integer, got {idx!r}", e.index.span)
                 if not -len(base.value) <= idx < len(base.value):
                     raise ShapeError(f"index {idx} out of range for a list of {len(base.value)}", e.index.span)
                 self.fixed |= base.deps
@@ -508,9 +511,10 @@ class Frontend:
                             "choose another name")
         if t.index is not None:
             idx = self.static(self.eval(t.index), t.index.span, "an index")
-            if isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < limits.MAX_LIST:
-                raise ShapeError(f"an item index is an integer from 0 to {limits.MAX_LIST - 1}, got {idx!r}",
-                                 t.index.span)
+            if not (isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < limits.MAX_LIST
+                    or isinstance(idx, str) and idx.isidentifier() and idx.isascii()):
+                raise ShapeError(f"an item key is an integer from 0 to {limits.MAX_LIST - 1} or a name, "
+                                 f"got {idx!r}", t.index.span)
             full = f"{name}.{idx}"
             coll = next((s[name] for s in reversed(self.scopes) if name in s), None)
             if not isinstance(coll, Many):
