@@ -311,7 +311,9 @@ class Frontend:
                                             f"the result of `{name}`")
                         return _static_call(name, args, value)
                     except (TypeError, ValueError, OverflowError) as err:
-                        raise ShapeError(f"`{name}`: {err}", e.span) from None
+                        raise ShapeError(f"`{name}`: {err}", e.span, "loops unroll at compile time "
+                                         "(docs/language.md, Limits)" if isinstance(err, limits.LimitExceeded)
+                                         else None) from None
                 known = list(OPS) + list(LAYERS) + list(STATIC_ONLY) + [n for s in self.scopes for n in s]
                 raise NameError_(f"unknown op `{name}`", e.func.span,
                                  did_you_mean(name, known) or "see `attndsl ops` for the list")

@@ -17,3 +17,7 @@ MAX_INT = 2 ** 53                    # magnitude of an integer (parameters and c
 MAX_ELEMENTS = 2 ** 28               # elements of one layer weight, learned param, buffer or example input
 MAX_LIST = 4096                      # items of a compile-time list
 MAX_STRING = 4096                    # characters of a compile-time string
+
+
+class LimitExceeded(ValueError):
+    """A compile-time helper (range) refused work past a limit; the frontend adds the span."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .limits import MAX_ELEMENTS, MAX_LOOP_TRIPS
+from .limits import MAX_ELEMENTS, MAX_LOOP_TRIPS, LimitExceeded
 from .shapes import Pack, broadcast, dim_eq, fmt_shape, is_one, norm, numel, split_pack
 
 
@@ -1095,8 +1095,7 @@ def _range(*args):
         raise TypeError("range() takes integers")
     r = range(*args)
     if len(r) > MAX_LOOP_TRIPS:
-        raise ValueError(f"range of {len(r)} steps is over the limit of {MAX_LOOP_TRIPS} "
-                         "(docs/language.md, Limits)")
+        raise LimitExceeded(f"range of {len(r)} steps is over the limit of {MAX_LOOP_TRIPS}")
     return list(r)
 
 
