@@ -522,6 +522,9 @@ class Frontend:
             if not isinstance(coll, Many):
                 coll = Many({}, name)
                 self.bind(name, coll)
+            if any(isinstance(k, str) != isinstance(idx, str) for k in coll.items):
+                raise ShapeError(f"`{name}` mixes integer and name keys", t.index.span,
+                                 "a list takes u[0], u[1]...; a group of layers takes names")
             coll.items[idx] = self.declare(full, value, t.span)
             return
         self.bind(name, self.declare(name, value, t.span))

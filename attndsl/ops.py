@@ -269,6 +269,7 @@ def matmul(a, b):
 @op("where")
 def where(cond, a, b):
     """Select a where cond is nonzero, else b."""
+    need_tensor(cond, "cond")
     r = _binary(a, b).shape
     r = broadcast(cond.shape, r) if r is not None else cond.shape
     if r is None:
