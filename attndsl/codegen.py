@@ -93,7 +93,7 @@ _RESERVED = {n for n, v in vars(runtime).items() if callable(v)} | set(dir(built
 
 def _local(node: fx.Node) -> str:
     name = node.name
-    return name + "_" if name in _RESERVED or keyword.iskeyword(name) or keyword.issoftkeyword(name) else name
+    return name + "_" if name in _RESERVED or keyword.iskeyword(name) else name
 
 
 # Spec text (title, paper, path, source lines) reaches generated code only through these two:

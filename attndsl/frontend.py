@@ -550,7 +550,7 @@ class Frontend:
 
 def _check_name(name: str, span) -> None:
     """Names become Python identifiers in generated code."""
-    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+    if keyword.iskeyword(name):
         raise SpecError(f"`{name}` is a Python keyword and cannot name a value", span, "choose another name")
 
 

@@ -570,7 +570,7 @@ def check_identifier(name, what: str, span: Span | None, spec_name: bool = False
     if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
         raise SpecError(f"{what} {_shown(name)} is not a valid name", span,
                         "a name is letters, digits and `_`, not starting with a digit")
-    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+    if keyword.iskeyword(name):
         raise SpecError(f"{what} `{name}` is a Python keyword", span, "choose another name")
     taken = code_names()
     if spec_name:

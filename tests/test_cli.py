@@ -153,3 +153,10 @@ def test_every_fused_gate_activation_runs(act, plus_one, tmp_path):
     gen = getattr(load_generated(attndsl.generate(path, channels=4)), c.class_name)(4)
     torch.testing.assert_close(built(x), want)
     torch.testing.assert_close(gen(x), want)
+
+
+def test_huge_parameters_fail_at_the_layer_before_allocating(capsys):
+    rc, _, err = run(capsys, "compile", "senet", "-p", "channels=1000000000000")
+    assert rc == 2 and "senet.yaml:13:9: error: `linear` would allocate" in err
+    rc, out, _ = run(capsys, "check", "senet", "-p", "channels=99999999999999999999")
+    assert rc == 2 and "parameter `channels` is too large" in out
