@@ -551,6 +551,10 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
     example = data["example"]
     if not isinstance(example, dict) or "inputs" not in example:
         raise err("`example` needs `inputs` (and usually `params`)", "example")
+    for k in ("params", "inputs"):
+        if not isinstance(example.get(k) or {}, dict):
+            raise err(f"`example.{k}` must be a mapping (name: value)", "example", k,
+                      hint="e.g. `example: {params: {channels: 64}, inputs: {x: [2, 64, 7, 9]}}`")
     return Spec(path, data["name"], data["title"], data["family"], data["paper"], data.get("code", ""),
                 params, inputs, programs.get("g"), programs["f"], outputs, example,
                 list(data.get("shapes") or []), {k: v for k, v in spans.items() if k[-1:] != ("@node",)},

@@ -59,6 +59,7 @@ REFUSED = [
     ("loop_blowup.yaml", 13, 7, "unrolling runs more than 20,000 statements"),
     ("many_statements.yaml", 2010, 3, "more than 2000 statements in one program"),
     ("line_separator.yaml", 11, 7, "unexpected `(`"),
+    ("example_params_list.yaml", 12, 19, "`example.params` must be a mapping"),
 ]
 INJECTIONS = ["inject_title.yaml", "inject_paper.yaml", "inject_notes.yaml", "inject_comment.yaml",
               "inject_unicode_title.yaml"]
