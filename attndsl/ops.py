@@ -94,6 +94,12 @@ def need_int(v, arg, minimum=None):
     return v
 
 
+def _choice(v, choices, arg):
+    if v not in choices:
+        raise OpError(f"`{arg}` must be one of {', '.join(choices)}, got {v!r}", arg)
+    return v
+
+
 def need_rank(x: T, ranks, what: str, arg="x"):
     pre, pack, suf = split_pack(x.shape)
     if pack is not None or len(x.shape) not in ranks:
@@ -699,6 +705,7 @@ def _pool_variadic(x, kernel, stride, padding, ceil_mode):
 def interpolate(x, size=None, like=None, scale=None, mode="nearest", align_corners=None):
     """Resize the spatial axes to `size`, to those of `like`, or by `scale`."""
     need_tensor(x)
+    _choice(mode, ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"), "mode")
     need_rank(x, (3, 4, 5), "interpolate")
     n = len(x.shape) - 2
     if like is not None:
@@ -763,6 +770,8 @@ def affine_grid(theta, like, align_corners=False):
 def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
     """Sample x at the grid's normalised coordinates (bilinear by default)."""
     need_tensor(x), need_tensor(grid, "grid")
+    _choice(mode, ("bilinear", "nearest", "bicubic"), "mode")
+    _choice(padding_mode, ("zeros", "border", "reflection"), "padding_mode")
     need_rank(x, (4,), "grid_sample")
     if len(grid.shape) != 4 or grid.shape[-1] != 2:
         raise OpError(f"grid_sample needs a grid [B, H, W, 2], got {fmt_shape(grid.shape)}", "grid")
@@ -957,9 +966,14 @@ def attention(q, k, v, scale=None):
     return Out([q, k, v], q.shape[:-1] + (v.shape[-1],), {"scale": scale})
 
 
+GATE_ACTS = ("sigmoid", "tanh", "hardsigmoid")      # what a gate may apply (fuse_gate fuses these)
+
+
 @op("gate")
 def gate(x, s, act="sigmoid", plus_one=False):
     """x * act(s) (or x * (1 + act(s))): a gate and its product in one node."""
+    if act not in GATE_ACTS:
+        raise OpError(f"a gate applies one of {', '.join(GATE_ACTS)}, got {act!r}", "act")
     r = _binary(x, s).shape
     return Out([x, s], r, {"act": act, "plus_one": bool(plus_one)})
 

@@ -60,6 +60,7 @@ REFUSED = [
     ("many_statements.yaml", 2010, 3, "more than 2000 statements in one program"),
     ("line_separator.yaml", 11, 7, "unexpected `(`"),
     ("example_params_list.yaml", 12, 19, "`example.params` must be a mapping"),
+    ("gate_act.yaml", 10, 18, "a gate applies one of sigmoid, tanh, hardsigmoid, got 'load'"),
 ]
 INJECTIONS = ["inject_title.yaml", "inject_paper.yaml", "inject_notes.yaml", "inject_comment.yaml",
               "inject_unicode_title.yaml"]
