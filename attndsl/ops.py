@@ -96,7 +96,7 @@ def need_int(v, arg, minimum=None):
 
 def _choice(v, choices, arg):
     if v not in choices:
-        raise OpError(f"`{arg}` must be one of {', '.join(choices)}, got {v!r}", arg)
+        raise OpError(f"`{arg}` must be one of {', '.join(choices)}, got {v!r}", arg, "see `attndsl ops`")
     return v
 
 
@@ -973,7 +973,8 @@ GATE_ACTS = ("sigmoid", "tanh", "hardsigmoid")      # what a gate may apply (fus
 def gate(x, s, act="sigmoid", plus_one=False):
     """x * act(s) (or x * (1 + act(s))): a gate and its product in one node."""
     if act not in GATE_ACTS:
-        raise OpError(f"a gate applies one of {', '.join(GATE_ACTS)}, got {act!r}", "act")
+        raise OpError(f"a gate applies one of {', '.join(GATE_ACTS)}, got {act!r}", "act",
+                      "other activations: x * act(s) written out")
     r = _binary(x, s).shape
     return Out([x, s], r, {"act": act, "plus_one": bool(plus_one)})
 
