@@ -139,6 +139,8 @@ def test_injected_text_never_runs(name, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     src = generate(str(HOSTILE / name), channels=8)
     compile(src, name, "exec")
+    if name == "inject_comment.yaml":         # spec lines are quoted as comments in forward
+        assert '# y = relu(x)  # \"\"\"; open(\"attndsl_pwned\", \"w\") \\' in src
     out = tmp_path / "gen" / "block.py"
     out.parent.mkdir()
     assert cli.main(["compile", str(HOSTILE / name), "-o", str(out)]) == 0
