@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sympy
 
 from . import limits, syntax as S
-from .errors import AttnDSLError, NameError_, ShapeError, SpecError, Span, did_you_mean
+from .errors import NameError_, ShapeError, SpecError, Span, did_you_mean
 from .ir import Graph, LayerDecl
 from .ops import LAYERS, LIST_ARGS, OPS, OpError, T, layer_apply_shape, layer_numel, static_builtins, tensor_args
 from .shapes import Pack, fmt_shape, norm, sym

@@ -12,7 +12,6 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from attndsl import cli
