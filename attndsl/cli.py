@@ -1,8 +1,11 @@
 """Command line: `attndsl compile|check|list|passes|ops`.
 
-Every attndsl error is printed as `file:line:col: error: ...` with the source
-line and a caret, without a traceback, and exits 2; an output file is written
-whole (to a temporary file, then renamed) or not at all. Entry point: `main`.
+Every attndsl error (a spec, a parameter, an argument, an output path) is
+printed as `file:line:col: error: ...` with the source line and a caret,
+without a traceback, and exits 2, from every command; `check` exits 1 when a
+spec compiles but its built and generated modules disagree or fail to run. An
+output file is written whole (to a temporary file, then renamed, with the
+permissions the umask gives a new file) or not at all. Entry point: `main`.
 """
 from __future__ import annotations
 
@@ -31,18 +34,34 @@ def _passes(text):
     return [p for p in text.split(",") if p] if text not in ("none", "") else []
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str, text: str) -> None:
-    """Write all of text to path, or leave path as it was."""
+    """Write all of text to path, or leave path as it was; any failure is an AttnDSLError."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.",
-                               suffix=".tmp")
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise AttnDSLError(f"cannot write `{path}`: it is a directory", hint="give a file name, e.g. -o block.py")
+    if not parent.is_dir():
+        raise AttnDSLError(f"cannot write `{path}`: there is no directory `{parent}`", hint="create it first")
     try:
-        with os.fdopen(fd, "w") as f:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise AttnDSLError(f"cannot write `{path}`: {e.strerror}", hint="choose a directory you can write to") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())       # mkstemp makes 0600; a written module is an ordinary file
         os.replace(tmp, target)
+    except OSError as e:
+        os.path.exists(tmp) and os.unlink(tmp)
+        raise AttnDSLError(f"cannot write `{path}`: {e.strerror}") from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.path.exists(tmp) and os.unlink(tmp)
         raise
 
 
@@ -84,12 +103,15 @@ def cmd_compile(args) -> int:
 
 def cmd_check(args) -> int:
     from .check import check_spec
-    ok = True
+    params, rc = _params(args.param), 0
     for spec in args.spec:
-        report = check_spec(spec, _params(args.param))
+        report = check_spec(spec, params)
         print(report.render())
-        ok &= report.ok
-    return 0 if ok else 1
+        if report.error is not None:
+            rc = 2                  # a mistake in the spec or the parameters
+        elif not report.ok:
+            rc = rc or 1            # compiled, but the modules disagree or fail to run
+    return rc
 
 
 def cmd_list(args) -> int:

@@ -45,10 +45,15 @@ class AttnDSLError(Exception):
             lines.append(f" {' ' * len(num)} | {pad}{'^' * max(1, self.span.length)}")
         if self.hint:
             lines.append(f"hint: {self.hint}")
-        return "\n".join(lines)
+        return "\n".join(_printable(ln) for ln in lines)
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _printable(text: str) -> str:
+    """Spec text in an error goes to a terminal: control characters (escape sequences) are shown as escapes."""
+    return "".join(c if c.isprintable() or c == "\t" else ascii(c)[1:-1] for c in text)
 
 
 class SpecError(AttnDSLError):

@@ -9,22 +9,35 @@ Entry point: `build_graph`.
 """
 from __future__ import annotations
 
+import keyword
 import math
 from dataclasses import dataclass
 
 import sympy
 
-from . import syntax as S
+from . import limits, syntax as S
 from .errors import NameError_, ShapeError, SpecError, Span, did_you_mean
 from .ir import Graph, LayerDecl
-from .ops import LAYERS, OPS, OpError, T, layer_apply_shape, static_builtins
+from .ops import LAYERS, LIST_ARGS, OPS, OpError, T, layer_apply_shape, layer_numel, static_builtins, tensor_args
 from .shapes import Pack, fmt_shape, norm, sym
-from .spec import Spec, arith, eval_static
+from .spec import Spec, arith, check_value, eval_static
 from .syntax import parse_expression, parse_program, Source
 
 BUFFER_OPS = ("dct_filters", "eye", "triu_indices", "window_index", "random_bases")
 CONSTANTS = {"true": True, "false": False, "spatial": "spatial", "none": None, "pi": math.pi}
 RESERVED = ("true", "false", "spatial", "none")      # constants a program cannot rebind (pi it may: π_k)
+# attributes of torch.nn.Module and torch.fx.GraphModule: a layer of that name would replace them
+# (kept torch-free here; tests/test_hostile.py checks the list against torch)
+MODULE_ATTRS = frozenset("""T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
+cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half
+ipu load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters
+register_backward_hook register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
+register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
+register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+set_extra_state set_submodule share_memory state_dict to to_empty train type xpu zero_grad training
+add_submodule code delete_all_unused_submodules delete_submodule graph print_readable recompile to_folder meta
+""".split())
+MAX_STATIC_DEPTH = 32       # a compile-time value's recorded computation; deeper ones become plain constants
 STATIC_ONLY = static_builtins()
 
 
@@ -48,6 +61,7 @@ class Static:
     prov: tuple | None = None      # (op, Static, Static), ("neg", Static), ("param", name) or None
     src: str | None = None
     deps: frozenset = frozenset()
+    depth: int = 0                 # how deep prov and src nest
 
     @property
     def source(self) -> str:
@@ -68,7 +82,28 @@ def _static_call(name, vals, value):
         src = f"({srcs[0]} | 1)"      # t if t is odd else t + 1, for t >= 0
     else:
         src = f"{_PYFUNCS.get(name, name)}({', '.join(srcs)})"
-    return Static(value, None, src if deps else None, deps)
+    return Static(value, None, src if deps else None, deps, 1 + max((v.depth for v in vals), default=0))
+
+
+def _kind(v) -> str:
+    """What an evaluator value is, for type errors."""
+    if isinstance(v, Static):
+        if isinstance(v.value, bool):
+            return "a boolean"
+        if isinstance(v.value, (int, float)):
+            return "a number"
+        return {str: "a string", list: "a list", type(None): "none"}.get(type(v.value), "a value")
+    return {Tensor: "a tensor", Many: "a list", LayerRef: "a layer", NewLayer: "a layer",
+            Func: "a function"}.get(type(v), "a value")
+
+
+def _has_tensor(v) -> bool:
+    return isinstance(v, Tensor) or isinstance(v, Many) and any(_has_tensor(i) for i in v.items.values())
+
+
+def _arith_operand(v) -> bool:
+    """A tensor, a number, or a runtime number: what arithmetic takes."""
+    return isinstance(v, Tensor) or isinstance(v, Static) and isinstance(v.value, (int, float))
 
 
 @dataclass
@@ -109,6 +144,9 @@ class Frontend:
         self.fixed: set = set()     # parameters that generated code cannot vary
         self.axis_names = {d.lstrip("*") for dims in spec.inputs.values() for d in dims
                            if isinstance(d, str) and d.lstrip("*").isidentifier() and d not in params}
+        self.depth = 0              # evaluation nesting, through inlined functions too
+        self.calls = 0              # user functions being inlined, one inside the other
+        self.steps = 0              # statements run (loops unrolled, functions inlined)
 
     # --- names -------------------------------------------------------------------------
     def lookup(self, name: str, span: Span):
@@ -162,8 +200,27 @@ class Frontend:
         raise ShapeError(f"{what} must be known at compile time, got {kind}", span,
                          "layer arguments, axes and sizes are numbers or parameters")
 
+    def derived(self, value, prov, src, deps, parts, span):
+        """A static computed from others: checked against the limits; a deep computation becomes a constant."""
+        value = check_value(value, span)
+        depth = 1 + max((p.depth for p in parts), default=0)
+        if depth > MAX_STATIC_DEPTH:          # generated code and folding keep the value, not its history
+            self.fixed |= deps
+            return Static(value)
+        return Static(value, prov, src, deps, depth)
+
     # --- expressions -------------------------------------------------------------------------
     def eval(self, e):
+        self.depth += 1
+        try:
+            if self.depth > limits.MAX_NESTING:
+                raise SpecError(f"evaluation nests deeper than {limits.MAX_NESTING} levels", e.span,
+                                "functions inline into their callers: nest fewer calls (docs/language.md, Limits)")
+            return self._eval(e)
+        finally:
+            self.depth -= 1
+
+    def _eval(self, e):
         if isinstance(e, S.Num):
             return Static(e.value)
         if isinstance(e, S.Str):
@@ -174,18 +231,23 @@ class Frontend:
             vals = [self.eval(i) for i in e.items]
             if all(isinstance(v, Static) for v in vals):
                 deps = frozenset().union(*[v.deps for v in vals]) if vals else frozenset()
-                return Static([v.value for v in vals], None,
-                              "[" + ", ".join(v.source for v in vals) + "]" if deps else None, deps)
+                return self.derived([v.value for v in vals], None,
+                                    "[" + ", ".join(v.source for v in vals) + "]" if deps else None, deps, vals,
+                                    e.span)
             return Many(dict(enumerate(vals)))
         if isinstance(e, S.Neg):
             v = self.eval(e.operand)
             if isinstance(v, Static):
-                return Static(-v.value, ("neg", v), f"(-{v.source})" if v.deps else None, v.deps)
+                if not isinstance(v.value, (int, float)):
+                    raise ShapeError(f"`-` needs a tensor or a number, got {_kind(v)}", e.span)
+                return self.derived(-v.value, ("neg", v), f"(-{v.source})" if v.deps else None, v.deps, [v], e.span)
+            if not _arith_operand(v):
+                raise ShapeError(f"`-` needs a tensor or a number, got {_kind(v)}", e.span)
             return self.apply_op("neg", [v], {}, e.span, {})
         if isinstance(e, S.Not):
             v = self.eval(e.operand)
             c = self.static(v, e.span, "a condition", render=True)
-            return Static(not c, None, f"(not {v.source})" if v.deps else None, v.deps)
+            return self.derived(not c, None, f"(not {v.source})" if v.deps else None, v.deps, [v], e.span)
         if isinstance(e, S.IfExp):
             c = self.static(self.eval(e.cond), e.cond.span, "a condition")
             return self.eval(e.then if c else e.orelse)
@@ -197,16 +259,28 @@ class Frontend:
             if isinstance(a, Static) and isinstance(b, Static):
                 deps = a.deps | b.deps
                 src = f"({a.source} {_PYOPS.get(e.op, '?')} {b.source})" if deps else None
-                return Static(arith(e.op, a.value, b.value, e.span), (e.op, a, b), src, deps)
+                return self.derived(arith(e.op, a.value, b.value, e.span), (e.op, a, b), src, deps, [a, b], e.span)
+            for v in (a, b):
+                if not _arith_operand(v):
+                    raise ShapeError(f"`{_PYOPS.get(e.op, e.op)}` needs tensors or numbers, got {_kind(v)}", e.span,
+                                     "lists of tensors go through stack() or concat(); a list of numbers "
+                                     "is not a tensor")
             return self.apply_op(e.op, [a, b], {}, e.span, {})
         if isinstance(e, S.Index):
             base = self.eval(e.base)
             idx = self.static(self.eval(e.index), e.index.span, "an index")
             if isinstance(base, Many):
+                if not isinstance(idx, (int, str)):
+                    raise ShapeError(f"an item key is an integer or a name, got {_kind(self.eval(e.index))}",
+                                     e.index.span)
                 if idx not in base.items:
                     raise ShapeError(f"index {idx} out of range (have {sorted(base.items)})", e.index.span)
                 return base.items[idx]
             if isinstance(base, Static) and isinstance(base.value, list):
+                if isinstance(idx, bool) or not isinstance(idx, int):
+                    raise ShapeError(f"a list index must be an integer, got {idx!r}", e.index.span)
+                if not -len(base.value) <= idx < len(base.value):
+                    raise ShapeError(f"index {idx} out of range for a list of {len(base.value)}", e.index.span)
                 self.fixed |= base.deps
                 return Static(base.value[idx])
             raise ShapeError("only lists can be indexed; use select(x, dim, i) or narrow() on tensors", e.span)
@@ -228,12 +302,18 @@ class Frontend:
                         not isinstance(v, Static) for v in list(args) + list(kwargs.values()))):
                     return self.apply_op(name, args, kwargs, e.span, kspans, e.args)
                 if name in STATIC_ONLY:
+                    if kwargs:
+                        raise ShapeError(f"`{name}` takes no keyword arguments", e.span)
                     try:
                         for a in args:
                             self.static(a, e.span, render=True)
-                        return _static_call(name, args, STATIC_ONLY[name](*[a.value for a in args]))
-                    except (TypeError, ValueError) as err:
-                        raise ShapeError(f"`{name}`: {err}", e.span) from None
+                        value = check_value(STATIC_ONLY[name](*[a.value for a in args]), e.span,
+                                            f"the result of `{name}`")
+                        return _static_call(name, args, value)
+                    except (TypeError, ValueError, OverflowError) as err:
+                        raise ShapeError(f"`{name}`: {err}", e.span, "loops unroll at compile time "
+                                         "(docs/language.md, Limits)" if isinstance(err, limits.LimitExceeded)
+                                         else None) from None
                 known = list(OPS) + list(LAYERS) + list(STATIC_ONLY) + [n for s in self.scopes for n in s]
                 raise NameError_(f"unknown op `{name}`", e.func.span,
                                  did_you_mean(name, known) or "see `attndsl ops` for the list")
@@ -254,10 +334,14 @@ class Frontend:
             attrs = LAYERS[kind].fn(*bound.args, **bound.kwargs)
             sbound = LAYERS[kind].signature.bind(*args, **kwargs)
             exprs = {k: v.source for k, v in sbound.arguments.items() if isinstance(v, Static) and v.deps}
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise ShapeError(f"`{kind}`: {err}", e.span, f"signature: {kind}{LAYERS[kind].signature}") from None
         except OpError as err:
             raise ShapeError(f"`{kind}`: {err}", kspans.get(err.arg, e.span), err.hint) from None
+        n = layer_numel(kind, attrs)
+        if n > limits.MAX_ELEMENTS:
+            raise ShapeError(f"`{kind}` would allocate {n:,} elements, over the limit of {limits.MAX_ELEMENTS:,}",
+                             e.span, "check the sizes and parameters (docs/language.md, Limits)")
         return NewLayer(kind, attrs, e.span, exprs)
 
     def apply_layer(self, ref: LayerRef, args, kwargs, e):
@@ -286,6 +370,7 @@ class Frontend:
             raise ShapeError(f"`{name}` cannot take a layer or function as an argument", sp)
 
         spans = [a.span for a in (arg_exprs or [])] + [span] * len(args)
+        self.check_kinds(name, opdef, args, kwargs, spans, kspans, span)
         cargs = [conv(v, spans[i]) for i, v in enumerate(args)]
         ckw = {k: conv(v, kspans.get(k, span)) for k, v in kwargs.items()}
         try:
@@ -297,6 +382,16 @@ class Frontend:
         except OpError as err:
             where = kspans.get(err.arg) or _arg_span(opdef, err.arg, arg_exprs) or span
             raise ShapeError(f"`{name}`: {err}", where, err.hint) from None
+        except (TypeError, ValueError, ArithmeticError) as err:     # a value the rule did not expect
+            raise ShapeError(f"`{name}`: bad argument ({err})", span, f"signature: {name}{opdef.signature}") from None
+        if out.n_outputs > limits.MAX_LIST:
+            raise ShapeError(f"`{name}` would make {out.n_outputs} results, over the limit of {limits.MAX_LIST}",
+                             span, "docs/language.md, Limits")
+        if name in BUFFER_OPS:
+            n = math.prod(out.shape)
+            if n > limits.MAX_ELEMENTS:
+                raise ShapeError(f"`{name}` would allocate {n:,} elements, over the limit of "
+                                 f"{limits.MAX_ELEMENTS:,}", span, "docs/language.md, Limits")
         inputs = []
         for v in out.inputs:
             if isinstance(v, T):
@@ -317,13 +412,42 @@ class Frontend:
                                              if isinstance(v, Static) and v.deps}
         return Tensor(nid)
 
+    def check_kinds(self, name, opdef, args, kwargs, spans, kspans, span):
+        """The type check of an op call: tensors where tensors go, compile-time values elsewhere."""
+        try:
+            bound = opdef.signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise ShapeError(f"`{name}`: {err}", span, f"signature: {name}{opdef.signature}") from None
+        names = list(opdef.signature.parameters)
+        targs = tensor_args(name)
+        for arg, v in bound.arguments.items():
+            where = kspans.get(arg) or (spans[names.index(arg)] if names.index(arg) < len(args) else span)
+            values = v.items() if opdef.signature.parameters[arg].kind.name == "VAR_KEYWORD" else [(arg, v)]
+            for label, v in values:
+                if arg not in targs:
+                    if _has_tensor(v):
+                        raise ShapeError(f"`{name}`: `{label}` must be known at compile time, got a tensor",
+                                         where, "sizes, axes and options are numbers, strings or parameters")
+                    if isinstance(v, (LayerRef, NewLayer, Func)):
+                        raise ShapeError(f"`{name}`: `{label}` cannot be {_kind(v)}", where)
+                elif arg in LIST_ARGS:
+                    if not isinstance(v, Many) or not all(isinstance(i, Tensor) for i in v.items.values()):
+                        raise ShapeError(f"`{name}`: `{arg}` must be a list of tensors, got {_kind(v)}", where)
+                elif not (_arith_operand(v) or isinstance(v, Static) and v.value is None
+                          and opdef.signature.parameters[arg].default is None):
+                    raise ShapeError(f"`{name}`: `{arg}` must be a tensor, got {_kind(v)}", where)
+
     def inline(self, fn: Func, args, kwargs, e):
         d = fn.node
         if len(args) + len(kwargs) != len(d.params) or any(k not in d.params for k in kwargs):
             raise ShapeError(f"`{d.name}` takes {len(d.params)} argument(s) ({', '.join(d.params)})", e.span)
+        if self.calls >= limits.MAX_CALL_DEPTH:
+            raise SpecError(f"functions call each other more than {limits.MAX_CALL_DEPTH} deep", e.span,
+                            "a function that calls itself never ends (docs/language.md, Limits)")
         scope = dict(zip(d.params, args))
         scope.update(kwargs)
         self.scopes.append(scope)
+        self.calls += 1
         try:
             self.run(d.body)
         except _Return as r:
@@ -331,16 +455,29 @@ class Frontend:
             return vals[0] if len(vals) == 1 else Many(dict(enumerate(vals)))
         finally:
             self.scopes.pop()
+            self.calls -= 1
         raise ShapeError(f"`{d.name}` returned nothing", d.span)
 
     # --- statements ---------------------------------------------------------------------------
     def run(self, stmts):
         for st in stmts:
+            self.steps += 1
+            if self.steps > limits.MAX_UNROLLED:
+                raise SpecError(f"unrolling runs more than {limits.MAX_UNROLLED:,} statements", st.span,
+                                "loops and functions unroll at compile time: fewer iterations "
+                                "(docs/language.md, Limits)")
+            if len(self.graph) > limits.MAX_IR_NODES:
+                raise SpecError(f"the program makes more than {limits.MAX_IR_NODES:,} IR nodes", st.span,
+                                "loops unroll at compile time: fewer iterations (docs/language.md, Limits)")
             if isinstance(st, S.Assign):
                 self.assign(st)
             elif isinstance(st, S.Def):
+                _check_name(st.name, st.span)
+                for p in st.params:
+                    _check_name(p, st.span)
                 self.bind(st.name, Func(st))
             elif isinstance(st, S.For):
+                _check_name(st.var, st.span)
                 seq = self.static(self.eval(st.iterable), st.iterable.span, "a loop range")
                 if not isinstance(seq, list):
                     raise ShapeError("a loop runs over a list or range(n)", st.iterable.span)
@@ -370,13 +507,24 @@ class Frontend:
         name = t.name
         if name in self.params or name in RESERVED:
             raise SpecError(f"`{name}` is a parameter or constant and cannot be reassigned", t.span)
+        _check_name(name, t.span)
+        if isinstance(value, NewLayer) and (name in MODULE_ATTRS or name.startswith("_")):
+            raise SpecError(f"a layer cannot be named `{name}`: torch modules already use that name", t.span,
+                            "choose another name")
         if t.index is not None:
             idx = self.static(self.eval(t.index), t.index.span, "an index")
+            if not (isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < limits.MAX_LIST
+                    or isinstance(idx, str) and idx.isidentifier() and idx.isascii()):
+                raise ShapeError(f"an item key is an integer from 0 to {limits.MAX_LIST - 1} or a name, "
+                                 f"got {idx!r}", t.index.span)
             full = f"{name}.{idx}"
             coll = next((s[name] for s in reversed(self.scopes) if name in s), None)
             if not isinstance(coll, Many):
                 coll = Many({}, name)
                 self.bind(name, coll)
+            if any(isinstance(k, str) != isinstance(idx, str) for k in coll.items):
+                raise ShapeError(f"`{name}` mixes integer and name keys", t.index.span,
+                                 "a list takes u[0], u[1]...; a group of layers takes names")
             coll.items[idx] = self.declare(full, value, t.span)
             return
         self.bind(name, self.declare(name, value, t.span))
@@ -400,6 +548,12 @@ class Frontend:
         return value
 
 
+def _check_name(name: str, span) -> None:
+    """Names become Python identifiers in generated code."""
+    if keyword.iskeyword(name):
+        raise SpecError(f"`{name}` is a Python keyword and cannot name a value", span, "choose another name")
+
+
 def _arg_span(opdef, arg, exprs):
     if arg is None or not exprs:
         return None
@@ -420,12 +574,17 @@ def input_shape(spec: Spec, params: dict, name: str) -> tuple:
     for i, d in enumerate(spec.inputs[name]):
         span = spec.span("inputs", name, i)
         if isinstance(d, int) and not isinstance(d, bool):
+            if not 1 <= d <= limits.MAX_INT:
+                raise SpecError(f"dimension {d} of input `{name}` must be a positive size", span)
             dims.append(d)
         elif isinstance(d, str) and d.startswith("*") and d[1:].isidentifier():
             packs += 1
             dims.append(Pack(d[1:]))
         elif isinstance(d, str) and d.isidentifier():
-            dims.append(params[d] if d in params else sym(d))
+            v = params[d] if d in params else sym(d)
+            if d in params and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise SpecError(f"dimension `{d}` of input `{name}` is {v!r}, not a positive size", span)
+            dims.append(v)
         elif isinstance(d, str):
             src = Source(spec.path, d, span.line - 1 if span else 0, (span.col - 1) if span else 0, spec.lines)
             expr = parse_expression(src)
@@ -434,7 +593,14 @@ def input_shape(spec: Spec, params: dict, name: str) -> tuple:
             def get(n):
                 return params[n] if n in params else syms.setdefault(n, sym(n))
             names = _names(expr)
-            dims.append(norm(eval_static(expr, get, set(names))))
+            try:
+                v = norm(eval_static(expr, get, set(names)))
+            except (TypeError, ValueError, AttributeError, ArithmeticError, sympy.SympifyError) as err:
+                raise SpecError(f"bad dimension {d!r} in input `{name}` ({err})", span) from None
+            if not (isinstance(v, int) and 1 <= v <= limits.MAX_INT or isinstance(v, sympy.Expr) and v.free_symbols
+                    and not v.is_Float):
+                raise SpecError(f"dimension {d!r} of input `{name}` is {v!r}, not a positive size", span)
+            dims.append(v)
         else:
             raise SpecError(f"bad dimension {d!r} in input `{name}`", span, "a dimension is a name, a number or *S")
         if packs > 1:

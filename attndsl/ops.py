@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from .limits import MAX_ELEMENTS, MAX_LOOP_TRIPS, LimitExceeded
 from .shapes import Pack, broadcast, dim_eq, fmt_shape, is_one, norm, numel, split_pack
 
 
@@ -90,6 +91,12 @@ def need_int(v, arg, minimum=None):
         raise OpError(f"`{arg}` must be an integer, got {v!r}", arg)
     if minimum is not None and v < minimum:
         raise OpError(f"`{arg}` must be at least {minimum}, got {v}", arg)
+    return v
+
+
+def _choice(v, choices, arg):
+    if v not in choices:
+        raise OpError(f"`{arg}` must be one of {', '.join(choices)}, got {v!r}", arg, "see `attndsl ops`")
     return v
 
 
@@ -268,6 +275,7 @@ def matmul(a, b):
 @op("where")
 def where(cond, a, b):
     """Select a where cond is nonzero, else b."""
+    need_tensor(cond, "cond")
     r = _binary(a, b).shape
     r = broadcast(cond.shape, r) if r is not None else cond.shape
     if r is None:
@@ -697,6 +705,7 @@ def _pool_variadic(x, kernel, stride, padding, ceil_mode):
 def interpolate(x, size=None, like=None, scale=None, mode="nearest", align_corners=None):
     """Resize the spatial axes to `size`, to those of `like`, or by `scale`."""
     need_tensor(x)
+    _choice(mode, ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area"), "mode")
     need_rank(x, (3, 4, 5), "interpolate")
     n = len(x.shape) - 2
     if like is not None:
@@ -761,6 +770,8 @@ def affine_grid(theta, like, align_corners=False):
 def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
     """Sample x at the grid's normalised coordinates (bilinear by default)."""
     need_tensor(x), need_tensor(grid, "grid")
+    _choice(mode, ("bilinear", "nearest", "bicubic"), "mode")
+    _choice(padding_mode, ("zeros", "border", "reflection"), "padding_mode")
     need_rank(x, (4,), "grid_sample")
     if len(grid.shape) != 4 or grid.shape[-1] != 2:
         raise OpError(f"grid_sample needs a grid [B, H, W, 2], got {fmt_shape(grid.shape)}", "grid")
@@ -796,8 +807,11 @@ def eye(n):
 @op("triu_indices")
 def triu_indices(n, offset=0):
     """Flat indices of the upper triangle of an n x n matrix (row-major), as a constant."""
-    k = len([1 for i in range(n) for j in range(i + offset, n) if j >= 0])
-    return Out([], (k,), {"n": need_int(n, "n", 1), "offset": offset}, dtype="long")
+    need_int(n, "n", 1), need_int(offset, "offset")
+    if n * n > MAX_ELEMENTS:
+        raise OpError(f"a {n} x {n} matrix has more than {MAX_ELEMENTS} elements", "n", "docs/language.md, Limits")
+    k = sum(max(0, n - max(i + offset, 0)) for i in range(n))
+    return Out([], (k,), {"n": n, "offset": offset}, dtype="long")
 
 
 @op("index_select")
@@ -952,9 +966,15 @@ def attention(q, k, v, scale=None):
     return Out([q, k, v], q.shape[:-1] + (v.shape[-1],), {"scale": scale})
 
 
+GATE_ACTS = ("sigmoid", "tanh", "hardsigmoid")      # what a gate may apply (fuse_gate fuses these)
+
+
 @op("gate")
 def gate(x, s, act="sigmoid", plus_one=False):
     """x * act(s) (or x * (1 + act(s))): a gate and its product in one node."""
+    if act not in GATE_ACTS:
+        raise OpError(f"a gate applies one of {', '.join(GATE_ACTS)}, got {act!r}", "act",
+                      "other activations: x * act(s) written out")
     r = _binary(x, s).shape
     return Out([x, s], r, {"act": act, "plus_one": bool(plus_one)})
 
@@ -962,6 +982,12 @@ def gate(x, s, act="sigmoid", plus_one=False):
 # --- layers -----------------------------------------------------------------------------------
 
 INITS = ("zeros", "ones", "normal", "uniform", "default")
+
+
+def _float(v, arg):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise OpError(f"`{arg}` must be a number, got {v!r}", arg)
+    return float(v)
 
 
 def _init(v, arg):
@@ -981,6 +1007,13 @@ def linear_layer(in_features, out_features, bias=True, weight_init=None, bias_in
             "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
 
 
+def _ints(v, n, arg, minimum):
+    out = tuple_n(v, n, arg)
+    for i in out:
+        need_int(i, arg, minimum)
+    return out
+
+
 def _conv(n):
     def conv(in_channels, out_channels, kernel, stride=1, padding=0, dilation=1, groups=1, bias=True,
              weight_init=None, bias_init=None):
@@ -989,12 +1022,12 @@ def _conv(n):
         if in_channels % groups or out_channels % groups:
             raise OpError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}",
                           "groups")
-        k = tuple_n(kernel, n, "kernel")
-        d = tuple_n(dilation, n, "dilation")
+        k = _ints(kernel, n, "kernel", 1)
+        d = _ints(dilation, n, "dilation", 1)
         if padding == "same":
             padding = tuple(dd * (kk - 1) // 2 for kk, dd in zip(k, d))
         return {"in_channels": in_channels, "out_channels": out_channels, "kernel": k,
-                "stride": tuple_n(stride, n, "stride"), "padding": tuple_n(padding, n, "padding"),
+                "stride": _ints(stride, n, "stride", 1), "padding": _ints(padding, n, "padding", 0),
                 "dilation": d, "groups": groups, "bias": bool(bias),
                 "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
     conv.__doc__ = f"{n}-D convolution over [B, C, *{n} spatial axes]; `padding=\"same\"` keeps the size."
@@ -1009,7 +1042,8 @@ for _n in (1, 2, 3):
 def batchnorm_layer(num_features, eps=1e-5, momentum=0.1, affine=True, weight_init=None, bias_init=None):
     """Batch normalisation over axis 1 of [B, C, ...] (any rank)."""
     need_int(num_features, "num_features", 1)
-    return {"num_features": num_features, "eps": float(eps), "momentum": float(momentum), "affine": bool(affine),
+    return {"num_features": num_features, "eps": _float(eps, "eps"), "momentum": _float(momentum, "momentum"),
+            "affine": bool(affine),
             "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
 
 
@@ -1017,15 +1051,18 @@ def batchnorm_layer(num_features, eps=1e-5, momentum=0.1, affine=True, weight_in
 def layernorm_layer(shape, eps=1e-5, affine=True):
     """Layer normalisation over the trailing axes `shape`."""
     shape = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
-    return {"shape": shape, "eps": float(eps), "affine": bool(affine)}
+    for d in shape:
+        need_int(d, "shape", 1)
+    return {"shape": shape, "eps": _float(eps, "eps"), "affine": bool(affine)}
 
 
 @layer("groupnorm")
 def groupnorm_layer(groups, channels, eps=1e-5, affine=True):
     """Group normalisation over axis 1 of [B, C, ...]."""
+    need_int(groups, "groups", 1), need_int(channels, "channels", 1)
     if channels % groups:
         raise OpError(f"groups={groups} must divide channels={channels}", "groups")
-    return {"groups": groups, "channels": channels, "eps": float(eps), "affine": bool(affine)}
+    return {"groups": groups, "channels": channels, "eps": _float(eps, "eps"), "affine": bool(affine)}
 
 
 @layer("param")
@@ -1068,6 +1105,16 @@ def layer_apply_shape(kind: str, args: dict, x: T):
     raise OpError(f"a `{kind}` cannot be applied like a function; use it as a tensor")
 
 
+def _range(*args):
+    """range() as a list, refused before it is built if it is longer than a loop may run."""
+    if not all(isinstance(a, int) for a in args):
+        raise TypeError("range() takes integers")
+    r = range(*args)
+    if len(r) > MAX_LOOP_TRIPS:
+        raise LimitExceeded(f"range of {len(r)} steps is over the limit of {MAX_LOOP_TRIPS}")
+    return list(r)
+
+
 def static_builtins():
     """Functions of static values (parameter expressions, layer arguments)."""
     def odd(v):
@@ -1075,5 +1122,34 @@ def static_builtins():
     return {
         "max": max, "min": min, "abs": abs, "int": int, "float": float, "round": round,
         "floor": math.floor, "ceil": math.ceil, "log": math.log, "log2": math.log2, "sqrt": math.sqrt,
-        "odd": odd, "range": lambda *a: list(range(*a)), "len": len,
+        "odd": odd, "range": _range, "len": len,
     }
+
+
+# --- argument kinds (the frontend's type check) ---------------------------------------------
+
+# arguments that take tensors; every other argument must be known at compile time
+_TENSOR_ARGS = {"x", "a", "b", "cond", "like", "likes", "xs", "index", "weight", "bias", "theta", "grid",
+                "p", "u", "l", "q", "k", "v", "buffer", "s"}
+_STATIC_HERE = {"normalize": {"p"}, "dropout": {"p"}, "select": {"index"}}
+_TENSOR_HERE = {"ema_update": {"value"}}
+LIST_ARGS = ("xs", "likes")          # a list of tensors
+
+
+def tensor_args(name: str) -> set:
+    """The arguments of op `name` that take tensors (or, for arithmetic, numbers)."""
+    params = set(OPS[name].signature.parameters)
+    return ((params & _TENSOR_ARGS) | _TENSOR_HERE.get(name, set())) - _STATIC_HERE.get(name, set())
+
+
+def layer_numel(kind: str, a: dict) -> int:
+    """Elements of the weight a declared layer allocates (its largest tensor)."""
+    if kind == "linear":
+        return a["in_features"] * a["out_features"]
+    if kind.startswith("conv"):
+        return a["out_channels"] * (a["in_channels"] // a["groups"]) * math.prod(a["kernel"])
+    if kind == "batchnorm":
+        return a["num_features"]
+    if kind == "groupnorm":
+        return a["channels"]
+    return math.prod(a["shape"])        # layernorm, param

@@ -297,7 +297,11 @@ def window_index(h, w, mask_h, mask_w):
 def gate(x, s, act, plus_one):
     """x * act(s), or x * (1 + act(s)) as one fused multiply-add."""
     import torch
-    a = getattr(torch, act)(s)
+    fn = getattr(torch, act, None)
+    if fn is None:                 # hardsigmoid and friends live in torch.nn.functional only
+        import torch.nn.functional as F
+        fn = getattr(F, act)
+    a = fn(s)
     return torch.addcmul(x, x, a) if plus_one else x * a
 
 

@@ -9,13 +9,18 @@ Entry points: `load_spec`, `Spec.resolve`.
 """
 from __future__ import annotations
 
+import ast
+import builtins
+import keyword
 import math
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
+from . import limits
 from .errors import AttnDSLError, ParamError, SpecError, Span, did_you_mean
 from .syntax import Source, parse_expression
 
@@ -96,6 +101,46 @@ class Spec:
         return out
 
 
+def _kind(v) -> str:
+    """What a compile-time value is, for messages."""
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    return "none" if v is None else "a value"
+
+
+def check_value(v, span, what="a value"):
+    """A compile-time value within the language's limits (finite, bounded ints, short strings and lists)."""
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, int):
+        if abs(v) > limits.MAX_INT:
+            raise ParamError(f"{what} is too large: magnitude above 2**53", span,
+                             "numbers are limited to 2**53 (docs/language.md, Limits)")
+    elif isinstance(v, float):
+        if not math.isfinite(v):
+            raise ParamError(f"{what} is not a finite number ({v})", span,
+                             "numbers must be finite (docs/language.md, Limits)")
+    elif isinstance(v, str):
+        if len(v) > limits.MAX_STRING:
+            raise ParamError(f"{what}: a string of {len(v)} characters is over the limit of {limits.MAX_STRING}",
+                             span, "docs/language.md, Limits")
+    elif isinstance(v, complex):
+        raise ParamError(f"{what} is a complex number", span, "a negative number to a fractional power?")
+    elif isinstance(v, (list, tuple)):
+        if len(v) > limits.MAX_LIST:
+            raise ParamError(f"{what}: a list of {len(v)} items is over the limit of {limits.MAX_LIST}", span,
+                             "docs/language.md, Limits")
+        for i in v:
+            check_value(i, span, what)
+    return v
+
+
 def coerce(p: Param, v, span=None):
     """A value of the parameter's type, from a Python value or CLI text."""
     span = span or p.span
@@ -119,9 +164,10 @@ def coerce(p: Param, v, span=None):
         if not ok(v):
             raise ValueError
     except (ValueError, TypeError):
-        raise ParamError(f"parameter `{p.name}` must be {want}, got {v!r}", span,
+        shown = repr(v) if len(repr(v)) <= 80 else repr(v)[:77] + "..."
+        raise ParamError(f"parameter `{p.name}` must be {want}, got {shown}", span,
                          f"for example {p.name}={_example(want)}") from None
-    return v
+    return check_value(v, span, f"parameter `{p.name}`")
 
 
 def _from_text(text: str, want: str):
@@ -149,7 +195,7 @@ def check_range(p: Param, v):
     if p.choices is not None and v not in p.choices:
         raise ParamError(f"parameter `{p.name}` must be one of {list(p.choices)}, got {v!r}", p.span,
                          did_you_mean(str(v), [str(c) for c in p.choices]))
-    if p.minimum is not None and isinstance(v, (int, float)) and v < p.minimum:
+    if p.minimum is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and v < p.minimum:
         raise ParamError(f"parameter `{p.name}` must be at least {p.minimum}, got {v}", p.span)
 
 
@@ -197,20 +243,74 @@ def eval_static(expr, lookup, known=()):
                 raise ParamError(f"unknown function `{e.func.name}` in a parameter expression", e.func.span,
                                  did_you_mean(e.func.name, builtins) or f"available: {', '.join(sorted(builtins))}")
             try:
-                return fn(*[ev(a) for a in e.args])
-            except (TypeError, ValueError) as err:
+                return check_value(fn(*[ev(a) for a in e.args]), e.span, f"the result of `{e.func.name}`")
+            except (TypeError, ValueError, OverflowError) as err:
                 raise ParamError(f"`{e.func.name}`: {err}", e.span) from None
         raise ParamError("not allowed in a parameter expression", e.span)
 
     return ev(expr)
 
 
+def check_default(expr, params):
+    """A default expression uses only what `eval_static` knows: it is also written into generated code."""
+    from . import syntax as S
+    from .ops import static_builtins
+    names = set(params) | {"true", "false", "pi"}
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, (S.Num, S.Str)):
+            continue
+        if isinstance(e, S.Var):
+            if e.name not in names:
+                raise ParamError(f"unknown name `{e.name}` in a parameter expression", e.span,
+                                 did_you_mean(e.name, names) or "use numbers and other parameters")
+        elif isinstance(e, (S.Neg, S.Not)):
+            stack.append(e.operand)
+        elif isinstance(e, S.IfExp):
+            stack += [e.cond, e.then, e.orelse]
+        elif isinstance(e, S.ListExpr):
+            stack += e.items
+        elif isinstance(e, S.BinOp):
+            stack += [e.left, e.right]
+        elif isinstance(e, S.Call) and isinstance(e.func, S.Var) and not e.kwargs:
+            if e.func.name not in static_builtins():
+                raise ParamError(f"unknown function `{e.func.name}` in a parameter expression", e.func.span,
+                                 f"available: {', '.join(sorted(static_builtins()))}")
+            stack += e.args
+        else:
+            raise ParamError("not allowed in a parameter expression", e.span,
+                             "numbers, parameters, arithmetic and " + ", ".join(sorted(static_builtins())))
+
+
 COMPARISONS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
                ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
 
 
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "pow": "**"}
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float))
+
+
 def arith(op, a, b, span=None):
-    """Python arithmetic on static values, with the language's error messages."""
+    """Python arithmetic on static values, typed and bounded, with the language's error messages."""
+    if op in _SYMBOLS and not (_number(a) and _number(b)):
+        bad = b if _number(a) else a
+        raise ParamError(f"`{_SYMBOLS[op]}` needs numbers, got {_kind(bad)}", span,
+                         "arithmetic works on numbers, parameters and tensors")
+    if op in ("<", ">", "<=", ">=") and not (_number(a) and _number(b)) and not (
+            isinstance(a, str) and isinstance(b, str)):
+        raise ParamError(f"`{op}` compares two numbers or two strings, got {_kind(a)} and {_kind(b)}", span)
+    if op == "pow" and isinstance(a, int) and isinstance(b, int) and abs(a) > 1 and (
+            b * math.log2(abs(a)) > 54):
+        raise ParamError(f"{a} ** {b} is too large: magnitude above 2**53", span,
+                         "numbers are limited to 2**53 (docs/language.md, Limits)")
+    return check_value(_arith(op, a, b, span), span, "the result")
+
+
+def _arith(op, a, b, span):
     try:
         if op == "add":
             return a + b
@@ -234,6 +334,9 @@ def arith(op, a, b, span=None):
             return a or b
     except ZeroDivisionError:
         raise ParamError("division by zero", span) from None
+    except OverflowError:
+        raise ParamError(f"`{op}` overflows: the result is not a finite number", span,
+                         "numbers must be finite (docs/language.md, Limits)") from None
     except TypeError:
         raise ParamError(f"cannot apply `{op}` to {a!r} and {b!r}", span) from None
     raise ParamError(f"`{op}` needs tensors", span)
@@ -242,7 +345,82 @@ def arith(op, a, b, span=None):
 # --- loading -------------------------------------------------------------------------------
 
 class _Loader(yaml.SafeLoader):
-    """Safe loader that also refuses every tag outside the YAML core schema."""
+    """Safe loader that also refuses anchors and aliases (no alias bombs) and deep nesting."""
+
+    def __init__(self, text, file, lines):
+        super().__init__(text)
+        self.file, self.lines, self.depth = file, lines, 0
+
+    def compose_node(self, parent, index):
+        ev = self.peek_event()
+        if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None) is not None:
+            raise SpecError("YAML anchors and aliases (`&name`, `*name`) are not allowed in a spec",
+                            _mark_span(self.file, self.lines, ev.start_mark),
+                            "write the value out where it is used")
+        if not isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > limits.MAX_YAML_DEPTH:
+            raise SpecError(f"YAML nested deeper than {limits.MAX_YAML_DEPTH} levels",
+                            _mark_span(self.file, self.lines, ev.start_mark), "docs/language.md, Limits")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_NOT_ALLOWED = yaml.reader.Reader.NON_PRINTABLE     # the characters YAML refuses in a document
+
+
+def _position(text: str, index: int) -> tuple[int, int, str]:
+    """1-based line and column of text[index], and that line."""
+    start = max(text.rfind("\n", 0, index), text.rfind("\r", 0, index)) + 1
+    line = text.count("\n", 0, index) + 1 if "\r" not in text[:index] else len(text[:start].splitlines()) + 1
+    end = len(text)
+    for sep in "\r\n":
+        i = text.find(sep, index)
+        end = min(end, i) if i >= 0 else end
+    return line, index - start + 1, text[start:end]
+
+
+def read_text(path: str) -> str:
+    """A spec file's text: at most MAX_FILE_BYTES, UTF-8, not binary."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limits.MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise SpecError(f"cannot read spec: {e.strerror}", Span(path, 1, 1)) from None
+    if len(data) > limits.MAX_FILE_BYTES:
+        raise SpecError(f"the spec file is larger than {limits.MAX_FILE_BYTES // 1024} KiB", Span(path, 1, 1),
+                        "docs/language.md, Limits")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line, col, src = _position(data.decode("utf-8", "replace"), len(data[:nul].decode("utf-8", "replace")))
+        raise SpecError("this is a binary file, not a spec: it holds a NUL byte", Span(path, line, col, 1,
+                        _printable(src)), "a spec is a YAML text file in UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        text = data.decode("utf-8", "replace")
+        line, col, src = _position(text, len(data[:e.start].decode("utf-8", "replace")))
+        raise SpecError(f"the spec file is not UTF-8 (byte 0x{data[e.start]:02x})", Span(path, line, col, 1,
+                        _printable(src)), "save the file as UTF-8") from None
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() or c == "\t" else "?" for c in text)
+
+
+def _check_text(path: str, text: str) -> None:
+    """Size and characters of a spec's text, before YAML sees it."""
+    if len(text) > limits.MAX_FILE_BYTES:
+        raise SpecError(f"the spec is larger than {limits.MAX_FILE_BYTES // 1024} KiB", Span(path, 1, 1),
+                        "docs/language.md, Limits")
+    bad = _NOT_ALLOWED.search(text)
+    if bad:
+        line, col, src = _position(text, bad.start())
+        raise SpecError(f"character U+{ord(bad.group()):04X} is not allowed in a spec", Span(
+            path, line, col, 1, _printable(src)), "a spec is a YAML text file of printable characters")
 
 
 def _check_tags(node, file, lines):
@@ -263,7 +441,7 @@ def _check_tags(node, file, lines):
 def _mark_span(file, lines, mark, length=1) -> Span:
     line = mark.line + 1
     src = lines[mark.line] if mark.line < len(lines) else ""
-    return Span(file, line, mark.column + 1, length, src.rstrip("\n"))
+    return Span(file, line, mark.column + 1, min(length, 200), src.rstrip("\n"))
 
 
 def _collect_spans(node, file, lines, path=(), out=None):
@@ -272,7 +450,7 @@ def _collect_spans(node, file, lines, path=(), out=None):
                                                          if isinstance(node, yaml.ScalarNode) else 1))
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            key = k.value
+            key = k.value if isinstance(k, yaml.ScalarNode) else "?"
             out[path + (key, "@key")] = _mark_span(file, lines, k.start_mark, len(str(key)))
             out[path + (key, "@node")] = v
             _collect_spans(v, file, lines, path + (key,), out)
@@ -299,15 +477,13 @@ def _program_source(node, file, lines, text) -> Source:
 def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
     path = str(path)
     if text is None:
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise SpecError(f"cannot read spec: {e.strerror}", Span(path, 1, 1)) from None
+        text = read_text(path)
+    _check_text(path, text)
     lines = text.splitlines()
     if not text.strip():
         raise SpecError("the spec file is empty", Span(path, 1, 1),
                         "a spec needs at least: " + ", ".join(REQUIRED))
-    loader = _Loader(text)
+    loader = _Loader(text, path, lines)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -341,6 +517,7 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
         if not isinstance(data[k], str):
             raise err(f"`{k}` must be a string", k)
     stem = Path(path).stem
+    check_identifier(data["name"], "spec name", spans.get(("name",)) or spans[()], spec_name=True)
     if path.endswith((".yaml", ".yml")) and data["name"] != stem:
         raise err(f"spec name `{data['name']}` differs from its file name `{stem}`", "name")
     if data["family"] not in FAMILIES:
@@ -348,16 +525,25 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
                   hint=did_you_mean(data["family"], FAMILIES) or f"families: {', '.join(FAMILIES)}")
 
     params = {}
+    if not isinstance(data.get("params") or {}, dict):
+        raise err("`params` must map each parameter name to its declaration", "params")
     for name, decl in (data.get("params") or {}).items():
+        check_identifier(name, "parameter name", spans.get(("params", name, "@key")) or spans[()])
         if name in RESERVED_PARAMS:
             raise err(f"`{name}` cannot be a parameter name", "params", name, key=True,
                       hint=f"{', '.join(RESERVED_PARAMS)} are keywords of attndsl.build and of generated constructors")
         params[name] = _param(name, decl, spans, path, lines, err)
+    for p in params.values():
+        if isinstance(p.default, Source):
+            check_default(parse_expression(p.default), params)
 
     inputs = data["inputs"]
     if not isinstance(inputs, dict) or not inputs:
         raise err("`inputs` must map each input name to its shape, e.g. `x: [B, channels, H, W]`", "inputs")
     for name, shape in inputs.items():
+        check_identifier(name, "input name", spans.get(("inputs", name, "@key")) or spans[()])
+        if name in params:
+            raise err(f"input `{name}` has the name of a parameter", "inputs", name, key=True)
         if not isinstance(shape, list) or not shape:
             raise err(f"input `{name}` needs a shape list, e.g. [B, channels, H, W]", "inputs", name)
 
@@ -376,10 +562,45 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
     example = data["example"]
     if not isinstance(example, dict) or "inputs" not in example:
         raise err("`example` needs `inputs` (and usually `params`)", "example")
+    for k in ("params", "inputs"):
+        if not isinstance(example.get(k) or {}, dict):
+            raise err(f"`example.{k}` must be a mapping (name: value)", "example", k,
+                      hint="e.g. `example: {params: {channels: 64}, inputs: {x: [2, 64, 7, 9]}}`")
     return Spec(path, data["name"], data["title"], data["family"], data["paper"], data.get("code", ""),
                 params, inputs, programs.get("g"), programs["f"], outputs, example,
                 list(data.get("shapes") or []), {k: v for k, v in spans.items() if k[-1:] != ("@node",)},
                 tuple(lines))
+
+
+@lru_cache(maxsize=1)
+def code_names() -> frozenset:
+    """Names that generated code uses itself: a spec name that became a local variable would hide them."""
+    runtime = Path(__file__).with_name("runtime.py").read_text(encoding="utf-8")
+    helpers = {n.name for n in ast.parse(runtime).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    return frozenset(helpers | set(dir(builtins)) | {"self", "torch", "F", "nn", "math", "BatchNorm"})
+
+
+def check_identifier(name, what: str, span: Span | None, spec_name: bool = False) -> None:
+    """A name from a spec that generated code uses as a Python identifier (a class, an argument)."""
+    if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
+        raise SpecError(f"{what} {_shown(name)} is not a valid name", span,
+                        "a name is letters, digits and `_`, not starting with a digit")
+    if keyword.iskeyword(name):
+        raise SpecError(f"{what} `{name}` is a Python keyword", span, "choose another name")
+    taken = code_names()
+    if spec_name:
+        cls = "".join(p[:1].upper() + p[1:] for p in name.split("_"))
+        if cls in taken or not cls.isidentifier() or name.startswith("_"):
+            raise SpecError(f"{what} `{name}` gives the class name `{cls}`, which generated code already uses",
+                            span, "choose another name")
+    elif name in taken or name.startswith("__"):
+        raise SpecError(f"{what} `{name}` is a name that generated code already uses", span,
+                        "choose another name")
+
+
+def _shown(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _param(name, decl, spans, path, lines, err) -> Param:
@@ -388,12 +609,16 @@ def _param(name, decl, spans, path, lines, err) -> Param:
         decl = {"type": decl}
     if not isinstance(decl, dict):
         raise err(f"parameter `{name}` must be a type (`int`) or a mapping with `type`", "params", name)
+    if "choices" in decl and not isinstance(decl["choices"], list):
+        raise err(f"`choices` of parameter `{name}` must be a list", "params", name, "choices")
+    if "min" in decl and (not isinstance(decl["min"], (int, float)) or isinstance(decl["min"], bool)):
+        raise err(f"`min` of parameter `{name}` must be a number", "params", name, "min")
     for k in decl:
         if k not in ("type", "default", "doc", "choices", "min"):
             raise err(f"unknown field `{k}` in parameter `{name}`", "params", name, k, key=True,
                       hint=did_you_mean(str(k), ("type", "default", "doc", "choices", "min")))
     typ = decl.get("type")
-    if typ not in TYPES:
+    if not isinstance(typ, str) or typ not in TYPES:
         raise err(f"parameter `{name}` has unknown type `{typ}`", "params", name, "type" if "type" in decl else "",
                   hint=did_you_mean(str(typ), TYPES) or f"types: {', '.join(TYPES)}")
     p = Param(name, typ, doc=str(decl.get("doc", "")), span=span,

@@ -7,13 +7,15 @@ statements (or one expression) made of the dataclasses below, each carrying a
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
+from . import limits
 from .errors import ParseError, Span
 
 
@@ -193,10 +195,17 @@ class _ToAST(Transformer):
     # expressions
     def number(self, meta, tok):
         text = str(tok)
-        value = float(text) if any(c in text for c in ".eE") else int(text)
+        digits = text.split("e")[0].split("E")[0].lstrip("0").replace(".", "")
+        value = float(text) if any(c in text for c in ".eE") else int(text) if len(digits) <= 20 else math.inf
+        if not math.isfinite(value) or abs(value) > limits.MAX_INT and isinstance(value, int):
+            raise ParseError(f"number `{_cut(text)}` is too large", self._span(meta),
+                             "numbers are finite, integers at most 2**53 (docs/language.md, Limits)")
         return Num(self._span(meta), value)
 
     def string(self, meta, tok):
+        if len(tok) - 2 > limits.MAX_STRING:
+            raise ParseError(f"a string of {len(tok) - 2} characters is over the limit of {limits.MAX_STRING}",
+                             self._span(meta), "docs/language.md, Limits")
         return Str(self._span(meta), str(tok)[1:-1])
 
     def var(self, meta, tok):
@@ -315,12 +324,44 @@ def _syntax_error(err: UnexpectedInput, source: Source) -> ParseError:
     return ParseError(str(err).splitlines()[0], source.span(line, col))
 
 
+def _cut(text: str, n: int = 24) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+_STATEMENTS = ("assign", "def_expr", "def_block", "for_loop", "if_stmt", "return_stmt")
+
+
+def _check_limits(tree, source: Source) -> None:
+    """Nesting depth and statement count of a parse tree, walked without recursion.
+
+    The parser itself (LALR) keeps its own stack, but everything after it recurses
+    over the tree: a tree past these limits is refused before that happens.
+    """
+    stack, statements = [(tree, 0)], 0
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if depth > limits.MAX_NESTING:
+            meta = node.meta
+            line, col = (meta.line, meta.column) if not getattr(meta, "empty", True) else (1, 1)
+            raise ParseError(f"expression or block nested deeper than {limits.MAX_NESTING} levels",
+                             source.span(line, col), "split it into several statements (docs/language.md, Limits)")
+        if node.data in _STATEMENTS:
+            statements += 1
+            if statements > limits.MAX_STATEMENTS:
+                raise ParseError(f"more than {limits.MAX_STATEMENTS} statements in one program",
+                                 source.span(node.meta.line, node.meta.column), "docs/language.md, Limits")
+        stack.extend((c, depth + 1) for c in reversed(node.children))
+
+
 def _parse(text: str, source: Source, start: str):
     # A trailing newline lets the last statement end like the others.
     try:
         tree = _parser(start).parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as err:
         raise _syntax_error(err, source) from None
+    _check_limits(tree, source)
     try:
         return _ToAST(source).transform(tree)
     except VisitError as err:

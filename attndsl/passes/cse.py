@@ -15,7 +15,12 @@ def _key(graph, nid):
         return None
     if op in OPS and not OPS[op].pure:
         return None
-    return (op, tuple(n["inputs"]), _freeze(n["attrs"]))
+    key = (op, tuple(n["inputs"]), _freeze(n["attrs"]))
+    try:
+        hash(key)
+    except TypeError:           # an attribute that cannot be compared: keep the node as it is
+        return None
+    return key
 
 
 def _freeze(v):

@@ -4,11 +4,10 @@ The activation may sit behind a shape-only op (`unsqueeze(..., like=x)`); the
 shape op then moves onto the gate's input. The activation (and the 1 + ...)
 must have no other user.
 """
+from ..ops import GATE_ACTS as _ACTS
 from ..shapes import broadcast
 from . import register
 from .rewrite import Rule, run_rules, single_use
-
-_ACTS = ("sigmoid", "tanh", "hardsigmoid")
 
 
 def _gate_of(graph, nid):
