@@ -11,7 +11,6 @@ Entry points: `layer`, `attach`, `AttnLayer`.
 from __future__ import annotations
 
 import copyreg
-import fnmatch
 import os
 import re
 
@@ -217,3 +216,224 @@ def _gradient_reaches(g, start) -> bool:
                 continue
             stack.append(user)
     return False
+
+
+# --- attach: blocks at module paths -----------------------------------------------------------------
+
+WHERE = ("after", "before", "replace")
+
+
+def _path_regex(pattern) -> re.Pattern:
+    """A module-path matcher: a compiled regex or `re:<regex>` (full match), else a glob where `*`
+    stays inside one dotted segment, `?` and `[...]` as in fnmatch, and `**` spans any number of
+    segments (`layer*.*.bn3`, `layer[234].**.conv2`)."""
+    if isinstance(pattern, re.Pattern):
+        return pattern
+    if pattern.startswith("re:"):
+        try:
+            return re.compile(pattern[3:])
+        except re.error as e:
+            raise AttnDSLError(f"bad module-path regex `{pattern[3:]}`: {e}") from None
+    parts = []
+    for seg in pattern.split("."):
+        if seg == "**":
+            parts.append(r"(?:[^.]+(?:\.[^.]+)*)")
+        else:
+            parts.append(_glob_segment(seg))
+    return re.compile(r"\.".join(parts))
+
+
+def _glob_segment(seg: str) -> str:
+    out, i = [], 0
+    while i < len(seg):
+        c = seg[i]
+        end = seg.find("]", i + 2) if c == "[" else -1
+        if c == "*":
+            out.append("[^.]*")
+        elif c == "?":
+            out.append("[^.]")
+        elif end > 0:                                             # [0-9], [!x]: a character class
+            body = seg[i + 1:end]
+            out.append("[" + ("^" + re.escape(body[1:]) if body.startswith("!") else re.escape(body)).replace("\\-", "-") + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def match_paths(model: nn.Module, at) -> list[str]:
+    """Module paths of the model that `at` (a glob, regex or list of them) matches, in model order."""
+    patterns = [at] if isinstance(at, (str, re.Pattern)) else list(at)
+    names = [n for n, _ in model.named_modules() if n]
+    rx = [_path_regex(p) for p in patterns]
+    out = [n for n in names if any(r.fullmatch(n) for r in rx)]
+    if not out:
+        shown = ", ".join(map(str, patterns))
+        raise AttnDSLError(f"no module path matches `{shown}`",
+                           hint=did_you_mean(str(patterns[0]), names) or
+                           f"paths look like: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}")
+    return out
+
+
+def _example_input(model: nn.Module, input_shape):
+    if input_shape is not None:
+        return tuple(input_shape)
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    if "input_size" in cfg:                                   # timm models say what they take
+        return (1, *cfg["input_size"])
+    first = next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)
+    if first is None:
+        raise AttnDSLError(f"cannot guess an input for {type(model).__name__}",
+                           hint="pass input_shape=(1, C, H, W), the shape of one example input")
+    return (1, first.in_channels, *([224] * (first.weight.dim() - 2)))
+
+
+def dry_run_shapes(model: nn.Module, paths, input_shape=None) -> dict:
+    """path -> (input shape, output shape) of those modules, from one forward pass on the meta
+    device: the model's own tensors stay where they are and nothing is computed."""
+    shape = _example_input(model, input_shape)
+    seen: dict = {}
+    handles = []
+    for p in paths:
+        def hook(mod, args, out, p=p):
+            if p not in seen:
+                first = args[0] if args else None
+                seen[p] = (tuple(first.shape) if isinstance(first, torch.Tensor) else None,
+                           tuple(out.shape) if isinstance(out, torch.Tensor) else None)
+        handles.append(model.get_submodule(p).register_forward_hook(hook))
+    meta = {k: torch.empty_like(v, device="meta") for k, v in list(model.named_parameters())
+            + list(model.named_buffers())}
+    try:
+        with torch.no_grad():
+            torch.func.functional_call(model, meta, (torch.empty(shape, device="meta"),))
+    except Exception as e:                                     # the host's own error, on a guessed input
+        raise AttnDSLError(f"the dry run of {type(model).__name__} on an input {list(shape)} failed: "
+                           f"{type(e).__name__}: {e}",
+                           hint="pass input_shape=(1, C, H, W), the shape of one example input") from None
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [p for p in paths if p not in seen]
+    if missing:
+        raise AttnDSLError(f"the dry run never called {', '.join(missing)}",
+                           hint="attach only to modules that run in forward")
+    return seen
+
+
+def sizes_from_shape(spec, shape, given: dict) -> dict:
+    """Parameters named in the spec's input shape (`[B, channels, "*S"]`), read off a host shape."""
+    s = load(spec)
+    if len(s.inputs) != 1 or len(s.outputs) != 1:
+        raise AttnDSLError(f"`{s.name}` has {len(s.inputs)} inputs and {len(s.outputs)} outputs; attach places "
+                           "blocks of one input and one output", hint="call attndsl.build and wire it yourself")
+    dims = [str(d) for d in next(iter(s.inputs.values()))]
+    star = [i for i, d in enumerate(dims) if d.startswith("*")]
+    if (not star and len(dims) != len(shape)) or (star and len(shape) < len(dims) - 1):
+        raise AttnDSLError(f"`{s.name}` takes an input {dims}, the host has {list(shape)} there")
+    head = dims[:star[0]] if star else dims
+    tail = dims[star[0] + 1:] if star else []
+    pairs = list(zip(head, shape)) + list(zip(tail, shape[len(shape) - len(tail):]))
+    out = {}
+    for d, n in pairs:
+        if d in s.params and d not in given:
+            out[d] = int(n)
+    return out
+
+
+class _After:
+    """Forward hook: the block applied to the module's output. A plain object (not a closure)
+    so that models with attached blocks pickle and deep-copy."""
+
+    def __init__(self, block):
+        self.block = block
+
+    def __call__(self, module, args, output):
+        return self.block(output)
+
+
+class _Before:
+    def __init__(self, block):
+        self.block = block
+
+    def __call__(self, module, args):
+        return (self.block(args[0]),) + tuple(args[1:])
+
+
+def attach(model: nn.Module, spec, at, where: str = "after", *, input_shape=None, **params) -> list[str]:
+    """Put a block of `spec` at every module path `at` matches; returns the new blocks' paths.
+
+    where="after" applies it to the module's output, "before" to its first input (both by a
+    forward hook on the module; the block is registered on the nearest ancestor that is not a
+    Sequential/ModuleList/ModuleDict, as `<relative_path>_<spec>`, so only new state-dict keys appear); "replace" puts the block in the module's place. Sizes the spec's
+    input shape names (`channels`, ...) come from one dry run on the meta device, with an
+    input of `input_shape` (default: timm's pretrained_cfg, else 224 pixels on the first conv's
+    channels). Blocks attached to one position run in the order they were attached.
+    Symbolic tracing (torch.fx) does not see forward hooks: trace before attaching, or use replace.
+    """
+    if where not in WHERE:
+        raise AttnDSLError(f"where must be one of {', '.join(WHERE)}, got `{where}`",
+                           hint=did_you_mean(str(where), WHERE))
+    cls = layer(spec)
+    name = load(cls.spec_id).name
+    paths = match_paths(model, at)
+    shapes = dry_run_shapes(model, paths, input_shape)
+    added = []
+    for path in paths:
+        shape_in, shape_out = shapes[path]
+        host = shape_out if where == "after" else shape_in
+        if host is None:
+            raise AttnDSLError(f"`{path}` does not {'return' if where == 'after' else 'take'} one tensor")
+        sizes = sizes_from_shape(cls.spec_id, host, params)
+        block = cls(**sizes, **params)
+        expect = shape_out if where == "replace" else host
+        try:
+            got = _block_shape(block, host)
+        except Exception as e:                                 # the block's own check of its input
+            raise AttnDSLError(f"`{name}` at `{path}` cannot take the host's {list(host)}: "
+                               f"{type(e).__name__}: {e}", hint="pass the block's size parameters") from None
+        if got != expect:
+            raise AttnDSLError(f"`{name}` at `{path}` turns {list(host)} into {list(got)}, the host needs "
+                               f"{list(expect)}", hint="choose a shape-keeping block or another position")
+        if where == "replace":
+            parent_path, _, leaf = path.rpartition(".")
+            setattr(model.get_submodule(parent_path), leaf, block)
+            added.append(path)
+            continue
+        home_path = _home(model, path)
+        home = model.get_submodule(home_path)
+        rel = path[len(home_path) + 1:] if home_path else path
+        new, k = f"{rel.replace('.', '_')}_{name}", 1
+        while hasattr(home, new):
+            new, k = f"{rel.replace('.', '_')}_{name}_{k}", k + 1
+        home.add_module(new, block)
+        target = model.get_submodule(path)
+        if where == "after":
+            target.register_forward_hook(_After(block))
+        else:
+            target.register_forward_pre_hook(_Before(block))
+        added.append(f"{home_path}.{new}" if home_path else new)
+    return added
+
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def _home(model: nn.Module, path: str) -> str:
+    """Where a hooked block is registered: the nearest ancestor of `path` whose forward does not
+    run its children in turn (a new child of an nn.Sequential would run as one more layer)."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, -1, -1):
+        home = ".".join(parts[:i])
+        if not isinstance(model.get_submodule(home), _CONTAINERS):
+            return home
+    raise AttnDSLError(f"no module above `{path}` can hold the block: they all run their children in order",
+                       hint="wrap the model in a module of your own, or use where='replace'")
+
+
+def _block_shape(block: nn.Module, shape) -> tuple:
+    meta = {k: torch.empty_like(v, device="meta") for k, v in list(block.named_parameters())
+            + list(block.named_buffers())}
+    with torch.no_grad():
+        y = torch.func.functional_call(block, meta, (torch.empty(shape, device="meta"),))
+    return tuple(y.shape)

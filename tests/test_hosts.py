@@ -96,3 +96,104 @@ def test_timm_has_no_string_registry():
     from timm.layers.create_attn import get_attn
     with pytest.raises(AssertionError, match="Invalid attn module"):
         get_attn("attndsl_cbam")
+
+
+# --- attach ----------------------------------------------------------------------------------------
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.conv = nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.head(self.conv(self.body(x)).mean((2, 3)))
+
+
+def test_attach_after_before_replace_in_order_and_by_regex():
+    torch.manual_seed(0)
+    net = Net().eval()
+    old = net.state_dict()
+    x = torch.randn(2, 3, 12, 12)
+    added = attndsl.attach(net, "senet", at="body.1", reduction=4)       # after the BN, inside a Sequential
+    assert added == ["body_1_senet"]                                        # held by Net, not by the Sequential
+    more = attndsl.attach(net, "ecanet", at="re:body\\.1", where="after")
+    before = attndsl.attach(net, "gct", at="conv", where="before")
+    se, eca, gct = net.body_1_senet, net.body_1_ecanet, net.conv_gct
+    assert se.params["channels"] == 16 and gct.params["channels"] == 16 and more == ["body_1_ecanet"]
+    with torch.no_grad():
+        # .forward: the modules without their hooks
+        h = eca(se(net.body[1].forward(net.body[0](x))))                     # attached first, applied first
+        want = net.head(net.conv.forward(gct(net.body[2](h))).mean((2, 3)))
+        assert torch.equal(net(x), want)
+    missing, unexpected = net.load_state_dict(old, strict=False)
+    assert unexpected == [] and set(missing) == {k for k in net.state_dict() if k not in old}
+    assert all(k.split(".")[0] in ("body_1_senet", "body_1_ecanet", "conv_gct") for k in missing)
+    # the model with its hooks deep-copies and pickles
+    for clone in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert torch.equal(clone(x), net(x))
+    # replace: the block takes the module's place and path
+    assert attndsl.attach(net, "simam", at="body.2", where="replace") == ["body.2"]
+    assert type(net.body[2]).__name__ == "SimamLayer" and net(x).shape == (2, 4)
+
+
+def test_attach_errors():
+    net = Net()
+    with pytest.raises(AttnDSLError, match="no module path matches `bdy.1`"):
+        attndsl.attach(net, "senet", at="bdy.1")
+    with pytest.raises(AttnDSLError, match="where must be one of"):
+        attndsl.attach(net, "senet", at="conv", where="afterwards")
+    with pytest.raises(AttnDSLError, match="cannot take the host's"):
+        attndsl.attach(net, "vit", at="conv", where="after")
+    with pytest.raises(AttnDSLError, match=r"turns \[1, 16, 12, 12\] into \[1, 17, 16\], the host needs"):
+        attndsl.attach(net, "vit", at="conv", where="before", input_shape=(1, 3, 12, 12),
+                       image_size=12, patch_size=3, hidden_size=16, num_heads=2, mlp_dim=8, depth=1)
+    with pytest.raises(AttnDSLError, match="attach places blocks of one input"):
+        attndsl.attach(net, "attention_gate", at="conv")
+    with pytest.raises(AttnDSLError, match="dry run of .* failed"):
+        attndsl.attach(net, "senet", at="conv", input_shape=(1, 5, 8, 8))
+    assert not any(k.endswith("_senet") for k, _ in net.named_children())
+
+
+def _count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_resnet50_parameter_counts_against_the_papers():
+    tv = pytest.importorskip("torchvision")
+    base = _count(tv.models.resnet50())
+    assert base == 25_557_032                                   # ResNet-50: 25.56 M (CBAM paper, Table 1)
+    counts = {}
+    for spec in ("senet", "cbam", "ecanet"):
+        m = tv.models.resnet50()
+        # every bottleneck's residual branch: after bn3, before the residual add
+        assert len(attndsl.attach(m, spec, at="layer*.*.bn3")) == 16
+        counts[spec] = _count(m)
+    assert counts["senet"] == 28_088_024 and round(counts["senet"] / 1e6, 2) == 28.09   # SE-ResNet-50: 28.09 M
+    assert counts["cbam"] == 28_089_624 and round(counts["cbam"] / 1e6, 2) == 28.09     # CBAM-ResNet-50: 28.09 M
+    # ECA: the paper's adaptive k gives 5, 5, 5, 7 per stage (86 parameters); the released
+    # ECA-ResNet-50 uses k = 3 in the first stage: the paper's 80 parameters
+    assert counts["ecanet"] - base == 86
+    m = tv.models.resnet50()
+    attndsl.attach(m, "ecanet", at="layer1.*.bn3", k_size=3)
+    attndsl.attach(m, "ecanet", at="layer[234].*.bn3")
+    assert _count(m) - base == 80
+
+
+def test_attach_to_timm_models_without_attn_layer():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    m = timm.create_model("convnext_atto", pretrained=False, num_classes=10)
+    old = m.state_dict()
+    added = attndsl.attach(m, "ecanet", at="stages.*.blocks.*.conv_dw")   # input size from pretrained_cfg
+    assert len(added) == 12 and added[0] == "stages.0.blocks.0.conv_dw_ecanet"
+    assert {p.split(".")[1]: m.get_submodule(p).params["channels"] for p in added} == \
+        {"0": 40, "1": 80, "2": 160, "3": 320}
+    x = torch.randn(2, 3, 64, 64)
+    nn.functional.cross_entropy(m(x), torch.tensor([1, 2])).backward()
+    assert m.get_submodule(added[0]).conv.weight.grad.abs().sum() > 0
+    assert m.load_state_dict(old, strict=False).unexpected_keys == []
+    mb = timm.create_model("mobilenetv3_small_050", pretrained=False, num_classes=10)
+    added = attndsl.attach(mb, "coordinate_attention", at="blocks.*.0", where="before")
+    assert added[0] == "blocks_0_0_coordinate_attention" and mb(x).shape == (2, 10)
