@@ -19,6 +19,7 @@ from torch import nn
 
 from .errors import AttnDSLError, ParamError, did_you_mean
 from .pipeline import build, load
+from .spec import check_range, coerce
 
 # --- layer: a class per (spec, fixed parameters) ----------------------------------------------------
 
@@ -118,7 +119,8 @@ def layer(spec, **params) -> type:
     if "channels" not in s.params:
         raise AttnDSLError(f"`{s.name}` has no `channels` parameter, so it cannot be an attention layer class "
                            "that hosts call with the channel count", hint="use attndsl.build for it")
-    s.resolve(**{"channels": 1, **params}) if "channels" not in params else s.resolve(**params)
+    for k, v in params.items():                                # checked now, defaults resolved per instance
+        check_range(s.params[k], coerce(s.params[k], v))
     return _layer_class(spec_id, tuple(sorted((k, _freeze(v)) for k, v in params.items())))
 
 
@@ -306,7 +308,8 @@ def dry_run_shapes(model: nn.Module, paths, input_shape=None) -> dict:
             + list(model.named_buffers())}
     try:
         with torch.no_grad():
-            torch.func.functional_call(model, meta, (torch.empty(shape, device="meta"),))
+            dtype = next((t.dtype for t in meta.values() if t.is_floating_point()), torch.get_default_dtype())
+            torch.func.functional_call(model, meta, (torch.empty(shape, device="meta", dtype=dtype),))
     except Exception as e:                                     # the host's own error, on a guessed input
         raise AttnDSLError(f"the dry run of {type(model).__name__} on an input {list(shape)} failed: "
                            f"{type(e).__name__}: {e}",
@@ -435,5 +438,6 @@ def _block_shape(block: nn.Module, shape) -> tuple:
     meta = {k: torch.empty_like(v, device="meta") for k, v in list(block.named_parameters())
             + list(block.named_buffers())}
     with torch.no_grad():
-        y = torch.func.functional_call(block, meta, (torch.empty(shape, device="meta"),))
+        dtype = next((t.dtype for t in meta.values() if t.is_floating_point()), torch.get_default_dtype())
+        y = torch.func.functional_call(block, meta, (torch.empty(shape, device="meta", dtype=dtype),))
     return tuple(y.shape)
