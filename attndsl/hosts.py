@@ -368,7 +368,9 @@ def attach(model: nn.Module, spec, at, where: str = "after", *, input_shape=None
 
     where="after" applies it to the module's output, "before" to its first input (both by a
     forward hook on the module; the block is registered on the nearest ancestor that is not a
-    Sequential/ModuleList/ModuleDict, as `<relative_path>_<spec>`, so only new state-dict keys appear); "replace" puts the block in the module's place. Sizes the spec's
+    Sequential/ModuleList/ModuleDict, as `<relative_path>_<spec>`, or on the module itself as
+    `<spec>` when every ancestor is one, so only new state-dict keys appear); "replace" puts the
+    block in the module's place. Sizes the spec's
     input shape names (`channels`, ...) come from one dry run on the meta device, with an
     input of `input_shape` (default: timm's pretrained_cfg, else 224 pixels on the first conv's
     channels). Blocks attached to one position run in the order they were attached.
@@ -406,9 +408,10 @@ def attach(model: nn.Module, spec, at, where: str = "after", *, input_shape=None
         home_path = _home(model, path)
         home = model.get_submodule(home_path)
         rel = path[len(home_path) + 1:] if home_path else path
-        new, k = f"{rel.replace('.', '_')}_{name}", 1
+        stem = name if home_path == path else f"{rel.replace('.', '_')}_{name}"
+        new, k = stem, 1
         while hasattr(home, new):
-            new, k = f"{rel.replace('.', '_')}_{name}_{k}", k + 1
+            new, k = f"{stem}_{k}", k + 1
         home.add_module(new, block)
         target = model.get_submodule(path)
         if where == "after":
@@ -424,13 +427,16 @@ _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 def _home(model: nn.Module, path: str) -> str:
     """Where a hooked block is registered: the nearest ancestor of `path` whose forward does not
-    run its children in turn (a new child of an nn.Sequential would run as one more layer)."""
+    run its children in turn (a new child of an nn.Sequential would run as one more layer), else
+    the module itself when it is no container."""
     parts = path.split(".")
     for i in range(len(parts) - 1, -1, -1):
         home = ".".join(parts[:i])
         if not isinstance(model.get_submodule(home), _CONTAINERS):
             return home
-    raise AttnDSLError(f"no module above `{path}` can hold the block: they all run their children in order",
+    if not isinstance(model.get_submodule(path), _CONTAINERS):  # e.g. a conv at the top of a Sequential:
+        return path                                              # the block becomes its child
+    raise AttnDSLError(f"no module at or above `{path}` can hold the block: they all run their children in order",
                        hint="wrap the model in a module of your own, or use where='replace'")
 
 

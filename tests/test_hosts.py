@@ -197,3 +197,16 @@ def test_attach_to_timm_models_without_attn_layer():
     mb = timm.create_model("mobilenetv3_small_050", pretrained=False, num_classes=10)
     added = attndsl.attach(mb, "coordinate_attention", at="blocks.*.0", where="before")
     assert added[0] == "blocks_0_0_coordinate_attention" and mb(x).shape == (2, 10)
+
+
+def test_top_level_sequential_holds_blocks_on_the_module_and_compiles_whole():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), attndsl.layer("senet", reduction=4)(16)).eval()
+    assert attndsl.attach(m, "ecanet", at="0") == ["0.ecanet"]      # a Sequential root: the conv holds it
+    x = torch.randn(2, 3, 8, 8)
+    ref = m(x)
+    assert torch.equal(m[1](m[0].ecanet(m[0].forward(x))), ref)
+    compiled = torch.compile(m, fullgraph=True)                      # hooks and layer forwards trace whole
+    torch.testing.assert_close(compiled(x), ref)
+    with pytest.raises(AttnDSLError, match="no module at or above `0` can hold the block"):
+        attndsl.attach(nn.Sequential(nn.Sequential(nn.Conv2d(3, 3, 1))), "senet", at="0", reduction=1)
