@@ -55,9 +55,10 @@ def conversions(spec, source: str = "timm") -> list[dict]:
         for name, ref in v.get("params", {}).items():
             if name not in s.params:
                 raise err(f"`{s.name}` has no parameter `{name}`", *where, "params", name)
-            if not isinstance(ref, str) or not (_SHAPE_REF.match(ref) or _ATTR_REF.match(ref)):
+            if not isinstance(ref, str) or not all(_SHAPE_REF.match(r.strip()) or _ATTR_REF.match(r.strip())
+                                                   for r in ref.split("//")):
                 raise err(f"parameter `{name}` must be read off a shape (`key[dim]`, `input[dim]`) or the "
-                          "module (`attr:path`, `attr:path[i]`)",
+                          "module (`attr:path`, `attr:path[i]`), or be the floor quotient `a // b` of two of those",
                           *where, "params", name)
         for name in v.get("set", {}):
             if name not in s.params:
@@ -66,6 +67,9 @@ def conversions(spec, source: str = "timm") -> list[dict]:
 
 
 def _shape_value(ref: str, state: dict, input_shape, module=None):
+    if "//" in ref:
+        num, den = (_shape_value(r.strip(), state, input_shape, module) for r in ref.split("//", 1))
+        return num // den
     a = _ATTR_REF.match(ref)
     if a:
         if module is None:

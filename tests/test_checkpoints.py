@@ -80,9 +80,9 @@ def test_se_state_dict_converts_with_rounded_width_and_1x1_layout():
     se = SEModule(40)                       # timm: 40 / 16 = 2.5, rounded up to a multiple of 8
     assert se.fc1.weight.shape == (8, 40, 1, 1)
     params, keys = convert_state_dict("senet", se.state_dict(), module=se)
-    assert params == {"channels": 40, "hidden": 8}
+    assert params == {"channels": 40, "reduction": 5}
     block = from_module(se)
-    assert block.params["hidden"] == 8 and block.fc1.weight.shape == (8, 40)
+    assert block.params["reduction"] == 5 and block.fc1.weight.shape == (8, 40)
     assert torch.equal(block.fc1.weight, se.fc1.weight.reshape(8, 40))
     x = torch.randn(2, 40, 5, 6)
     torch.testing.assert_close(block(x), se(x))
@@ -90,6 +90,8 @@ def test_se_state_dict_converts_with_rounded_width_and_1x1_layout():
 
 def test_unconvertible_modules_are_refused_with_the_reason():
     from timm.layers import SEModule
+    with pytest.raises(AttnDSLError, match=r"`fc1.weight` \[8, 30, 1, 1\] does not fit `fc1.weight` \[10, 30\]"):
+        from_module(SEModule(30))              # width 8: no integer reduction gives it for 30 channels
     with pytest.raises(AttnDSLError, match="`add_maxpool` is True, the conversion needs False"):
         from_module(SEModule(32, add_maxpool=True))
     with pytest.raises(AttnDSLError, match="`act` is SiLU, the conversion needs ReLU"):
@@ -120,6 +122,6 @@ def test_convert_sections_are_checked(tmp_path):
     bad.write_text(text.replace("    module: SEModule", "    module: SEModule\n    kyes: {}"))
     with pytest.raises(SpecError, match="unknown field `kyes`"):
         conversions(bad)
-    bad.write_text(text.replace('hidden: "fc1.weight[0]"', 'hiden: "fc1.weight[0]"'))
-    with pytest.raises(SpecError, match="has no parameter `hiden`"):
+    bad.write_text(text.replace('reduction: "fc1.weight[1] // fc1.weight[0]"', 'reducton: "fc1.weight[0]"'))
+    with pytest.raises(SpecError, match="has no parameter `reducton`"):
         conversions(bad)
