@@ -12,7 +12,8 @@ from .pipeline import build, compile_spec
 from .registry import all_specs
 from .runtime import InputShapeError
 
-__all__ = ["AttnDSLError", "InputShapeError", "build", "compile_spec", "all_specs", "generate"]
+__all__ = ["AttnDSLError", "InputShapeError", "build", "compile_spec", "all_specs", "generate", "layer",
+           "attach"]
 __version__ = "0.1.0"
 
 
@@ -20,3 +21,11 @@ def generate(spec, passes=None, **params) -> str:
     """Standalone Python source (torch only) of the spec's module."""
     from .codegen import generate as _generate
     return _generate(spec, passes=passes, **params)
+
+
+def __getattr__(name):
+    # hosts needs torch: imported on first use, so `import attndsl` stays torch-free
+    if name in ("layer", "attach"):
+        from . import hosts
+        return getattr(hosts, name)
+    raise AttributeError(f"module 'attndsl' has no attribute {name!r}")
