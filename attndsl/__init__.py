@@ -11,7 +11,7 @@ from .errors import AttnDSLError
 from .pipeline import build, compile_spec
 from .registry import all_specs
 
-__all__ = ["AttnDSLError", "build", "compile_spec", "all_specs", "generate"]
+__all__ = ["AttnDSLError", "build", "compile_spec", "all_specs", "generate", "profile"]
 __version__ = "0.1.0"
 
 
@@ -19,3 +19,9 @@ def generate(spec, passes=None, **params) -> str:
     """Standalone Python source (torch only) of the spec's module."""
     from .codegen import generate as _generate
     return _generate(spec, passes=passes, **params)
+
+
+def profile(spec, shapes=None, **kw):
+    """Parameters, FLOPs/MACs and activation memory of a spec or built block (see `attndsl.costs`)."""
+    from .costs import profile as _profile
+    return _profile(spec, shapes, **kw)
