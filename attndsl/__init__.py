@@ -11,7 +11,7 @@ from .errors import AttnDSLError
 from .pipeline import build, compile_spec
 from .registry import all_specs
 
-__all__ = ["AttnDSLError", "build", "compile_spec", "all_specs", "generate", "profile"]
+__all__ = ["AttnDSLError", "build", "compile_spec", "all_specs", "generate", "profile", "capture"]
 __version__ = "0.1.0"
 
 
@@ -25,3 +25,9 @@ def profile(spec, shapes=None, **kw):
     """Parameters, FLOPs/MACs and activation memory of a spec or built block (see `attndsl.costs`)."""
     from .costs import profile as _profile
     return _profile(spec, shapes, **kw)
+
+
+def capture(model, detach: bool = True):
+    """`with attndsl.capture(model) as maps:` records every attndsl block's attention maps (see `attndsl.attnmaps`)."""
+    from .attnmaps import capture as _capture
+    return _capture(model, detach)

@@ -20,7 +20,7 @@ from .errors import AttnDSLError, ParamError, SpecError, Span, did_you_mean
 from .syntax import Source, parse_expression
 
 TOP_KEYS = ("name", "title", "family", "paper", "code", "notes", "params", "inputs", "g", "f", "outputs",
-            "example", "shapes")
+            "example", "shapes", "maps")
 REQUIRED = ("name", "title", "family", "paper", "inputs", "f", "outputs", "example")
 FAMILIES = ("channel", "spatial", "temporal", "branch", "channel_spatial", "spatial_temporal")
 TYPES = {"int": int, "float": float, "bool": bool, "str": str, "list[int]": list, "list[str]": list,
