@@ -144,9 +144,14 @@ def capture(model: nn.Module, detach: bool = True):
 
 def _recorder(block, cap, names, path, maps, detach):
     n_out = len(block.meta["compiled"].graph.outputs)
+    # the block's own tensors (not its submodules'): `block.to(...)` replaces buffers by new tensors
+    own = [n.target for n in cap.graph.nodes if n.op == "get_attr" and "." not in n.target and n.target != "training"]
 
     def forward(*args, **kwargs):
         cap.training = block.training            # train/eval as the block: dropout, batch norm, EMA updates
+        for name in own:
+            if getattr(cap, name) is not getattr(block, name):
+                setattr(cap, name, getattr(block, name))
         out = cap(*args, **kwargs)
         got = out[n_out:]
         maps[path] = {k: (v.detach() if detach else v) for k, v in zip(names, got)}

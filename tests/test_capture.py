@@ -178,3 +178,23 @@ def test_example_renders_the_photograph(tmp_path):
     pytest.importorskip("matplotlib")
     out = _example()["main"](tmp_path / "maps.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+
+
+def test_block_buffers_replaced_after_a_first_capture():
+    """The block's own buffers (fcanet's DCT basis) are re-read on each call: `.to()` or an assignment
+    replaces them with new tensors."""
+    block = attndsl.build("fcanet", channels=16).eval()
+    name = next(n for n, _ in block.named_buffers() if "." not in n)
+    x = torch.randn(2, 16, 7, 7)
+    with attndsl.capture(block):
+        block(x)
+    setattr(block, name, torch.rand_like(getattr(block, name)))
+    plain = block(x)
+    with attndsl.capture(block) as maps:
+        y = block(x)
+    torch.testing.assert_close(y, plain)
+    block.to(torch.float64)
+    with attndsl.capture(block) as maps:
+        y = block(x.double())
+    torch.testing.assert_close(y, block(x.double()))
+    assert maps[""]["s"].dtype == torch.float64
