@@ -13,7 +13,7 @@ from .registry import all_specs
 from .runtime import InputShapeError
 
 __all__ = ["AttnDSLError", "InputShapeError", "build", "compile_spec", "all_specs", "generate", "layer",
-           "attach"]
+           "attach", "profile", "capture"]
 __version__ = "0.1.0"
 
 
@@ -21,6 +21,18 @@ def generate(spec, passes=None, **params) -> str:
     """Standalone Python source (torch only) of the spec's module."""
     from .codegen import generate as _generate
     return _generate(spec, passes=passes, **params)
+
+
+def profile(spec, shapes=None, **kw):
+    """Parameters, FLOPs/MACs and activation memory of a spec or built block (see `attndsl.costs`)."""
+    from .costs import profile as _profile
+    return _profile(spec, shapes, **kw)
+
+
+def capture(model, detach: bool = True):
+    """`with attndsl.capture(model) as maps:` records every attndsl block's attention maps (see `attndsl.attnmaps`)."""
+    from .attnmaps import capture as _capture
+    return _capture(model, detach)
 
 
 def __getattr__(name):

@@ -1,4 +1,4 @@
-"""Command line: `attndsl compile|check|list|passes|ops`.
+"""Command line: `attndsl compile|check|profile|graph|list|passes|ops`.
 
 Every attndsl error (a spec, a parameter, an argument, an output path) is
 printed as `file:line:col: error: ...` with the source line and a caret,
@@ -144,6 +144,38 @@ def cmd_ops(args) -> int:
     return 0
 
 
+def _shapes(items) -> dict:
+    out = {}
+    for item in items or []:
+        name, _, dims = item.partition("=")
+        try:
+            out[name.strip()] = [int(d) for d in dims.replace("x", ",").split(",") if d.strip()]
+        except ValueError:
+            out[name.strip()] = None
+        if not name.strip() or not out[name.strip()]:
+            raise AttnDSLError(f"shape `{item}` must look like name=d0,d1,...", hint="e.g. --shape x=2,64,56,56")
+    return out
+
+
+def cmd_profile(args) -> int:
+    from .costs import profile
+    p = profile(args.spec, _shapes(args.shape), passes=_passes(args.passes), device=args.device,
+                training=not args.no_backward, **_params(args.param))
+    print(p.render())
+    return 0
+
+
+def cmd_graph(args) -> int:
+    from .graph_svg import graph_svg
+    svg = graph_svg(args.spec, _params(args.param), passes=_passes(args.passes), stages=args.stage)
+    if args.output in (None, "-"):
+        sys.stdout.write(svg)
+    else:
+        write_atomic(args.output, svg)
+        print(f"wrote {args.output}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="attndsl", description="Compile attention-block specs to PyTorch modules.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -159,6 +191,23 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("spec", nargs="+")
     k.add_argument("-p", "--param", action="append", metavar="NAME=VALUE")
     k.set_defaults(fn=cmd_check)
+    r = sub.add_parser("profile", help="parameters, FLOPs/MACs and activation memory at given input shapes")
+    r.add_argument("spec")
+    r.add_argument("-p", "--param", action="append", metavar="NAME=VALUE")
+    r.add_argument("--shape", action="append", metavar="INPUT=D0,D1,...",
+                   help="an input's shape, e.g. x=2,64,56,56 (repeatable; default: the spec's example)")
+    r.add_argument("--passes", help="comma-separated passes (default: the default pipeline; 'none' for none)")
+    r.add_argument("--device", default="meta", help="where to run the counting pass (default meta: no arithmetic)")
+    r.add_argument("--no-backward", action="store_true", help="skip measuring what autograd saves for backward")
+    r.set_defaults(fn=cmd_profile)
+    gr = sub.add_parser("graph", help="draw the IR before and after passes as SVG (no system tools needed)")
+    gr.add_argument("spec")
+    gr.add_argument("-p", "--param", action="append", metavar="NAME=VALUE")
+    gr.add_argument("-o", "--output", help="SVG file to write (default: standard output)")
+    gr.add_argument("--passes", help="comma-separated passes (default: the default pipeline; 'none' for none)")
+    gr.add_argument("--stage", action="append", choices=("before", "after"),
+                    help="draw only this stage (repeatable; default: both side by side)")
+    gr.set_defaults(fn=cmd_graph)
     sub.add_parser("list", help="list the specs").set_defaults(fn=cmd_list)
     sub.add_parser("passes", help="list the passes").set_defaults(fn=cmd_passes)
     sub.add_parser("ops", help="list the ops and layers of the language").set_defaults(fn=cmd_ops)

@@ -634,6 +634,8 @@ def build_graph(spec: Spec, params: dict) -> Graph:
             fe.run(parse_program(src))
     fe.graph.meta["fixed"] = sorted(fe.fixed)
     fe.graph.meta["input_dims"] = {name: list(dims) for name, dims in spec.inputs.items()}  # run-time checks
+    # the tensor each top-level name holds at the end: what a spec's `maps:` refers to
+    fe.graph.meta["values"] = {k: v.nid for k, v in fe.scopes[0].items() if isinstance(v, Tensor)}
     for name in spec.outputs:
         span = spec.span("outputs")
         v = fe.scopes[0].get(name)

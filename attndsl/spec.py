@@ -25,7 +25,7 @@ from .errors import AttnDSLError, ParamError, SpecError, Span, did_you_mean
 from .syntax import Source, parse_expression
 
 TOP_KEYS = ("name", "title", "family", "paper", "code", "notes", "params", "inputs", "g", "f", "outputs",
-            "example", "shapes", "convert")
+            "example", "shapes", "convert", "maps")
 RESERVED_PARAMS = ("check_inputs", "compile", "passes")     # build()'s own keywords
 REQUIRED = ("name", "title", "family", "paper", "inputs", "f", "outputs", "example")
 FAMILIES = ("channel", "spatial", "temporal", "branch", "channel_spatial", "spatial_temporal")
