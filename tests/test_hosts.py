@@ -145,7 +145,11 @@ def test_attach_errors():
         attndsl.attach(net, "senet", at="bdy.1")
     with pytest.raises(AttnDSLError, match="where must be one of"):
         attndsl.attach(net, "senet", at="conv", where="afterwards")
-    with pytest.raises(AttnDSLError, match="cannot take the host's"):
+    # psanet's feat_size fixes the map it takes, and no input size names it: the block's own check refuses
+    with pytest.raises(AttnDSLError, match=r"cannot take the host's .*expected \[B, 32, 59, 59\] \(feat_size"):
+        attndsl.attach(net, "psanet", at="conv", where="after")
+    # vit's image_size is read off the host, and the block then changes the host's shape
+    with pytest.raises(AttnDSLError, match=r"`vit` at `conv` turns \[1, 32, 112, 112\] into \[1, 50, 768\]"):
         attndsl.attach(net, "vit", at="conv", where="after")
     with pytest.raises(AttnDSLError, match=r"turns \[1, 16, 12, 12\] into \[1, 17, 16\], the host needs"):
         attndsl.attach(net, "vit", at="conv", where="before", input_shape=(1, 3, 12, 12),
