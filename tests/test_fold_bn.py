@@ -228,3 +228,20 @@ def test_folded_module_protocol(check):
     case._expected = {}
     assert _bns(case.block) == 0
     CHECKS[check](case)
+
+
+def test_generated_code_of_the_folded_graph_takes_the_folded_weights():
+    import types
+    src = attndsl.generate("bam", passes=DEFAULT_PIPELINE + ["fold_bn"], channels=64)
+    assert "BatchNorm" not in src
+    mod = types.ModuleType("generated_folded_bam")
+    exec(compile(src, "generated_folded_bam.py", "exec"), mod.__dict__)
+    torch.manual_seed(0)
+    plain = attndsl.build("bam", channels=64)
+    _randomise_bn(plain)
+    folded = attndsl.fold_batchnorm(plain.eval())
+    gen = mod.Bam(channels=64).eval()
+    gen.load_state_dict(folded.state_dict())
+    x = _inputs("bam", torch.float32)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(gen(x), plain(x), atol=1e-5, rtol=1e-5)
