@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..ops import T, matmul
+from ..ops import OpError, T, matmul
 from . import register
 from .rewrite import Rule, run_rules, single_use
 
@@ -63,11 +63,11 @@ def _rewrite(graph, nid):
                                                                     outer["shape"])
         # the other order: its inner product first, with the shape matmul's own rule gives it
         first = (b, c) if left else (a, b)
-        t = matmul(*(T(i, graph.node(i)["shape"]) for i in first)).shape
-        pair = (sa, t) if left else (t, sc)
-        try:
+        try:        # the other order's batch axes need not broadcast the same way
+            t = matmul(*(T(i, graph.node(i)["shape"]) for i in first)).shape
+            pair = (sa, t) if left else (t, sc)
             out = matmul(T(None, pair[0]), T(None, pair[1])).shape
-        except Exception:       # the other order's batch axes need not broadcast the same way
+        except OpError:
             continue
         if tuple(out) != tuple(outer["shape"]):
             continue
