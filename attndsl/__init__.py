@@ -8,11 +8,11 @@ Pipeline: spec (YAML) -> syntax -> frontend (IR + shapes) -> passes -> lowering 
 -> codegen (standalone Python). See `attndsl.pipeline`.
 """
 from .errors import AttnDSLError
-from .pipeline import build, compile_spec
+from .pipeline import build, compile_spec, fold_batchnorm
 from .registry import all_specs
 from .runtime import InputShapeError
 
-__all__ = ["AttnDSLError", "InputShapeError", "build", "compile_spec", "all_specs", "generate", "layer",
+__all__ = ["AttnDSLError", "InputShapeError", "build", "compile_spec", "fold_batchnorm", "all_specs", "generate", "layer",
            "attach", "profile", "capture"]
 __version__ = "0.1.0"
 

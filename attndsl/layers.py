@@ -59,6 +59,12 @@ def _compact(value):
 def make_layer(kind: str, args: dict, rank: int | None = None) -> nn.Module | nn.Parameter:
     if kind == "param":
         return nn.Parameter(_param_init(args["init"], args["shape"]))
+    fold = args.get("fold")
+    if fold:    # a conv/linear with a batch norm folded in: both built as unfolded, then the fresh BN folded
+        from .passes.fold_bn import fold_module
+        module = make_layer(kind, {**args, "bias": fold["conv_bias"], "fold": None})
+        fold_module(module, make_layer("batchnorm", fold["bn_args"], rank))
+        return module
     cls_name, table = _entry(kind, rank)
     cls = BatchNorm if cls_name == "BatchNorm" else getattr(nn, cls_name)
     kwargs = {t: _compact(args[o]) for t, o, _ in table}

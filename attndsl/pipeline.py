@@ -65,17 +65,53 @@ def compile_spec(spec, params: dict | None = None, passes=None, *, check: bool =
     return out
 
 
-def build(spec, *, compile: bool = False, passes=None, check_inputs: bool = True, **params):
+def build(spec, *, compile: bool = False, passes=None, check_inputs: bool = True, inference: bool = False,
+          state_dict=None, **params):
     """The spec as a torch module: an fx.GraphModule, or that module under torch.compile(fullgraph=True).
 
     Its forward first checks the inputs' shapes against the spec (`runtime.InputShapeError`, a ValueError,
     naming the spec, the input, the expected and the actual shape); `check_inputs=False` leaves that out.
+    `inference=True` adds the `fold_bn` pass and returns the module in eval mode; `state_dict`, a state dict
+    of the unfolded module (e.g. trained), is then folded and loaded (see `fold_batchnorm`).
     """
     from .lowering import lower
-    c = compile_spec(spec, params, passes)
+    names = list(DEFAULT_PIPELINE if passes is None else passes)
+    if inference and "fold_bn" not in names:
+        names.append("fold_bn")
+    c = compile_spec(spec, params, names)
     gm = lower(c.graph, c.class_name, check_inputs=check_inputs)
     gm.meta["compiled"] = c
+    if inference:
+        gm.eval()
+    if state_dict is not None:
+        from .passes.fold_bn import fold_state_dict
+        gm.load_state_dict(fold_state_dict(c.graph, state_dict) if inference else state_dict)
     if compile:
         import torch
         return torch.compile(gm, fullgraph=True)
     return gm
+
+
+def fold_batchnorm(module, spec=None, **params):
+    """The folded (inference) module of an unfolded built module, with its current weights and BN statistics.
+
+    Train the module `build` gives, then `fold_batchnorm(trained)`: same eval output, no batch norms after a
+    conv/linear. The spec and parameters come from the module (`meta["compiled"]`), or pass them.
+    """
+    from .errors import AttnDSLError
+    module = getattr(module, "_orig_mod", module)        # under torch.compile
+    c = getattr(module, "meta", {}).get("compiled")
+    if spec is None and c is None:
+        raise AttnDSLError("fold_batchnorm: this module does not say which spec it was built from",
+                           hint="pass it: fold_batchnorm(module, \"cbam\", channels=...)")
+    if spec is None:
+        spec, params = c.spec, dict(c.params)
+    passes = list(c.stats) if c is not None else None
+    check = any(n.name == "check_inputs" for n in module.graph.nodes) if hasattr(module, "graph") else True
+    folded = build(spec, passes=passes, check_inputs=check, inference=True, **params)
+    p = next(module.parameters(), None)
+    if p is not None:       # the trained module's dtype and device, before its values are copied in
+        folded.to(device=p.device, dtype=p.dtype)
+    from .passes.fold_bn import fold_state_dict
+    folded.load_state_dict(fold_state_dict(folded.meta["compiled"].graph, module.state_dict()))
+    return folded

@@ -41,5 +41,6 @@ def get_pass(name: str) -> Pass:
 
 # import for registration; the order here is the default pipeline's
 from . import constfold, cse, fuse_attention, fuse_gate, dce  # noqa: E402,F401
+from . import fold_bn, reassociate  # noqa: E402,F401  (not in the default pipeline)
 
 DEFAULT_PIPELINE = ["constfold", "cse", "fuse_attention", "fuse_gate", "dce"]
