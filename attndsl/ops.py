@@ -346,25 +346,29 @@ def where(cond, a, b):
 COMPARISONS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 
 
-def _compare(a, b):
-    """Elementwise comparison (a < b, ...) as a float mask: 1.0 where true, 0.0 where false; no gradient."""
-    if not any(isinstance(v, T) for v in (a, b)):
-        raise OpError("a comparison needs at least one tensor", "a")
-    return _binary(a, b)
+def _comparison(sym):
+    def compare(a, b):
+        if not any(isinstance(v, T) for v in (a, b)):
+            raise OpError("a comparison needs at least one tensor", "a")
+        return _binary(a, b)
+    compare.__doc__ = f"Mask of a {sym} b, elementwise with broadcasting: 1.0 where true, 0.0 where false (no gradient)."
+    return compare
 
 
-for _n in COMPARISONS:
-    _register(OPS, _n, _compare)
+for _n, _sym in COMPARISONS.items():
+    _register(OPS, _n, _comparison(_sym))
 
 
-def _logical(a, b):
-    """Elementwise and/or of masks (nonzero is true) as a float mask; no gradient."""
-    need_tensor(a, "a"), need_tensor(b, "b")
-    return _binary(a, b)
+def _logical(word):
+    def logical(a, b):
+        need_tensor(a, "a"), need_tensor(b, "b")
+        return _binary(a, b)
+    logical.__doc__ = f"Mask of `a {word} b` for masks a, b (nonzero is true): 1.0 or 0.0, no gradient."
+    return logical
 
 
-for _n in ("logical_and", "logical_or"):
-    _register(OPS, _n, _logical)
+for _n in ("and", "or"):
+    _register(OPS, f"logical_{_n}", _logical(_n))
 
 
 @op("logical_not")
@@ -985,8 +989,10 @@ def window_index(h, w, mask_h, mask_w):
 
 @op("relative_position_index")
 def relative_position_index(h, w):
-    """Constant [h*w, h*w]: entry [i, j] = (yi - yj + h - 1) * (2w - 1) + (xi - xj + w - 1), the row of a
-    (2h-1)(2w-1)-row relative position bias table for query i and key j of an h x w window (Swin)."""
+    """Constant [h*w, h*w] long: the row of a (2h-1)(2w-1)-row relative position bias table for query i, key j (Swin).
+
+    Entry [i, j] = (yi - yj + h - 1) * (2w - 1) + (xi - xj + w - 1), positions of an h x w window row-major.
+    """
     n = need_int(h, "h", 1) * need_int(w, "w", 1)
     return Out([], (n, n), {"h": h, "w": w}, dtype="long")
 
