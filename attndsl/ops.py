@@ -287,26 +287,26 @@ def _einsum_terms(equation, ranks):
         raise OpError(f"`equation` must be a string such as \"bij,bjk->bik\", got {equation!r}", "equation")
     eq = equation.replace(" ", "")
     if "." in eq:
-        raise OpError("einsum: `...` is not supported; name every axis", "equation")
+        raise OpError("`...` is not supported; name every axis", "equation")
     lhs, arrow, out = eq.partition("->")
     terms = lhs.split(",")
     for t in terms + [out]:
         if not all("a" <= c <= "z" or "A" <= c <= "Z" for c in t):
-            raise OpError(f"einsum: subscripts are letters, got {t!r} in {equation!r}", "equation")
+            raise OpError(f"subscripts are letters, got {t!r} in {equation!r}", "equation")
     if len(terms) != len(ranks):
-        raise OpError(f"einsum: {equation!r} has {len(terms)} input term(s) for {len(ranks)} operand(s)",
+        raise OpError(f"{equation!r} has {len(terms)} input term(s) for {len(ranks)} operand(s)",
                       "equation")
     for i, (t, r) in enumerate(zip(terms, ranks)):
         if len(t) != r:
-            raise OpError(f"einsum: term {t!r} names {len(t)} axes, operand {i + 1} has {r}", "equation")
+            raise OpError(f"term {t!r} names {len(t)} axes, operand {i + 1} has {r}", "equation")
     if not arrow:       # implicit output, as torch: the letters used once, in alphabetical order
         seen = "".join(terms)
         out = "".join(sorted(c for c in set(seen) if seen.count(c) == 1))
     if len(set(out)) != len(out):
-        raise OpError(f"einsum: output {out!r} names an axis twice", "equation")
+        raise OpError(f"output {out!r} names an axis twice", "equation")
     missing = [c for c in out if c not in "".join(terms)]
     if missing:
-        raise OpError(f"einsum: output axis {missing[0]!r} is in no input term", "equation")
+        raise OpError(f"output axis {missing[0]!r} is in no input term", "equation")
     return terms, out
 
 
@@ -324,7 +324,7 @@ def einsum(equation, a, b=None):
         for c, d in zip(t, v.shape):
             r = broadcast((sizes[c],), (d,)) if c in sizes else (d,)
             if r is None:
-                raise OpError(f"einsum: axis {c!r} is {sizes[c]} in one place and {d} in another "
+                raise OpError(f"axis {c!r} is {sizes[c]} in one place and {d} in another "
                               f"({equation!r} on {' and '.join(fmt_shape(x.shape) for x in xs)})", arg)
             sizes[c] = r[0]
     return Out(xs, tuple(sizes[c] for c in out), {"equation": ",".join(terms) + "->" + out})
@@ -674,17 +674,16 @@ def narrow(x, dim, start, length):
 
 @op("roll")
 def roll(x, shifts, dims):
-    """Circular shift along axes: roll(x, [-s, -s], dims=[H, W]); shifts and dims are ints or lists of one length."""
+    """Circular shift along axes (torch.roll): roll(x, [-s, -s], dims=[H, W]); an int shift applies to every axis listed."""
     need_tensor(x)
-    many = isinstance(shifts, (list, tuple))
-    sh = list(shifts) if many else [shifts]
-    for v in sh:
-        need_int(v, "shifts")
-    if isinstance(dims, (list, tuple)) != many or many and len(dims) != len(sh):
-        raise OpError(f"roll needs as many dims as shifts, got shifts={shifts!r}, dims={dims!r}", "dims")
     axes = resolve_axes(x.shape, dims, "dims")
     if "S" in axes:
-        raise OpError("roll needs fixed axes, not a variadic run", "dims")
+        raise OpError("roll needs fixed axes, not a variadic run", "dims", "list the axes: dims=[2, 3]")
+    sh = list(shifts) if isinstance(shifts, (list, tuple)) else [shifts] * len(axes)
+    for v in sh:
+        need_int(v, "shifts")
+    if len(sh) != len(axes):
+        raise OpError(f"roll needs one shift per axis, got shifts={shifts!r} for dims={dims!r}", "shifts")
     return Out([x], x.shape, {"shifts": tuple(sh), "dims": axes})
 
 

@@ -94,10 +94,15 @@ def test_einsum_implicit_output_and_broadcast_of_one():
     ('y = einsum("b...,b...->b", x, x)', "not supported", '"b...'),
     ('y = einsum("b1hw->b", x)', "subscripts are letters", '"b1hw'),
     ('y = einsum(3, x)', "must be a string", "3"),
+    ('y = einsum("bcd->b", x, x)', r"1 input term\(s\) for 2 operand\(s\)", '"bcd'),
     ('y = einsum("bchw->b", 2)', "must be a tensor", "2"),
 ])
 def test_einsum_errors_point_at_the_argument(f, message, at):
     error_at(f, message, at)
+
+
+def test_einsum_refuses_a_variadic_operand():
+    error_at('y = einsum("bc->b", x)', "fixed-rank operands", "x)", inputs='x: [B, channels, "*S"]')
 
 
 def test_einsum_checks_symbolic_sizes():
@@ -112,6 +117,9 @@ def test_einsum_checks_symbolic_sizes():
 def test_roll_matches_torch():
     same_as_torch("y = roll(x, [-1, 2], dims=[H, W])", lambda x: torch.roll(x, (-1, 2), (2, 3)))
     same_as_torch("y = roll(x, -3, dims=-1)", lambda x: torch.roll(x, -3, -1))
+    # an int shift applies to every axis listed; `spatial` lists the axes after channels
+    same_as_torch("y = roll(x, 2, dims=spatial)", lambda x: torch.roll(x, (2, 2), (2, 3)))
+    same_as_torch("y = roll(x, [1, -4], dims=spatial)", lambda x: torch.roll(x, (1, -4), (2, 3)))
     # Swin's shifted windows with a shift from a parameter
     same_as_torch("y = roll(x, [-s, -s], dims=[2, 3])", lambda x: torch.roll(x, (-2, -2), (2, 3)),
                   params="s: {type: int, default: 2}")
@@ -124,11 +132,14 @@ def test_roll_on_a_variadic_input():
         x = torch.randn(*shape)
         for m in (built, gen):
             torch.testing.assert_close(m(x), torch.roll(x, 1, 1))
+    # the variadic run itself has no fixed axes to name
+    error_at("y = roll(x, 1, dims=spatial)", "needs fixed axes", "dims=spatial", inputs=spec_inputs)
 
 
 @pytest.mark.parametrize("f,message,at", [
-    ("y = roll(x, [1, 2], dims=2)", "as many dims as shifts", "dims=2"),
-    ("y = roll(x, [1, 2], dims=[2])", "as many dims as shifts", "dims=[2]"),
+    ("y = roll(x, [1, 2], dims=2)", "one shift per axis", "[1, 2]"),
+    ("y = roll(x, [1, 2, 3], dims=spatial)", "one shift per axis", "[1, 2, 3]"),
+    ("y = roll(x, [1, 2], dims=[2])", "one shift per axis", "[1, 2]"),
     ("y = roll(x, 1.5, dims=2)", "must be an integer", "1.5"),
     ("y = roll(x, 1, dims=4)", "out of range", "dims=4"),
     ("y = roll(x, [1, 1], dims=[H, H])", "listed twice", "dims=[H, H]"),
@@ -362,10 +373,13 @@ def test_all_new_ops_compile_fullgraph_and_export():
 
 def test_all_new_ops_trace_and_pickle():
     import pickle
-    built, _, _ = modules(ALL)
+    built, gen, _ = modules(ALL)
     x = torch.randn(*X)
     traced = torch.fx.symbolic_trace(built)          # leaf helpers stay one node each
     torch.testing.assert_close(traced(x), built(x))
+    traced_gen = torch.fx.symbolic_trace(gen)        # generated code wraps them with torch.fx.wrap
+    gen.load_state_dict(built.state_dict())
+    torch.testing.assert_close(traced_gen(x), built(x))
     torch.testing.assert_close(pickle.loads(pickle.dumps(built))(x), built(x))
 
 
