@@ -389,3 +389,14 @@ def test_new_ops_are_listed():
         assert name in OPS and OPS[name].doc, name
     assert "approximate" in OPS["gelu"].signature.parameters
     assert "count_include_pad" in OPS["avg_pool"].signature.parameters
+
+
+def test_new_ops_are_counted_by_profile():
+    from attndsl.costs import profile
+    spec = inline_spec(ALL)
+    for device in ("meta", "cpu"):
+        p = profile(spec, {"x": list(X)}, device=device, channels=8)
+        assert not p.uncounted, p.uncounted
+        ein = next(n for n in p.nodes if n.family == "einsum")
+        assert ein.own == 2 * 2 * 8 * 8 * 5 * 6          # b c d h w, a multiply and an add each
+        assert all(n.own == n.torch for n in p.nodes if n.torch), [n for n in p.nodes if n.torch != n.own]
