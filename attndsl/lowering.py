@@ -91,6 +91,27 @@ def _is_node(v):
     return isinstance(v, fx.Node)
 
 
+def _sizes(b: _Builder, sizes):
+    """Output sizes for the graph: ints as they are, a symbolic size (`H`) read off an input that has it."""
+    out = []
+    for d in sizes:
+        if isinstance(d, int):
+            out.append(d)
+            continue
+        for name, nid in b.ir.inputs:
+            shape = b.ir.node(nid)["shape"]
+            pre, pack, suf = split_pack(shape)
+            axes = [i for i, s in enumerate(pre) if s == d] + [i - len(suf) for i, s in enumerate(suf) if s == d]
+            if axes:
+                x = next(n for n in b.fx.nodes if n.op == "placeholder" and n.target == name)
+                out.append(b.node("call_method", "size", (x, axes[0]), name="size"))
+                break
+        else:
+            raise LoweringError(f"size `{d}` is no axis of an input: name a symbol of the inputs' shapes",
+                                b.current["span"] if b.current else None)
+    return tuple(out)
+
+
 def lower_node(b: _Builder, n: dict, ins: list):
     op, a = n["op"], n["attrs"]
     in_shapes = [b.ir.node(i)["shape"] for i in n["inputs"]]
@@ -203,7 +224,7 @@ def lower_node(b: _Builder, n: dict, ins: list):
         fn = getattr(F, f"{op}{nd}d")
         if op.startswith("adaptive"):
             # pooling to the size the input already has is the identity, and not free in torch
-            return b.call(runtime.adaptive_pool, (ins[0], op[9:12], a["size"]))
+            return b.call(runtime.adaptive_pool, (ins[0], op[9:12], _sizes(b, a["size"])))
         return b.call(fn, (ins[0], a["kernel"]), {"stride": a["stride"], "padding": a["padding"],
                                                   **({"ceil_mode": True} if a.get("ceil_mode") else {}), **pool_kw})
     if op == "interpolate":
@@ -213,7 +234,7 @@ def lower_node(b: _Builder, n: dict, ins: list):
         if len(ins) == 2:
             return b.call(runtime.interpolate_like, ins, kw)
         if "size" in a:
-            return b.call(F.interpolate, (ins[0],), {"size": a["size"], **kw})
+            return b.call(F.interpolate, (ins[0],), {"size": _sizes(b, a["size"]), **kw})
         return b.call(F.interpolate, (ins[0],), {"scale_factor": a["scale"], **kw})
     if op == "pad":
         if a.get("mode", "constant") != "constant":

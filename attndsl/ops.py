@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from .limits import MAX_ELEMENTS, MAX_LOOP_TRIPS, LimitExceeded
-from .shapes import Pack, broadcast, dim_eq, fmt_shape, is_one, norm, numel, split_pack
+from .shapes import Pack, broadcast, dim_eq, fmt_shape, is_one, norm, numel, split_pack, sym
 
 
 @dataclass
@@ -191,6 +191,18 @@ def axis_size(shape, a):
 
 def conv_out(size, k, s, p, d):
     return norm(sympy.floor((sympy.sympify(size) + 2 * p - d * (k - 1) - 1) / s) + 1)
+
+
+def sizes_n(v, n, arg):
+    """n output sizes: positive ints, or names of symbolic sizes (`size=[H, W]`) read from the inputs at run time."""
+    out = tuple_n(v, n, arg)
+    for d in out:
+        if isinstance(d, str):
+            if not d.isidentifier():
+                raise OpError(f"`{arg}` takes sizes: integers or symbolic sizes such as H, got {d!r}", arg)
+        else:
+            need_int(d, arg, 1)
+    return tuple(sym(d) if isinstance(d, str) else d for d in out)
 
 
 def tuple_n(v, n, arg):
@@ -768,7 +780,7 @@ def adaptive_pool(x, size):
     need_tensor(x)
     need_rank(x, (3, 4, 5), "adaptive pooling")
     n = len(x.shape) - 2
-    size = tuple_n(size, n, "size")
+    size = sizes_n(size, n, "size")
     return Out([x], x.shape[:2] + size, {"size": size})
 
 
@@ -850,7 +862,7 @@ def interpolate(x, size=None, like=None, scale=None, mode="nearest", align_corne
             raise OpError(f"interpolate(like=) ranks differ: {fmt_shape(x.shape)} and {fmt_shape(like.shape)}")
         return Out([x, like], x.shape[:2] + like.shape[2:], {"mode": mode, "align_corners": align_corners})
     if size is not None:
-        size = tuple_n(size, n, "size")
+        size = sizes_n(size, n, "size")
         return Out([x], x.shape[:2] + size, {"size": size, "mode": mode, "align_corners": align_corners})
     if scale is not None:
         sp = tuple(norm(sympy.floor(sympy.sympify(d) * scale)) for d in x.shape[2:])

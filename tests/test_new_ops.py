@@ -400,3 +400,41 @@ def test_new_ops_are_counted_by_profile():
         ein = next(n for n in p.nodes if n.family == "einsum")
         assert ein.own == 2 * 2 * 8 * 8 * 5 * 6          # b c d h w, a multiply and an add each
         assert all(n.own == n.torch for n in p.nodes if n.torch), [n for n in p.nodes if n.torch != n.own]
+
+
+# --- symbolic sizes as output sizes ---------------------------------------------------------------
+
+def test_symbolic_output_sizes_of_interpolate_and_adaptive_pool():
+    # the issue's `interpolate(avg_pool(x, 2, 2), size=[H, W])` followed by a product
+    f = "y = x * interpolate(avg_pool(x, 2, 2), size=[H, W]) + adaptive_avg_pool(x, [H, 1])"
+    g = graph(f)
+    assert [str(d) for d in g.node(g.outputs[0][1])["shape"]] == ["B", "8", "H", "W"]
+    built, gen, src = modules(f)
+    assert "x.size(2)" in src and "x.size(3)" in src
+    for shape in [(2, 8, 6, 4), (1, 8, 10, 8)]:
+        x = torch.randn(*shape)
+        want = x * F.interpolate(F.avg_pool2d(x, 2, 2), size=shape[2:]) + F.adaptive_avg_pool2d(x, (shape[2], 1))
+        for m in (built, gen):
+            torch.testing.assert_close(m(x), want)
+    x = torch.randn(2, 8, 8, 6)
+    torch._dynamo.reset()
+    torch.testing.assert_close(torch.compile(built, fullgraph=True)(x), built(x))
+
+
+def test_symbolic_output_size_from_a_second_input():
+    # the size of another input's axis: upsample y to x's resolution
+    f = "y = x + interpolate(z, size=[H, W], mode=\"bilinear\")"
+    built, gen, _ = modules(f, inputs="x: [B, channels, H, W]\nz: [B, channels, h, w]",
+                            example="{params: {channels: 8}, inputs: {x: [2, 8, 6, 4], z: [2, 8, 3, 2]}}")
+    x, z = torch.randn(2, 8, 6, 4), torch.randn(2, 8, 3, 2)
+    want = x + F.interpolate(z, size=(6, 4), mode="bilinear")
+    for m in (built, gen):
+        torch.testing.assert_close(m(x, z), want)
+
+
+def test_symbolic_output_size_errors():
+    error_at('y = interpolate(x, size=["H W", 3])', "takes sizes", 'size=["H W"')
+    error_at("y = interpolate(x, size=[0, 3])", "must be at least 1", "size=[0")
+    with pytest.raises(AttnDSLError, match="size `Q` is no axis of an input") as e:
+        attndsl.build(inline_spec('y = interpolate(x, size=["Q", 3])'))
+    assert e.value.span is not None and "interpolate" in e.value.span.source_line
