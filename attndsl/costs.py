@@ -160,7 +160,7 @@ for _fn in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "sq
 for _fn in (F.gelu, F.silu, F.softplus, F.hardsigmoid, F.elu, F.relu6, F.hardswish, F.leaky_relu,
             operator.neg, operator.add, operator.sub, operator.mul, operator.truediv, operator.pow,
             operator.floordiv, operator.mod, operator.ne, torch.maximum, torch.minimum, torch.clamp, torch.where,
-            runtime.compare, runtime.logical, torch.masked_fill):
+            runtime.compare_mask, runtime.logical_mask, torch.masked_fill):
     RULES[_fn] = (_E, _out(lambda n: n))
 RULES[torch.addcmul] = (_E, _out(lambda n: 2 * n))
 for _fn in (torch.sum, torch.mean, torch.amax, torch.amin, torch.prod):

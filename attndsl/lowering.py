@@ -129,9 +129,9 @@ def lower_node(b: _Builder, n: dict, ins: list):
     if op == "gelu" and a.get("approximate"):
         return b.call(F.gelu, ins, {"approximate": a["approximate"]})
     if op in COMPARISONS:       # a float mask, as every tensor of the language (see ops.COMPARISONS)
-        return b.call(runtime.compare, (ins[0], ins[1], op), name="mask")
+        return b.call(runtime.compare_mask, (ins[0], ins[1], op), name="mask")
     if op in ("logical_and", "logical_or", "logical_not"):
-        return b.call(runtime.logical, (op, *ins), name="mask")
+        return b.call(runtime.logical_mask, (op, *ins), name="mask")
     if op == "masked_fill":
         cond = b.call(operator.ne, (ins[1], 0), name="cond")
         return b.call(torch.masked_fill, (ins[0], cond, a["value"]))

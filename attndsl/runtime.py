@@ -485,7 +485,7 @@ NEEDS["check_input_shapes"] = ["InputShapeError"]
 
 
 @leaf
-def compare(a, b, op):
+def compare_mask(a, b, op):
     """a <op> b (op an `operator` name: lt, le, gt, ge, eq, ne) as a mask in the tensor operand's floating
     dtype (the default one for integer operands): 1 where true, 0 where false."""
     import operator
@@ -495,8 +495,8 @@ def compare(a, b, op):
 
 
 @leaf
-def logical(op, a, b=None):
-    """logical_and/or/not of masks (nonzero is true) as a mask in a's floating dtype, as `compare`."""
+def logical_mask(op, a, b=None):
+    """logical_and/or/not of masks (nonzero is true) as a mask in a's floating dtype, as `compare_mask`."""
     import torch
     m = getattr(torch, op)(a, b) if b is not None else torch.logical_not(a)
     return m.to(a.dtype if a.is_floating_point() else torch.get_default_dtype())
