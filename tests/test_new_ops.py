@@ -438,3 +438,15 @@ def test_symbolic_output_size_errors():
     with pytest.raises(AttnDSLError, match="size `Q` is no axis of an input") as e:
         attndsl.build(inline_spec('y = interpolate(x, size=["Q", 3])'))
     assert e.value.span is not None and "interpolate" in e.value.span.source_line
+
+
+def test_a_mask_of_an_index_buffer_is_float():
+    # long buffers compare to a mask in the default float dtype: usable in arithmetic with x
+    p = "h: {type: int, default: 2}\nw: {type: int, default: 3}"
+    f = "m = relative_position_index(h, w) != 2 * w + 1\ny = x + 0 * mean(m) + sum(m and not m)"
+    built, gen, _ = modules(f, params=p)
+    x = torch.randn(*X)
+    m = (swin_index(2, 3) != 7).float()
+    assert m.sum() == 30                                  # the diagonal (i == j) is index (h-1)(2w-1) + w-1 = 7
+    for mod in (built, gen):
+        torch.testing.assert_close(mod(x), x + 0 * m.mean())
