@@ -38,6 +38,8 @@ FAMILIES = {
     "conv": ("2 * output elements * in_channels / groups * kernel volume; bias not counted (as torch)", True),
     "attention": ("2 * batch * L * S * (E + Ev) for q [.., L, E], k [.., S, E], v [.., S, Ev] (as torch; its "
                   "counter misses the CPU's fused kernel, where this count stands in)", True),
+    "einsum": ("2 * the product of every subscript's size for two operands (as torch's bmm); one operand: "
+               "1 per point of that space (the sum)", True),
     "cov": ("the product only: 2 * batch * d * d * n; centering not counted (as torch)", True),
     "affine_grid": ("2 * 3 * 2 per grid point: the [H*W, 3] @ [3, 2] product (torch does not count it)", True),
     "elementwise": ("1 per output element (arithmetic, activations, comparisons, clamp, where)", False),
@@ -139,6 +141,13 @@ def _ema(args, kw, out):
     return 3 * args[0].numel() if args[2] else 0
 
 
+def _einsum(args, kw, out):
+    sizes = {}
+    for term, t in zip(args[0].split("->")[0].split(","), args[1:]):
+        sizes.update((c, max(d, sizes.get(c, 1))) for c, d in zip(term, t.shape))
+    return (len(args) - 1) * math.prod(sizes.values())
+
+
 def _zero(args, kw, out):
     return 0
 
@@ -150,7 +159,8 @@ for _fn in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "sq
     RULES[getattr(torch, _fn)] = (_E, _out(lambda n: n))
 for _fn in (F.gelu, F.silu, F.softplus, F.hardsigmoid, F.elu, F.relu6, F.hardswish, F.leaky_relu,
             operator.neg, operator.add, operator.sub, operator.mul, operator.truediv, operator.pow,
-            operator.floordiv, operator.mod, operator.ne, torch.maximum, torch.minimum, torch.clamp, torch.where):
+            operator.floordiv, operator.mod, operator.ne, torch.maximum, torch.minimum, torch.clamp, torch.where,
+            runtime.compare_mask, runtime.logical_mask, torch.masked_fill):
     RULES[_fn] = (_E, _out(lambda n: n))
 RULES[torch.addcmul] = (_E, _out(lambda n: 2 * n))
 for _fn in (torch.sum, torch.mean, torch.amax, torch.amin, torch.prod):
@@ -163,6 +173,7 @@ for _fn in (torch.softmax, torch.log_softmax):
 RULES[F.normalize] = ("normalize", _out(lambda n: 3 * n))
 RULES[operator.matmul] = ("matmul", _matmul)
 RULES[F.scaled_dot_product_attention] = ("attention", _sdpa)
+RULES[torch.einsum] = ("einsum", _einsum)
 RULES[runtime.conv2d_fn] = ("conv", _conv_fn)
 RULES[runtime.cov] = ("cov", _cov)
 RULES[runtime.gate] = ("gate", _gate)
@@ -181,7 +192,8 @@ for _fn in (torch.transpose, torch.permute, torch.flatten, torch.unsqueeze, torc
             torch.split, torch.select, torch.narrow, torch.index_select, torch.full_like, operator.getitem, F.pad,
             runtime.axes, runtime.unsqueeze_like, runtime.rearrange, runtime.sliding, runtime.numel_over,
             runtime.gather, runtime.split_matrix, runtime.patch_grid, runtime.split_like, runtime.rand_like,
-            runtime.arange_like, runtime.if_training, runtime.check_input_shapes, "expand_as", "reshape_as", "detach", "clone"):
+            runtime.arange_like, runtime.if_training, runtime.check_input_shapes, torch.roll, "expand_as", "reshape_as",
+            "detach", "clone", "size"):
     RULES[_fn] = ("free", _zero)
 
 

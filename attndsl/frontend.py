@@ -23,7 +23,7 @@ from .shapes import Pack, fmt_shape, norm, sym
 from .spec import Spec, arith, check_value, eval_static
 from .syntax import parse_expression, parse_program, Source
 
-BUFFER_OPS = ("dct_filters", "eye", "triu_indices", "window_index", "random_bases")
+BUFFER_OPS = ("dct_filters", "eye", "triu_indices", "window_index", "random_bases", "relative_position_index")
 CONSTANTS = {"true": True, "false": False, "spatial": "spatial", "none": None, "pi": math.pi}
 RESERVED = ("true", "false", "spatial", "none")      # constants a program cannot rebind (pi it may: π_k)
 # attributes of torch.nn.Module and torch.fx.GraphModule: a layer of that name would replace them
@@ -71,6 +71,8 @@ class Static:
 _PYOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "pow": "**",
           "and": "and", "or": "or", "==": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 _LOGIC = ("and", "or", "==", "!=", "<", ">", "<=", ">=")
+_TENSOR_LOGIC = {"and": "logical_and", "or": "logical_or", "==": "eq", "!=": "ne", "<": "lt", ">": "gt",
+                 "<=": "le", ">=": "ge"}
 _PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
             "sqrt": "math.sqrt"}
 
@@ -246,6 +248,8 @@ class Frontend:
             return self.apply_op("neg", [v], {}, e.span, {})
         if isinstance(e, S.Not):
             v = self.eval(e.operand)
+            if isinstance(v, Tensor):       # a mask
+                return self.apply_op("logical_not", [v], {}, e.span, {})
             c = self.static(v, e.span, "a condition", render=True)
             return self.derived(not c, None, f"(not {v.source})" if v.deps else None, v.deps, [v], e.span)
         if isinstance(e, S.IfExp):
@@ -254,8 +258,7 @@ class Frontend:
         if isinstance(e, S.BinOp):
             a, b = self.eval(e.left), self.eval(e.right)
             if e.op in _LOGIC and not (isinstance(a, Static) and isinstance(b, Static)):
-                raise ShapeError(f"`{_PYOPS[e.op]}` compares values known at compile time; "
-                                 "for tensors use where(), maximum() or minimum()", e.span)
+                return self.tensor_logic(e, a, b)
             if isinstance(a, Static) and isinstance(b, Static):
                 deps = a.deps | b.deps
                 src = f"({a.source} {_PYOPS.get(e.op, '?')} {b.source})" if deps else None
@@ -287,6 +290,17 @@ class Frontend:
         if isinstance(e, S.Call):
             return self.call(e)
         raise SpecError(f"unsupported expression {type(e).__name__}", e.span)
+
+    def tensor_logic(self, e, a, b):
+        """A comparison or and/or with a tensor operand: a float mask (ops.COMPARISONS)."""
+        name = _TENSOR_LOGIC[e.op]
+        logical = name.startswith("logical")
+        for v in (a, b):
+            if not _arith_operand(v) or logical and not isinstance(v, Tensor):
+                raise ShapeError(f"`{_PYOPS[e.op]}` needs {'two masks' if logical else 'tensors or numbers'}, "
+                                 f"got {_kind(v)}", e.span,
+                                 "a condition known at compile time compares parameters; a mask compares tensors")
+        return self.apply_op(name, [a, b], {}, e.span, {})
 
     def call(self, e: S.Call):
         args = [self.eval(a) for a in e.args]

@@ -18,6 +18,7 @@ from . import runtime, syntax as S
 from .errors import LoweringError
 from .ir import Graph
 from .layers import make_layer
+from .ops import COMPARISONS
 from .shapes import Pack, fmt_dim, split_pack
 from .spec import eval_static
 
@@ -49,7 +50,8 @@ SOURCE.update({fn: f"F.{fn.__name__}" for fn in (F.gelu, F.silu, F.softplus, F.h
                                                  F.max_pool2d, F.max_pool3d)})
 for _fn in (torch.softmax, torch.log_softmax, torch.var, torch.std, torch.transpose, torch.permute, torch.flatten,
             torch.unsqueeze, torch.squeeze, torch.cat, torch.stack, torch.split, torch.select, torch.narrow,
-            torch.maximum, torch.minimum, torch.clamp, torch.where, torch.index_select, torch.addcmul):
+            torch.maximum, torch.minimum, torch.clamp, torch.where, torch.index_select, torch.addcmul,
+            torch.einsum, torch.roll, torch.masked_fill):
     SOURCE[_fn] = f"torch.{_fn.__name__}"
 SOURCE[torch.full_like] = "torch.full_like"
 INFIX = {operator.ne: "!=", operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/", operator.pow: "**",
@@ -89,6 +91,27 @@ def _is_node(v):
     return isinstance(v, fx.Node)
 
 
+def _sizes(b: _Builder, sizes):
+    """Output sizes for the graph: ints as they are, a symbolic size (`H`) read off an input that has it."""
+    out = []
+    for d in sizes:
+        if isinstance(d, int):
+            out.append(d)
+            continue
+        for name, nid in b.ir.inputs:
+            shape = b.ir.node(nid)["shape"]
+            pre, pack, suf = split_pack(shape)
+            axes = [i for i, s in enumerate(pre) if s == d] + [i - len(suf) for i, s in enumerate(suf) if s == d]
+            if axes:
+                x = next(n for n in b.fx.nodes if n.op == "placeholder" and n.target == name)
+                out.append(b.node("call_method", "size", (x, axes[0]), name="size"))
+                break
+        else:
+            raise LoweringError(f"size `{d}` is no axis of an input: name a symbol of the inputs' shapes",
+                                b.current["span"] if b.current else None)
+    return tuple(out)
+
+
 def lower_node(b: _Builder, n: dict, ins: list):
     op, a = n["op"], n["attrs"]
     in_shapes = [b.ir.node(i)["shape"] for i in n["inputs"]]
@@ -103,6 +126,19 @@ def lower_node(b: _Builder, n: dict, ins: list):
             return b.call(torch.maximum if op == "maximum" else torch.minimum, ins)
         t, s = (ins[0], ins[1]) if _is_node(ins[0]) else (ins[1], ins[0])
         return b.call(torch.clamp, (t,), {"min" if op == "maximum" else "max": s})
+    if op == "gelu" and a.get("approximate"):
+        return b.call(F.gelu, ins, {"approximate": a["approximate"]})
+    if op in COMPARISONS:       # a float mask, as every tensor of the language (see ops.COMPARISONS)
+        return b.call(runtime.compare_mask, (ins[0], ins[1], op), name="mask")
+    if op in ("logical_and", "logical_or", "logical_not"):
+        return b.call(runtime.logical_mask, (op, *ins), name="mask")
+    if op == "masked_fill":
+        cond = b.call(operator.ne, (ins[1], 0), name="cond")
+        return b.call(torch.masked_fill, (ins[0], cond, a["value"]))
+    if op == "einsum":
+        return b.call(torch.einsum, (a["equation"], *ins))
+    if op == "roll":
+        return b.call(torch.roll, (ins[0], a["shifts"], a["dims"]))
     if op in UNARY:
         if not _is_node(ins[0]):
             return -ins[0] if op == "neg" else getattr(__import__("math"), op)(ins[0])
@@ -180,16 +216,17 @@ def lower_node(b: _Builder, n: dict, ins: list):
         # conditions are float tensors (the language has no bool dtype): nonzero means true
         cond = b.call(operator.ne, (ins[0], 0), name="cond")
         return b.call(torch.where, (cond, ins[1], ins[2]))
+    pool_kw = {"count_include_pad": False} if a.get("count_include_pad") is False else {}
     if op in ("avg_pool", "max_pool") and split_pack(in_shapes[0])[1] is not None:
-        return b.call(runtime.pool_nd, (ins[0], op, a["kernel"], a["stride"], a["padding"]))
+        return b.call(runtime.pool_nd, (ins[0], op, a["kernel"], a["stride"], a["padding"]), pool_kw)
     if op in ("adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool"):
         nd = len(in_shapes[0]) - 2
         fn = getattr(F, f"{op}{nd}d")
         if op.startswith("adaptive"):
             # pooling to the size the input already has is the identity, and not free in torch
-            return b.call(runtime.adaptive_pool, (ins[0], op[9:12], a["size"]))
+            return b.call(runtime.adaptive_pool, (ins[0], op[9:12], _sizes(b, a["size"])))
         return b.call(fn, (ins[0], a["kernel"]), {"stride": a["stride"], "padding": a["padding"],
-                                                  **({"ceil_mode": True} if a.get("ceil_mode") else {})})
+                                                  **({"ceil_mode": True} if a.get("ceil_mode") else {}), **pool_kw})
     if op == "interpolate":
         kw = {"mode": a["mode"]}
         if a["align_corners"] is not None:
@@ -197,7 +234,7 @@ def lower_node(b: _Builder, n: dict, ins: list):
         if len(ins) == 2:
             return b.call(runtime.interpolate_like, ins, kw)
         if "size" in a:
-            return b.call(F.interpolate, (ins[0],), {"size": a["size"], **kw})
+            return b.call(F.interpolate, (ins[0],), {"size": _sizes(b, a["size"]), **kw})
         return b.call(F.interpolate, (ins[0],), {"scale_factor": a["scale"], **kw})
     if op == "pad":
         if a.get("mode", "constant") != "constant":
@@ -267,6 +304,7 @@ BUFFERS = {
     "eye": (runtime.eye, ("n",)),
     "triu_indices": (runtime.triu_flat, ("n", "offset")),
     "window_index": (runtime.window_index, ("h", "w", "mask_h", "mask_w")),
+    "relative_position_index": (runtime.relative_position_index, ("h", "w")),
     "random_bases": (runtime.random_bases, ("shape", "std", "norm_dim")),
 }
 

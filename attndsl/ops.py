@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from .limits import MAX_ELEMENTS, MAX_LOOP_TRIPS, LimitExceeded
-from .shapes import Pack, broadcast, dim_eq, fmt_shape, is_one, norm, numel, split_pack
+from .shapes import Pack, broadcast, dim_eq, fmt_shape, is_one, norm, numel, split_pack, sym
 
 
 @dataclass
@@ -193,6 +193,18 @@ def conv_out(size, k, s, p, d):
     return norm(sympy.floor((sympy.sympify(size) + 2 * p - d * (k - 1) - 1) / s) + 1)
 
 
+def sizes_n(v, n, arg):
+    """n output sizes: positive ints, or names of symbolic sizes (`size=[H, W]`) read from the inputs at run time."""
+    out = tuple_n(v, n, arg)
+    for d in out:
+        if isinstance(d, str):
+            if not d.isidentifier():
+                raise OpError(f"`{arg}` takes sizes: integers or symbolic sizes such as H, got {d!r}", arg)
+        else:
+            need_int(d, arg, 1)
+    return tuple(sym(d) if isinstance(d, str) else d for d in out)
+
+
 def tuple_n(v, n, arg):
     if isinstance(v, (list, tuple)):
         if len(v) != n:
@@ -203,7 +215,7 @@ def tuple_n(v, n, arg):
 
 # --- elementwise -----------------------------------------------------------------------
 
-UNARY = ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "gelu", "silu",
+UNARY = ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "silu",
          "softplus", "square", "hardsigmoid", "neg", "sign", "elu", "relu6", "hardswish")
 
 
@@ -215,6 +227,15 @@ def _unary(x):
 
 for _n in UNARY:
     _register(OPS, _n, _unary)
+
+
+@op("gelu")
+def gelu(x, approximate="none"):
+    """GELU, exact (erf) or with approximate="tanh" (as torch's F.gelu)."""
+    need_tensor(x)
+    # the exact form keeps no attribute, so IR dumps of existing specs do not change
+    return Out([x], x.shape, {} if _choice(approximate, ("none", "tanh"), "approximate") == "none"
+               else {"approximate": approximate})
 
 
 @op("leaky_relu")
@@ -272,6 +293,55 @@ def matmul(a, b):
     return Out([a, b], batch + (sa[-2], sb[-1]))
 
 
+def _einsum_terms(equation, ranks):
+    """The input terms and output term of an einsum equation, checked against the operands' ranks."""
+    if not isinstance(equation, str):
+        raise OpError(f"`equation` must be a string such as \"bij,bjk->bik\", got {equation!r}", "equation")
+    eq = equation.replace(" ", "")
+    if "." in eq:
+        raise OpError("`...` is not supported; name every axis", "equation")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    for t in terms + [out]:
+        if not all("a" <= c <= "z" or "A" <= c <= "Z" for c in t):
+            raise OpError(f"subscripts are letters, got {t!r} in {equation!r}", "equation")
+    if len(terms) != len(ranks):
+        raise OpError(f"{equation!r} has {len(terms)} input term(s) for {len(ranks)} operand(s)",
+                      "equation")
+    for i, (t, r) in enumerate(zip(terms, ranks)):
+        if len(t) != r:
+            raise OpError(f"term {t!r} names {len(t)} axes, operand {i + 1} has {r}", "equation")
+    if not arrow:       # implicit output, as torch: the letters used once, in alphabetical order
+        seen = "".join(terms)
+        out = "".join(sorted(c for c in set(seen) if seen.count(c) == 1))
+    if len(set(out)) != len(out):
+        raise OpError(f"output {out!r} names an axis twice", "equation")
+    missing = [c for c in out if c not in "".join(terms)]
+    if missing:
+        raise OpError(f"output axis {missing[0]!r} is in no input term", "equation")
+    return terms, out
+
+
+@op("einsum")
+def einsum(equation, a, b=None):
+    """Einstein summation of one or two tensors: einsum("bnhwk,bkhwv->bnhwv", q, lam); sizes of a letter must agree (or be 1)."""
+    xs = [need_tensor(a, "a")] + ([need_tensor(b, "b")] if b is not None else [])
+    for v, arg in zip(xs, "ab"):
+        if split_pack(v.shape)[1] is not None:
+            raise OpError(f"einsum needs fixed-rank operands, got {fmt_shape(v.shape)}", arg,
+                          "flatten or rearrange the variadic axes first")
+    terms, out = _einsum_terms(equation, [len(v.shape) for v in xs])
+    sizes = {}
+    for t, v, arg in zip(terms, xs, "ab"):
+        for c, d in zip(t, v.shape):
+            r = broadcast((sizes[c],), (d,)) if c in sizes else (d,)
+            if r is None:
+                raise OpError(f"axis {c!r} is {sizes[c]} in one place and {d} in another "
+                              f"({equation!r} on {' and '.join(fmt_shape(x.shape) for x in xs)})", arg)
+            sizes[c] = r[0]
+    return Out(xs, tuple(sizes[c] for c in out), {"equation": ",".join(terms) + "->" + out})
+
+
 @op("where")
 def where(cond, a, b):
     """Select a where cond is nonzero, else b."""
@@ -281,6 +351,55 @@ def where(cond, a, b):
     if r is None:
         raise OpError("where: operands do not broadcast")
     return Out([cond, a, b], r)
+
+
+# masks are float tensors like every other: 1.0 where true, 0.0 where false; `where`, `masked_fill` and
+# the logical ops read any nonzero entry as true
+COMPARISONS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
+def _comparison(sym):
+    def compare(a, b):
+        if not any(isinstance(v, T) for v in (a, b)):
+            raise OpError("a comparison needs at least one tensor", "a")
+        return _binary(a, b)
+    compare.__doc__ = f"Mask of a {sym} b, elementwise with broadcasting: 1.0 where true, 0.0 where false (no gradient)."
+    return compare
+
+
+for _n, _sym in COMPARISONS.items():
+    _register(OPS, _n, _comparison(_sym))
+
+
+def _logical(word):
+    def logical(a, b):
+        need_tensor(a, "a"), need_tensor(b, "b")
+        return _binary(a, b)
+    logical.__doc__ = f"Mask of `a {word} b` for masks a, b (nonzero is true): 1.0 or 0.0, no gradient."
+    return logical
+
+
+for _n in ("and", "or"):
+    _register(OPS, f"logical_{_n}", _logical(_n))
+
+
+@op("logical_not")
+def logical_not(x):
+    """1.0 where x is zero, 0.0 elsewhere (`not mask`); no gradient."""
+    need_tensor(x)
+    return Out([x], x.shape)
+
+
+@op("masked_fill")
+def masked_fill(x, mask, value):
+    """x with `value` (a number) wherever mask is nonzero; the mask broadcasts to x's shape."""
+    need_tensor(x), need_tensor(mask, "mask")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OpError(f"`value` must be a number, got {value!r}", "value")
+    if broadcast(x.shape, mask.shape) != tuple(x.shape):
+        raise OpError(f"masked_fill: mask {fmt_shape(mask.shape)} does not broadcast to x {fmt_shape(x.shape)}",
+                      "mask")
+    return Out([x, mask], x.shape, {"value": float(value)})
 
 
 # --- reductions and normalisations ----------------------------------------------------------
@@ -565,6 +684,21 @@ def narrow(x, dim, start, length):
     return Out([x], tuple(s), {"dim": a, "start": need_int(start, "start"), "length": length})
 
 
+@op("roll")
+def roll(x, shifts, dims):
+    """Circular shift along axes (torch.roll): roll(x, [-s, -s], dims=[H, W]); an int shift applies to every axis listed."""
+    need_tensor(x)
+    axes = resolve_axes(x.shape, dims, "dims")
+    if "S" in axes:
+        raise OpError("roll needs fixed axes, not a variadic run", "dims", "list the axes: dims=[2, 3]")
+    sh = list(shifts) if isinstance(shifts, (list, tuple)) else [shifts] * len(axes)
+    for v in sh:
+        need_int(v, "shifts")
+    if len(sh) != len(axes):
+        raise OpError(f"roll needs one shift per axis, got shifts={shifts!r} for dims={dims!r}", "shifts")
+    return Out([x], x.shape, {"shifts": tuple(sh), "dims": axes})
+
+
 @op("split_like")
 def split_like(x, likes, dim=1):
     """Split an axis into parts as long as that axis of each tensor in `likes` (sizes may be symbolic: H, W)."""
@@ -646,14 +780,28 @@ def adaptive_pool(x, size):
     need_tensor(x)
     need_rank(x, (3, 4, 5), "adaptive pooling")
     n = len(x.shape) - 2
-    size = tuple_n(size, n, "size")
+    size = sizes_n(size, n, "size")
     return Out([x], x.shape[:2] + size, {"size": size})
 
 
-@op("avg_pool", "max_pool")
+@op("max_pool")
 def pool(x, kernel, stride=None, padding=0, ceil_mode=False):
     """Window pooling over the spatial axes of [B, C, *spatial] (rank from the input)."""
     need_tensor(x)
+    return _pool(x, kernel, stride, padding, ceil_mode)
+
+
+@op("avg_pool")
+def avg_pool(x, kernel, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Window pooling over the spatial axes of [B, C, *spatial]; count_include_pad=false divides by the in-bounds positions only."""
+    need_tensor(x)
+    out = _pool(x, kernel, stride, padding, ceil_mode)
+    if not count_include_pad:       # the default keeps no attribute: IR dumps of existing specs do not change
+        out.attrs["count_include_pad"] = False
+    return out
+
+
+def _pool(x, kernel, stride, padding, ceil_mode):
     if split_pack(x.shape)[1] is not None:
         return _pool_variadic(x, kernel, stride, padding, ceil_mode)
     need_rank(x, (3, 4, 5), "pooling")
@@ -714,7 +862,7 @@ def interpolate(x, size=None, like=None, scale=None, mode="nearest", align_corne
             raise OpError(f"interpolate(like=) ranks differ: {fmt_shape(x.shape)} and {fmt_shape(like.shape)}")
         return Out([x, like], x.shape[:2] + like.shape[2:], {"mode": mode, "align_corners": align_corners})
     if size is not None:
-        size = tuple_n(size, n, "size")
+        size = sizes_n(size, n, "size")
         return Out([x], x.shape[:2] + size, {"size": size, "mode": mode, "align_corners": align_corners})
     if scale is not None:
         sp = tuple(norm(sympy.floor(sympy.sympify(d) * scale)) for d in x.shape[2:])
@@ -848,6 +996,16 @@ def window_index(h, w, mask_h, mask_w):
     n = need_int(h, "h", 1) * need_int(w, "w", 1)
     need_int(mask_h, "mask_h", 1), need_int(mask_w, "mask_w", 1)
     return Out([], (n, n), {"h": h, "w": w, "mask_h": mask_h, "mask_w": mask_w}, dtype="long")
+
+
+@op("relative_position_index")
+def relative_position_index(h, w):
+    """Constant [h*w, h*w] long: the row of a (2h-1)(2w-1)-row relative position bias table for query i, key j (Swin).
+
+    Entry [i, j] = (yi - yj + h - 1) * (2w - 1) + (xi - xj + w - 1), positions of an h x w window row-major.
+    """
+    n = need_int(h, "h", 1) * need_int(w, "w", 1)
+    return Out([], (n, n), {"h": h, "w": w}, dtype="long")
 
 
 @op("sample_onehot")
@@ -1130,7 +1288,7 @@ def static_builtins():
 
 # arguments that take tensors; every other argument must be known at compile time
 _TENSOR_ARGS = {"x", "a", "b", "cond", "like", "likes", "xs", "index", "weight", "bias", "theta", "grid",
-                "p", "u", "l", "q", "k", "v", "buffer", "s"}
+                "p", "u", "l", "q", "k", "v", "buffer", "s", "mask"}
 _STATIC_HERE = {"normalize": {"p"}, "dropout": {"p"}, "select": {"index"}}
 _TENSOR_HERE = {"ema_update": {"value"}}
 LIST_ARGS = ("xs", "likes")          # a list of tensors

@@ -162,8 +162,9 @@ def affine_grid_like(theta, like, align_corners=False):
 
 
 @leaf
-def pool_nd(x, op, kernel, stride, padding):
-    """avg_pool/max_pool of x [B, C, *spatial] at any rank; a list size lines up with the last axes."""
+def pool_nd(x, op, kernel, stride, padding, **kwargs):
+    """avg_pool/max_pool of x [B, C, *spatial] at any rank; a list size lines up with the last axes.
+    `kwargs` go to the pooling function (count_include_pad=False)."""
     import torch.nn.functional as F
     n = x.dim() - 2
 
@@ -171,7 +172,7 @@ def pool_nd(x, op, kernel, stride, padding):
         return tuple(([fill] * n + (list(v) if isinstance(v, (list, tuple)) else [v] * n))[-n:])
     pool = {"avg_pool": (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d),
             "max_pool": (F.max_pool1d, F.max_pool2d, F.max_pool3d)}[op][n - 1]
-    return pool(x, fit(kernel, 1), stride=fit(stride, 1), padding=fit(padding, 0))
+    return pool(x, fit(kernel, 1), stride=fit(stride, 1), padding=fit(padding, 0), **kwargs)
 
 
 @leaf
@@ -481,3 +482,30 @@ def check_input_shapes(layout, *inputs):
 
 
 NEEDS["check_input_shapes"] = ["InputShapeError"]
+
+
+@leaf
+def compare_mask(a, b, op):
+    """a <op> b (op an `operator` name: lt, le, gt, ge, eq, ne) as a mask in the tensor operand's floating
+    dtype (the default one for integer operands): 1 where true, 0 where false."""
+    import operator
+    import torch
+    t = a if isinstance(a, torch.Tensor) else b
+    return getattr(operator, op)(a, b).to(t.dtype if t.is_floating_point() else torch.get_default_dtype())
+
+
+@leaf
+def logical_mask(op, a, b=None):
+    """logical_and/or/not of masks (nonzero is true) as a mask in a's floating dtype, as `compare_mask`."""
+    import torch
+    m = getattr(torch, op)(a, b) if b is not None else torch.logical_not(a)
+    return m.to(a.dtype if a.is_floating_point() else torch.get_default_dtype())
+
+
+def relative_position_index(h, w):
+    """[h*w, h*w] long: [i, j] = (yi - yj + h - 1) * (2w - 1) + (xi - xj + w - 1), a row of a relative position
+    bias table of (2h - 1) * (2w - 1) rows (Swin's relative_position_index)."""
+    import torch
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    return (ys[:, None] - ys[None, :] + h - 1) * (2 * w - 1) + (xs[:, None] - xs[None, :] + w - 1)
