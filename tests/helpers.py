@@ -31,3 +31,13 @@ def graph(f: str, params=None, **kw):
 
 def ops(g) -> list:
     return [g.node(n)["op"] for n in g.order()]
+
+
+def run_pass(name: str, f: str, **kw):
+    """The IR of a one-program spec after the pass `name`, verified, and the pass's counters."""
+    from attndsl.passes import get_pass
+    from attndsl.verify import verify
+    g = graph(f, **kw)
+    stats = get_pass(name).apply(g)
+    verify(g)
+    return g, stats

@@ -9,8 +9,7 @@ from attndsl.check import example_inputs
 from attndsl.errors import AttnDSLError
 from attndsl.passes import DEFAULT_PIPELINE, get_pass
 from attndsl.pipeline import load
-from attndsl.verify import verify
-from tests.helpers import graph, inline_spec, ops
+from tests.helpers import inline_spec, ops, run_pass
 from tests.module_protocol import CHECKS, Case
 
 # specs where the pass fires at their example params, with how many BNs it folds
@@ -141,10 +140,7 @@ def test_train_mode_computes_the_eval_function():
 
 # --- the rewrite on small programs ------------------------------------------------------------
 def _fold(f, **kw):
-    g = graph(f, **kw)
-    stats = get_pass("fold_bn").apply(g)
-    verify(g)
-    return g, stats
+    return run_pass('fold_bn', f, **kw)
 
 
 def test_conv_bn_folds_into_one_conv_with_a_bias():

@@ -5,10 +5,9 @@ import torch
 
 import attndsl
 import attndsl.pipeline
-from attndsl.passes import DEFAULT_PIPELINE, get_pass
+from attndsl.passes import DEFAULT_PIPELINE
 from attndsl.passes.reassociate import cheaper
-from attndsl.verify import verify
-from tests.helpers import graph, inline_spec, ops
+from tests.helpers import inline_spec, ops, run_pass
 from tests.specs import test_a2net, test_hamnet
 from tests.specs.test_hamnet import same_random_bases  # noqa: F401  (autouse: hamnet's seeded bases)
 
@@ -28,10 +27,7 @@ LA_EXAMPLE = "{params: {channels: 8}, inputs: {x: [2, 50, 8]}}"
 
 
 def _run(f, **kw):
-    g = graph(f, **kw)
-    stats = get_pass("reassociate").apply(g)
-    verify(g)
-    return g, stats
+    return run_pass('reassociate', f, **kw)
 
 
 def test_cheaper_compares_the_leading_cost():
