@@ -3,6 +3,7 @@ sections, and a timm model with its attention modules replaced gives the same lo
 from __future__ import annotations
 
 import pytest
+import timm
 import torch
 from torch import nn
 
@@ -11,7 +12,6 @@ from attndsl.checkpoints import convert_state_dict, conversions, from_module, re
 from attndsl.errors import AttnDSLError, SpecError
 from attndsl.hosts import AttnLayer
 
-timm = pytest.importorskip("timm")
 
 
 def _randomise(model):

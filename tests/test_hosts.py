@@ -59,7 +59,7 @@ def test_layer_takes_timm_keywords():
 
 
 def test_timm_resnet50_with_cbam_builds_trains_saves_and_loads(tmp_path):
-    timm = pytest.importorskip("timm")
+    import timm
     # zero_init_last=False: timm zeroes bn3, which would leave the blocks without a gradient
     make = lambda: timm.create_model("resnet50", block_args=dict(attn_layer=attndsl.layer("cbam")),
                                      pretrained=False, num_classes=5, zero_init_last=False)
@@ -93,7 +93,7 @@ def test_timm_resnet50_with_cbam_builds_trains_saves_and_loads(tmp_path):
 
 def test_timm_has_no_string_registry():
     # timm's get_attn maps its own names by an if-chain: a new string would need patching timm
-    timm = pytest.importorskip("timm")
+    import timm
     from timm.layers.create_attn import get_attn
     with pytest.raises(AssertionError, match="Invalid attn module"):
         get_attn("attndsl_cbam")
@@ -166,7 +166,7 @@ def _count(model):
 
 
 def test_resnet50_parameter_counts_against_the_papers():
-    tv = pytest.importorskip("torchvision")
+    import torchvision as tv
     base = _count(tv.models.resnet50())
     assert base == 25_557_032                                   # ResNet-50: 25.56 M (CBAM paper, Table 1)
     counts = {}
@@ -187,7 +187,7 @@ def test_resnet50_parameter_counts_against_the_papers():
 
 
 def test_attach_to_timm_models_without_attn_layer():
-    timm = pytest.importorskip("timm")
+    import timm
     torch.manual_seed(0)
     m = timm.create_model("convnext_atto", pretrained=False, num_classes=10)
     old = m.state_dict()
