@@ -28,7 +28,10 @@ TOP_KEYS = ("name", "title", "family", "paper", "code", "notes", "params", "inpu
             "example", "shapes", "convert", "maps")
 RESERVED_PARAMS = ("check_inputs", "compile", "passes")     # build()'s own keywords
 REQUIRED = ("name", "title", "family", "paper", "inputs", "f", "outputs", "example")
-FAMILIES = ("channel", "spatial", "temporal", "branch", "channel_spatial", "spatial_temporal")
+# the survey's families, then the post-survey ones: token-mixing self-attention of vision transformers
+# (windowed, sparse, linear) and focal modulation, which replaces attention by gated aggregation
+FAMILIES = ("channel", "spatial", "temporal", "branch", "channel_spatial", "spatial_temporal", "transformer",
+            "modulation")
 TYPES = {"int": int, "float": float, "bool": bool, "str": str, "list[int]": list, "list[str]": list,
          "list[float]": list}
 

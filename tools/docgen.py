@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 STANDARD = {"channels": 256, "x": [1, 256, 56, 56]}      # the feature shape of the cost table
 FAMILY_NAMES = {"channel": "channel", "spatial": "spatial", "temporal": "temporal", "branch": "branch",
-                "channel_spatial": "channel & spatial", "spatial_temporal": "spatial & temporal"}
+                "channel_spatial": "channel & spatial", "spatial_temporal": "spatial & temporal",
+                "transformer": "vision-transformer attention", "modulation": "modulation"}
 
 
 def esc(text) -> str:
