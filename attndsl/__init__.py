@@ -12,8 +12,8 @@ from .pipeline import build, compile_spec, fold_batchnorm
 from .registry import all_specs
 from .runtime import InputShapeError
 
-__all__ = ["AttnDSLError", "InputShapeError", "build", "compile_spec", "fold_batchnorm", "all_specs", "generate", "layer",
-           "attach", "profile", "capture"]
+__all__ = ["AttnDSLError", "InputShapeError", "build", "compile_spec", "fold_batchnorm", "all_specs", "generate",
+           "layer", "attach", "profile", "capture"]
 __version__ = "0.1.0"
 
 

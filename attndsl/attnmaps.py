@@ -22,7 +22,7 @@ from torch import fx, nn
 
 from .errors import AttnDSLError, SpecError
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()    # block -> (capture module, map names)
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()    # block -> (capture module, map names)
 
 
 def map_names(spec) -> list:

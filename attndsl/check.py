@@ -145,6 +145,7 @@ def _seeded(seed: int):
 
 def check_spec(spec_ref, params: dict | None = None) -> Report:
     import torch
+
     from .codegen import source
     from .lowering import lower
     from .pipeline import compile_spec, load
@@ -180,7 +181,7 @@ def check_spec(spec_ref, params: dict | None = None) -> Report:
                 loss.backward()
                 outs.append((out, [x.grad for x in ins]))
             (o1, g1), (o2, g2) = outs
-            for a, b in zip(o1, o2):
+            for a, _b in zip(o1, o2):
                 if not torch.isfinite(a).all():
                     raise AssertionError("non-finite output")
             same = all(torch.allclose(a, b, atol=1e-6, rtol=1e-5) for a, b in zip(o1, o2)) and all(

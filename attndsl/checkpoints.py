@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 
-import torch
 import yaml
 from torch import nn
 
@@ -48,7 +47,8 @@ def conversions(spec, source: str = "timm") -> list[dict]:
             if k not in FIELDS:
                 raise err(f"unknown field `{k}` in a conversion", *where, hint=f"fields: {', '.join(FIELDS)}")
         if not isinstance(v.get("module"), str) or not isinstance(v.get("keys"), dict):
-            raise err("a conversion needs `module` (the source class name) and `keys` (block key: source key; {} when neither has weights)", *where)
+            raise err("a conversion needs `module` (the source class name) and `keys` "
+                      "(block key: source key; {} when neither has weights)", *where)
         for k in ("requires", "params", "set"):
             if not isinstance(v.get(k, {}), dict):
                 raise err(f"`{k}` must be a mapping", *where, k)
@@ -104,7 +104,8 @@ def _fits(v: dict, state: dict, module) -> str | None:
     want = set(v["keys"].values())
     have = set(state)
     if want != have:
-        parts = [f"missing {sorted(want - have)}" if want - have else "", f"extra {sorted(have - want)}" if have - want else ""]
+        parts = [f"missing {sorted(want - have)}" if want - have else "",
+                 f"extra {sorted(have - want)}" if have - want else ""]
         return "keys differ: " + "; ".join(p for p in parts if p)
     if module is None:
         return None
@@ -134,7 +135,8 @@ def convert_state_dict(spec, state: dict, source: str = "timm", *, module=None, 
         values.update(v.get("set") or {})
         values.update(params)
         return values, v["keys"]
-    raise AttnDSLError(f"no {source} conversion of `{s.name}` fits this {type(module).__name__ if module else 'state dict'}",
+    target = type(module).__name__ if module else "state dict"
+    raise AttnDSLError(f"no {source} conversion of `{s.name}` fits this {target}",
                        hint="; ".join(reasons))
 
 

@@ -136,11 +136,8 @@ def cmd_passes(args) -> int:
 
 
 def cmd_ops(args) -> int:
-    from .ops import LAYERS, OPS
-    for title, table in (("ops", OPS), ("layers", LAYERS)):
-        print(f"{title}:")
-        for name, d in sorted(table.items()):
-            print(f"  {name}{d.signature}  {d.doc}")
+    from .ops import ops_text
+    sys.stdout.write(ops_text())
     return 0
 
 

@@ -20,7 +20,8 @@ from torch import fx
 
 from . import runtime, syntax as S
 from .layers import BatchNorm, init_source, layer_source
-from .lowering import BUFFERS, INFIX, SOURCE, SPATIAL_AXES, input_dims, layer_ranks, lower
+from .lowering import BUFFERS, INFIX, SPATIAL_AXES, input_dims, layer_ranks, lower, source_name
+from .passes.inplace import inplace_call, inplace_nodes
 from .pipeline import compile_spec
 
 _PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
@@ -119,10 +120,14 @@ def comment_text(text: str) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
 
 
+_CTOR_INPLACE = object()     # stands for the generated constructor's `inplace` in a call's arguments
+
+
 class _Writer:
     def __init__(self, gm: fx.GraphModule, containers: dict):
         self.gm, self.containers = gm, containers
         self.helpers: list = []
+        self.inplace = inplace_nodes(gm.graph)[0]      # nodes the constructor's inplace=True writes into x
 
     def arg(self, a) -> str:
         if isinstance(a, fx.Node):
@@ -142,12 +147,15 @@ class _Writer:
             return f"{self.arg(args[0])}[{self.arg(args[1])}]"
         if fn is operator.neg:
             return f"-{self.arg(args[0])}"
+        if fn in (runtime.gate, runtime.mul_into) and "inplace" in kwargs:     # the constructor's choice
+            parts[-1] = "inplace=self._attndsl_inplace"
         if getattr(fn, "__module__", None) == runtime.__name__:
             self.need(fn.__name__)
             return f"{fn.__name__}({', '.join(parts)})"
-        if fn not in SOURCE:
+        name = source_name(fn)
+        if name is None:
             raise ValueError(f"no source name for {fn}")
-        return f"{SOURCE[fn]}({', '.join(parts)})"
+        return f"{name}({', '.join(parts)})"
 
     def need(self, name: str):
         for dep in runtime.NEEDS.get(name, []):
@@ -166,11 +174,17 @@ class _Writer:
             if node.op == "placeholder":
                 args.append(name)
             elif node.op == "get_attr":
-                lines.append(f"{name} = {_attr_ref(node.target, self.containers)}")
+                layers, (owner, _, attr) = self.gm.meta["ir"].layers, node.target.rpartition(".")
+                if node.target not in layers and owner in layers:    # a layer's own tensor (fuse_projections)
+                    lines.append(f"{name} = {_attr_ref(owner, self.containers)}.{attr}")
+                else:
+                    lines.append(f"{name} = {_attr_ref(node.target, self.containers)}")
             elif node.op == "call_module":
                 lines.append(f"{name} = {_attr_ref(node.target, self.containers)}({self.arg(node.args[0])})")
             elif node.op == "call_function" and node.target is runtime.check_input_shapes:
                 continue        # written by `input_check_source`, over the constructor's parameters
+            elif node.op == "call_function" and node in self.inplace:     # where inplace=True may write into x
+                lines.append(f"{name} = {self.call(*inplace_call(node, self.inplace[node], _CTOR_INPLACE))}")
             elif node.op == "call_function":
                 lines.append(f"{name} = {self.call(node.target, node.args, node.kwargs)}")
             elif node.op == "call_method":
@@ -216,7 +230,7 @@ def source(c, gm: fx.GraphModule) -> str:
             prologue += [f"if {name} is None:", f"    {name} = {expr}"]
         else:
             sig.append(f"{name}: {ann} = {p.default!r}")
-    sig += ["*", "check_inputs: bool = True"]
+    sig += ["*", "check_inputs: bool = True", "inplace: bool = False"]
     fixed = graph.meta.get("fixed", [])
     if fixed:
         vals = ", ".join(f"{k}={c.params[k]!r}" for k in fixed)
@@ -224,7 +238,7 @@ def source(c, gm: fx.GraphModule) -> str:
         message = (f"this module was generated for {vals}; regenerate it with "
                    f"`attndsl compile {_shown_path(sp.path)} -p ...` for other values")
         prologue += [f"if {cond}:", f"    raise ValueError({message!r})"]
-    body = prologue + input_check_source(c)
+    body = prologue + input_check_source(c) + ["self._attndsl_inplace = inplace"]
     made = set()
     for name, decl in graph.layers.items():
         head = name.split(".")[0]
@@ -240,7 +254,8 @@ def source(c, gm: fx.GraphModule) -> str:
                         else f"self.{head}[{name.split('.', 1)[1]!r}] = {src}")
         else:
             body.append(f"self.{name} = {src}")
-        body += init_source(decl.kind, decl.args, _attr_ref(name, containers))
+        body += init_source(decl.kind, decl.args, _attr_ref(name, containers), name, graph.layers,
+                            lambda path: _attr_ref(path, containers))
     for bname, n in buffers.items():
         fn, argnames = BUFFERS[n["op"]]
         exprs = n.get("exprs", {})

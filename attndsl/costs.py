@@ -100,7 +100,7 @@ def _input(args, kw, out):
 
 
 def _pool_fn(args, kw, out):
-    x, op, kernel = args[0], args[1], args[2]
+    x, kernel = args[0], args[2]
     n = x.dim() - 2
     k = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel] * n
     return out.numel() * math.prod(([1] * n + k)[-n:])
@@ -177,6 +177,7 @@ RULES[torch.einsum] = ("einsum", _einsum)
 RULES[runtime.conv2d_fn] = ("conv", _conv_fn)
 RULES[runtime.cov] = ("cov", _cov)
 RULES[runtime.gate] = ("gate", _gate)
+RULES[runtime.mul_into] = (_E, _out(lambda n: n))
 RULES[runtime.pool_nd] = ("pool", _pool_fn)
 for _n in (1, 2, 3):
     for _k in ("avg", "max"):

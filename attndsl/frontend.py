@@ -15,15 +15,15 @@ from dataclasses import dataclass
 
 import sympy
 
-from . import limits, syntax as S
-from .errors import NameError_, ShapeError, SpecError, Span, did_you_mean
+from . import inits, limits, syntax as S
+from .errors import NameError_, ShapeError, Span, SpecError, did_you_mean
 from .ir import Graph, LayerDecl
 from .ops import LAYERS, LIST_ARGS, OPS, OpError, T, layer_apply_shape, layer_numel, static_builtins, tensor_args
-from .shapes import Pack, fmt_shape, norm, sym
+from .shapes import Pack, norm, sym
 from .spec import Spec, arith, check_value, eval_static
-from .syntax import parse_expression, parse_program, Source
+from .syntax import Source, parse_expression, parse_program
 
-BUFFER_OPS = ("dct_filters", "eye", "triu_indices", "window_index", "random_bases", "relative_position_index")
+BUFFER_OPS = tuple(name for name, d in OPS.items() if d.buffer)     # constants rebuilt from parameters
 CONSTANTS = {"true": True, "false": False, "spatial": "spatial", "none": None, "pi": math.pi}
 RESERVED = ("true", "false", "spatial", "none")      # constants a program cannot rebind (pi it may: π_k)
 # attributes of torch.nn.Module and torch.fx.GraphModule: a layer of that name would replace them
@@ -94,7 +94,8 @@ def _kind(v) -> str:
             return "a boolean"
         if isinstance(v.value, (int, float)):
             return "a number"
-        return {str: "a string", list: "a list", type(None): "none"}.get(type(v.value), "a value")
+        return {str: "a string", list: "a list", type(None): "none", inits.Init: "an init"}.get(
+            type(v.value), "a value")
     return {Tensor: "a tensor", Many: "a list", LayerRef: "a layer", NewLayer: "a layer",
             Func: "a function"}.get(type(v), "a value")
 
@@ -310,6 +311,8 @@ class Frontend:
             name = e.func.name
             local = next((s[name] for s in reversed(self.scopes) if name in s), None)
             if local is None:
+                if name in inits.TABLE:
+                    return self.init_call(name, args, kwargs, e, kspans)
                 if name in LAYERS:
                     return self.new_layer(name, args, kwargs, e, kspans)
                 if name in OPS and (name not in STATIC_ONLY or any(
@@ -328,7 +331,8 @@ class Frontend:
                         raise ShapeError(f"`{name}`: {err}", e.span, "loops unroll at compile time "
                                          "(docs/language.md, Limits)" if isinstance(err, limits.LimitExceeded)
                                          else None) from None
-                known = list(OPS) + list(LAYERS) + list(STATIC_ONLY) + [n for s in self.scopes for n in s]
+                known = list(OPS) + list(LAYERS) + list(STATIC_ONLY) + list(inits.TABLE) + [
+                    n for s in self.scopes for n in s]
                 raise NameError_(f"unknown op `{name}`", e.func.span,
                                  did_you_mean(name, known) or "see `attndsl ops` for the list")
             target = local
@@ -340,6 +344,28 @@ class Frontend:
             return self.apply_layer(target, args, kwargs, e)
         raise ShapeError("this value cannot be called", e.func.span)
 
+    def init_call(self, name, args, kwargs, e, kspans):
+        """`kaiming_normal(mode="fan_out")`: a compile-time init description (inits.py), for `*_init=`."""
+        spans = [a.span for a in e.args]
+
+        def conv(v, sp):
+            if isinstance(v, LayerRef):
+                return inits.Ref(v.name)
+            if isinstance(v, Tensor) and self.graph.node(v.nid)["op"] == "param":
+                return inits.Ref(self.graph.node(v.nid)["attrs"]["layer"])
+            if isinstance(v, Static) and isinstance(v.value, (bool, int, float, str)):
+                return v.value, (v.source if v.deps else None)
+            raise ShapeError(f"`{name}`: an init argument is a number, a string, or a declared layer for `tied`, "
+                             f"got {_kind(v)}", sp, f"signature: {inits.signature(name)}")
+        try:
+            value = inits.make(name, [conv(v, spans[i]) for i, v in enumerate(args)],
+                               {k: conv(v, kspans[k]) for k, v in kwargs.items()})
+        except OpError as err:
+            where = kspans.get(err.arg) or next((spans[i] for i, (a, _, _) in enumerate(inits.TABLE[name][0])
+                                                 if a == err.arg and i < len(spans)), e.span)
+            raise ShapeError(str(err), where, err.hint) from None
+        return Static(value)
+
     def new_layer(self, kind, args, kwargs, e, kspans):
         try:
             sargs = [self.static(a, e.span, f"an argument of `{kind}`", render=True) for a in args]
@@ -348,6 +374,7 @@ class Frontend:
             attrs = LAYERS[kind].fn(*bound.args, **bound.kwargs)
             sbound = LAYERS[kind].signature.bind(*args, **kwargs)
             exprs = {k: v.source for k, v in sbound.arguments.items() if isinstance(v, Static) and v.deps}
+            inits.check_fits(kind, attrs, {n: (d.kind, d.args) for n, d in self.graph.layers.items()})
         except (TypeError, ValueError) as err:
             raise ShapeError(f"`{kind}`: {err}", e.span, f"signature: {kind}{LAYERS[kind].signature}") from None
         except OpError as err:

@@ -107,7 +107,7 @@ def draw(graph: Graph, spec, title: str, created: set = frozenset(), dx: float =
     at = {b.nid: b for b in boxes}
     out = [f'<g transform="translate({dx:.1f},0)">',
            f'<text x="{PAD}" y="{PAD + 14}" class="title">{escape(title)}</text>']
-    for src, dst, slot in graph.g.edges(keys=True):
+    for src, dst, _slot in graph.g.edges(keys=True):
         a, b = at[src], at[dst]
         y0, y1 = a.y + BOX_H / 2, b.y - BOX_H / 2
         mid = (y0 + y1) / 2

@@ -256,7 +256,8 @@ def _glob_segment(seg: str) -> str:
             out.append("[^.]")
         elif end > 0:                                             # [0-9], [!x]: a character class
             body = seg[i + 1:end]
-            out.append("[" + ("^" + re.escape(body[1:]) if body.startswith("!") else re.escape(body)).replace("\\-", "-") + "]")
+            cls = "^" + re.escape(body[1:]) if body.startswith("!") else re.escape(body)
+            out.append("[" + cls.replace("\\-", "-") + "]")
             i = end
         else:
             out.append(re.escape(c))

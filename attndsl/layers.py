@@ -2,14 +2,16 @@
 
 One table drives both, so a built module and generated code construct the
 same submodules with the same state-dict keys. Entry points: `make_layer`,
-`layer_source`, `init_source`.
+`layer_source`, `init_source`, `apply_ties`.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from . import inits
 from .errors import LoweringError
+from .inits import Init
 
 
 class BatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -104,7 +106,9 @@ _INITS = {
 
 
 def _init_recipe(how):
-    """(function of a tensor, source template) for an init: a name, a number or a list of values."""
+    """(function of a tensor, source template) for an init: a name, an init call, a number or a list of values."""
+    if isinstance(how, Init):
+        return inits.apply_fn(how), inits.source(how)
     if isinstance(how, str):
         return _INITS[how]
     if isinstance(how, (int, float)):
@@ -120,13 +124,48 @@ def _init_recipe(how):
 def _overrides(args: dict):
     for which in ("weight", "bias"):
         how = args.get(f"{which}_init")
-        if how is not None and how != "default":
+        if how is not None and how != "default" and not _is_tie(how):
             yield which, _init_recipe(how)
 
 
-def init_source(kind: str, args: dict, target: str) -> list[str]:
-    """Statements that re-create the init overrides of a layer."""
-    return [src.format(t=f"{target}.{which}") for which, (_, src) in _overrides(args)]
+def _is_tie(how) -> bool:
+    return isinstance(how, Init) and how.name == "tied"
+
+
+def _ties(kind: str, args: dict):
+    """(tensor path suffix, Init) of each tie of a layer: ("weight", ...), or ("", ...) for a param."""
+    for key in ("init",) if kind == "param" else ("weight_init", "bias_init"):
+        if _is_tie(args.get(key)):
+            yield ("" if kind == "param" else key[:-len("_init")]), args[key]
+
+
+def _tied_path(name: str, which: str, layers: dict, init: Init) -> tuple:
+    """(own tensor path, the path it copies, transposed?) in the module."""
+    other, transpose = inits.tie_source(init, which, layers[init.arg("layer")].kind)
+    return (f"{name}.{which}" if which else name), other, transpose
+
+
+def apply_ties(root: nn.Module, layers: dict) -> None:
+    """Tied inits, once every layer exists: a copy of the other tensor (transposed on request), not shared storage."""
+    with torch.no_grad():
+        for name, decl in layers.items():
+            for which, init in _ties(decl.kind, decl.args):
+                own, other, transpose = _tied_path(name, which, layers, init)
+                src = root.get_parameter(other)
+                root.get_parameter(own).copy_(src.transpose(0, 1) if transpose else src)
+
+
+def init_source(kind: str, args: dict, target: str, name: str = "", layers: dict | None = None,
+                ref=None) -> list[str]:
+    """Statements that re-create the init overrides of a layer; ties need the layers and `ref` (path -> source)."""
+    out = [src.format(t=f"{target}.{which}") for which, (_, src) in _overrides(args)]
+    for which, init in _ties(kind, args):
+        _, other, transpose = _tied_path(name, which, layers, init)
+        head, _, attr = other.rpartition(".") if layers[init.arg("layer")].kind != "param" else (other, "", "")
+        other_src = f"{ref(head)}.{attr}" if attr else ref(head)
+        own = f"{target}.{which}" if which else target
+        out.append(f"with torch.no_grad():\n    {own}.copy_({other_src}{'.transpose(0, 1)' if transpose else ''})")
+    return out
 
 
 def _apply_init(module: nn.Module, args: dict) -> None:
@@ -138,14 +177,14 @@ def _apply_init(module: nn.Module, args: dict) -> None:
 
 def _param_init(init, shape):
     t = torch.zeros(shape)
-    if init not in ("zeros", None, "default"):
+    if init not in ("zeros", None, "default") and not _is_tie(init):     # a tie is copied by apply_ties
         with torch.no_grad():
             _init_recipe(init)[0](t)
     return t
 
 
 def _param_init_source(init, shape_src):
-    if init in ("zeros", None, "default"):
+    if init in ("zeros", None, "default") or _is_tie(init):
         return f"torch.zeros({shape_src})"
     src = _init_recipe(init)[1]
     if "\n" in src:     # a list of values

@@ -14,6 +14,7 @@ import sympy
 from .runtime import parse_pattern
 from .shapes import norm, numel, split_pack
 
+
 def _names(item):
     return (item,) if isinstance(item, str) else item
 

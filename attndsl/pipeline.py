@@ -44,9 +44,26 @@ def load(spec: str | os.PathLike | Spec) -> Spec:
     return _load(str(path), Path(path).stat().st_mtime)
 
 
+def pass_names(passes) -> list:
+    """The passes to run: None is the default pipeline; a comma-separated string ("cse,dce", "none" or ""
+    for none) or a list/tuple of names is taken as given."""
+    from .errors import AttnDSLError
+    if passes is None:
+        return list(DEFAULT_PIPELINE)
+    if isinstance(passes, str):
+        names = [p.strip() for p in passes.split(",")]
+        return [] if names in (["none"], [""]) else [p for p in names if p]
+    if not isinstance(passes, (list, tuple)) or not all(isinstance(p, str) for p in passes):
+        raise AttnDSLError(f"passes must be a comma-separated string or a list of pass names, got {passes!r}",
+                           hint='e.g. passes="cse,dce" or passes=["cse", "dce"]')
+    return list(passes)
+
+
 def compile_spec(spec, params: dict | None = None, passes=None, *, check: bool = False,
                  dump: tuple = ()) -> Compiled:
-    """Run the front half of the compiler; `dump` names stages ("frontend", a pass, "all") to keep IR text of."""
+    """Run the front half of the compiler; `dump` names stages ("frontend", a pass, "all") to keep IR text of.
+
+    `passes`: see `pass_names`."""
     spec = load(spec)
     values = spec.resolve(**(params or {}))
     graph = build_graph(spec, values)                       # parse, evaluate, infer shapes
@@ -56,7 +73,7 @@ def compile_spec(spec, params: dict | None = None, passes=None, *, check: bool =
         out.dumps["frontend"] = graph.dump()
     if check:
         verify(graph)
-    for name in (DEFAULT_PIPELINE if passes is None else passes):
+    for name in pass_names(passes):
         out.stats[name] = get_pass(name).apply(graph)       # optimise
         if check:
             verify(graph)
@@ -66,21 +83,27 @@ def compile_spec(spec, params: dict | None = None, passes=None, *, check: bool =
 
 
 def build(spec, *, compile: bool = False, passes=None, check_inputs: bool = True, inference: bool = False,
-          state_dict=None, **params):
+          state_dict=None, inplace: bool = False, **params):
     """The spec as a torch module: an fx.GraphModule, or that module under torch.compile(fullgraph=True).
 
     Its forward first checks the inputs' shapes against the spec (`runtime.InputShapeError`, a ValueError,
     naming the spec, the input, the expected and the actual shape); `check_inputs=False` leaves that out.
     `inference=True` adds the `fold_bn` pass and returns the module in eval mode; `state_dict`, a state dict
     of the unfolded module (e.g. trained), is then folded and loaded (see `fold_batchnorm`).
+    `inplace=True` writes gate outputs (y = x * s) into the input x where nothing reads x afterwards and no
+    gradient is wanted: like an in-place ReLU it destroys the input (`passes/inplace.py`; counters in
+    `meta["compiled"].stats["inplace"]`).
     """
     from .lowering import lower
-    names = list(DEFAULT_PIPELINE if passes is None else passes)
+    names = pass_names(passes)
     if inference and "fold_bn" not in names:
         names.append("fold_bn")
     c = compile_spec(spec, params, names)
     gm = lower(c.graph, c.class_name, check_inputs=check_inputs)
     gm.meta["compiled"] = c
+    if inplace:
+        from .passes.inplace import mark_inplace
+        c.stats["inplace"] = mark_inplace(gm)
     if inference:
         gm.eval()
     if state_dict is not None:

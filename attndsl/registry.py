@@ -1,7 +1,7 @@
 """Find specs by name or path.
 
-A name (`"cbam"`) is looked up, first match wins, in: folders passed as `extra`, the folders of `ATTNDSL_SPEC_PATH` (os.pathsep-separated),
-then the specs that ship with attndsl: `specs/` of a source checkout, or the
+A name (`"cbam"`) is looked up, first match wins, in: folders passed as `extra`, the folders of
+`ATTNDSL_SPEC_PATH` (os.pathsep-separated), then the specs that ship with attndsl: `specs/` of a source checkout, or the
 `attndsl/specs` data package of an installed wheel. A path (`my/block.yaml`) is used as is.
 Entry points: `spec_dirs`, `find_spec`, `all_specs`.
 """

@@ -295,15 +295,42 @@ def window_index(h, w, mask_h, mask_w):
 
 
 @leaf
-def gate(x, s, act, plus_one):
-    """x * act(s), or x * (1 + act(s)) as one fused multiply-add."""
+def gate(x, s, act, plus_one, inplace=False):
+    """x * act(s), or x * (1 + act(s)) as one fused multiply-add; written into x when `inplace` and
+    `can_write_into` allow (build(..., inplace=True) sets it where nothing reads x afterwards)."""
     import torch
     fn = getattr(torch, act, None)
     if fn is None:                 # hardsigmoid and friends live in torch.nn.functional only
         import torch.nn.functional as F
         fn = getattr(F, act)
     a = fn(s)
+    if inplace and can_write_into(x, a):
+        return x.addcmul_(x, a) if plus_one else x.mul_(a)
     return torch.addcmul(x, x, a) if plus_one else x * a
+
+
+@leaf
+def mul_into(x, s, inplace):
+    """x * s, written into x when `inplace` and `can_write_into` allow (see `gate`)."""
+    return x.mul_(s) if inplace and can_write_into(x, s) else x * s
+
+
+def can_write_into(x, other) -> bool:
+    """Whether x op other may overwrite x: no gradient is wanted (an autograd graph would need the old x), the
+    result has x's shape and dtype (other has x's dtype: no promotion), and x is dense (an expanded input has
+    elements that share memory)."""
+    import torch
+    if torch.is_grad_enabled() and (x.requires_grad or getattr(other, "requires_grad", False)):
+        return False
+    if isinstance(other, torch.Tensor):
+        if other.dtype != x.dtype or torch.broadcast_shapes(x.shape, other.shape) != x.shape:
+            return False
+    elif not (x.is_floating_point() or isinstance(other, int)):
+        return False
+    return x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)
+
+
+NEEDS["gate"] = NEEDS["mul_into"] = ["can_write_into"]
 
 
 @leaf
@@ -487,11 +514,13 @@ NEEDS["check_input_shapes"] = ["InputShapeError"]
 @leaf
 def compare_mask(a, b, op):
     """a <op> b (op an `operator` name: lt, le, gt, ge, eq, ne) as a mask in the tensor operand's floating
-    dtype (the default one for integer operands): 1 where true, 0 where false."""
-    import operator
+    dtype (the default one for integer operands): 1 where true, 0 where false. Spelled with the
+    operators themselves: generated code imports torch only."""
     import torch
     t = a if isinstance(a, torch.Tensor) else b
-    return getattr(operator, op)(a, b).to(t.dtype if t.is_floating_point() else torch.get_default_dtype())
+    m = {"lt": lambda: a < b, "le": lambda: a <= b, "gt": lambda: a > b, "ge": lambda: a >= b,
+         "eq": lambda: a == b, "ne": lambda: a != b}[op]()
+    return m.to(t.dtype if t.is_floating_point() else torch.get_default_dtype())
 
 
 @leaf

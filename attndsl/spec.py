@@ -21,12 +21,12 @@ from pathlib import Path
 import yaml
 
 from . import limits
-from .errors import AttnDSLError, ParamError, SpecError, Span, did_you_mean
+from .errors import ParamError, Span, SpecError, did_you_mean
 from .syntax import Source, parse_expression
 
 TOP_KEYS = ("name", "title", "family", "paper", "code", "notes", "params", "inputs", "g", "f", "outputs",
             "example", "shapes", "convert", "maps")
-RESERVED_PARAMS = ("check_inputs", "compile", "passes")     # build()'s own keywords
+RESERVED_PARAMS = ("check_inputs", "compile", "passes", "inplace")     # build()'s own keywords
 REQUIRED = ("name", "title", "family", "paper", "inputs", "f", "outputs", "example")
 # the survey's families, then the post-survey ones: token-mixing self-attention of vision transformers
 # (windowed, sparse, linear) and focal modulation, which replaces attention by gated aggregation
@@ -160,7 +160,8 @@ def coerce(p: Param, v, span=None):
             "float": lambda x: isinstance(x, float),
             "bool": lambda x: isinstance(x, bool),
             "str": lambda x: isinstance(x, str),
-            "list[int]": lambda x: isinstance(x, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in x),
+            "list[int]": lambda x: isinstance(x, list) and all(
+                isinstance(i, int) and not isinstance(i, bool) for i in x),
             "list[float]": lambda x: isinstance(x, list) and all(isinstance(i, (int, float)) for i in x),
             "list[str]": lambda x: isinstance(x, list) and all(isinstance(i, str) for i in x),
         }[want]

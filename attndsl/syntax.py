@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -160,7 +160,7 @@ class _BracketNewlines:
             yield tok
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parser(start: str) -> Lark:
     return Lark.open("grammar.lark", rel_to=__file__, parser="lalr", start=start,
                      propagate_positions=True, postlex=_BracketNewlines(), maybe_placeholders=True)

@@ -81,7 +81,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = args.names or sorted(attndsl.all_specs())
-    dev = "cpu"
     print(f"# {platform.machine()} {platform.processor()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"{'train fwd+bwd' if args.train else 'eval forward'}, median of {args.repeat}")
     head = f"{'spec':<20} {'attndsl':>9} {'ref':>9} {'ratio':>6}"

@@ -16,7 +16,8 @@ def generated(name, **params):
 
 def test_constructor_takes_the_parameters_with_defaults():
     src, mod = generated("senet", channels=64)
-    assert "def __init__(self, channels: int, reduction: int = 16, *, check_inputs: bool = True):" in src
+    assert ("def __init__(self, channels: int, reduction: int = 16, *, check_inputs: bool = True, inplace: bool = False):"
+            in src)
     for channels, reduction in [(64, 16), (32, 4), (48, 8)]:
         gen = mod.Senet(channels, reduction)
         built = attndsl.build("senet", channels=channels, reduction=reduction)

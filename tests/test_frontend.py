@@ -2,7 +2,7 @@
 import pytest
 
 from attndsl.frontend import build_graph
-from attndsl.errors import AttnDSLError, ParamError, ShapeError
+from attndsl.errors import AttnDSLError, ParamError
 from attndsl.shapes import Pack
 from tests.helpers import graph, inline_spec, ops
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import io
 import pickle
 import subprocess
 import sys
@@ -61,8 +60,9 @@ def test_layer_takes_timm_keywords():
 def test_timm_resnet50_with_cbam_builds_trains_saves_and_loads(tmp_path):
     import timm
     # zero_init_last=False: timm zeroes bn3, which would leave the blocks without a gradient
-    make = lambda: timm.create_model("resnet50", block_args=dict(attn_layer=attndsl.layer("cbam")),
-                                     pretrained=False, num_classes=5, zero_init_last=False)
+    def make():
+        return timm.create_model("resnet50", block_args=dict(attn_layer=attndsl.layer("cbam")),
+                                 pretrained=False, num_classes=5, zero_init_last=False)
     torch.manual_seed(0)
     model = make()
     assert sum(isinstance(m, AttnLayer) for m in model.modules()) == 16
@@ -93,7 +93,6 @@ def test_timm_resnet50_with_cbam_builds_trains_saves_and_loads(tmp_path):
 
 def test_timm_has_no_string_registry():
     # timm's get_attn maps its own names by an if-chain: a new string would need patching timm
-    import timm
     from timm.layers.create_attn import get_attn
     with pytest.raises(AssertionError, match="Invalid attn module"):
         get_attn("attndsl_cbam")
@@ -120,7 +119,7 @@ def test_attach_after_before_replace_in_order_and_by_regex():
     added = attndsl.attach(net, "senet", at="body.1", reduction=4)       # after the BN, inside a Sequential
     assert added == ["body_1_senet"]                                        # held by Net, not by the Sequential
     more = attndsl.attach(net, "ecanet", at="re:body\\.1", where="after")
-    before = attndsl.attach(net, "gct", at="conv", where="before")
+    attndsl.attach(net, "gct", at="conv", where="before")
     se, eca, gct = net.body_1_senet, net.body_1_ecanet, net.conv_gct
     assert se.params["channels"] == 16 and gct.params["channels"] == 16 and more == ["body_1_ecanet"]
     with torch.no_grad():

@@ -47,7 +47,7 @@ def exec_generated(src: str, name: str):
     return mod
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def modules(name: str):
     """(spec, example params, built, generated class): built once per spec."""
     spec = load(name)
@@ -59,7 +59,7 @@ def modules(name: str):
     return spec, params, built, cls
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def generated(name: str):
     spec, params, built, cls = modules(name)
     gen = cls(**params).eval()

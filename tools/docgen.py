@@ -52,8 +52,8 @@ def link(url: str) -> str:
 def standard_case(spec):
     """(params, shapes, label): channels 256 at 1 x 256 x 56 x 56 where the spec takes one such
     feature map, else its example."""
-    from attndsl.errors import AttnDSLError
     from attndsl.costs import profile
+    from attndsl.errors import AttnDSLError
     ex_params, ex_inputs = dict(spec.example.get("params") or {}), dict(spec.example.get("inputs") or {})
     decl = spec.inputs.get("x")
     if list(spec.inputs) == ["x"] and "channels" in spec.params and decl and decl[:2] == ["B", "channels"] \
@@ -110,6 +110,7 @@ def fmt_default(p) -> str:
 
 def spec_page(name, spec, prof, label, refs) -> str:
     import yaml
+
     from attndsl.attnmaps import map_names
     from attndsl.costs import human, human_bytes
     data = yaml.safe_load("\n".join(spec.lines)) or {}

@@ -6,8 +6,8 @@ valid (`verify`). Entry points: `PASSES`, `DEFAULT_PIPELINE`, `get_pass`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import AttnDSLError, did_you_mean
 
@@ -40,7 +40,7 @@ def get_pass(name: str) -> Pass:
 
 
 # import for registration; the order here is the default pipeline's
-from . import constfold, cse, fuse_attention, fuse_gate, dce  # noqa: E402,F401
-from . import fold_bn, reassociate  # noqa: E402,F401  (not in the default pipeline)
+# (fold_bn, reassociate and fuse_projections are opt-in: not in the default pipeline)
+from . import constfold, cse, dce, fold_bn, fuse_attention, fuse_gate, fuse_projections, reassociate  # noqa: E402,F401
 
 DEFAULT_PIPELINE = ["constfold", "cse", "fuse_attention", "fuse_gate", "dce"]

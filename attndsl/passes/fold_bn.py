@@ -78,7 +78,7 @@ def fold_bn(graph) -> dict:
 
 def folded_weights(w, b, gamma, beta, mean, var, eps):
     """(w', b') of conv-then-BN in eval mode; computed in float64, returned in w's dtype."""
-    import torch        # here: `import attndsl` stays torch-free
+    import torch  # here: `import attndsl` stays torch-free
     dt = w.dtype
     w, mean, var = w.double(), mean.double(), var.double()
     b = torch.zeros_like(mean) if b is None else b.double()

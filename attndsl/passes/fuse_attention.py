@@ -1,72 +1,129 @@
 """Fuse softmax(q @ k^T * scale) @ v into one scaled-dot-product attention node.
 
-Matched: matmul(softmax(S, last axis), v) with S = matmul(q, kt) or S scaled by
-a constant (mul or div). kt = transpose(k, -2, -1) gives k directly; otherwise
-a transpose is inserted. The attention map and the scores must have no other
-user (a map that is also an output cannot disappear).
+Matched, with S the scores and softmax over S's last axis:
+- `softmax(S) @ v`, the usual form;
+- `v @ softmax(S, axis -2)`, the transposed form (GLTR): it is (softmax(S^T) @ v^T)^T, so it
+  becomes transpose(attention(B^T, A, v^T)) for S = A @ B;
+- S = A @ B, optionally scaled by a constant (mul or div) and optionally shifted by a term that
+  is constant along the softmax axis (`S - amax(S, keepdim)`, DANet's `amax(S) - S`): softmax
+  does not see such a shift, and a subtracted S flips the sign (negated q, scale stays positive:
+  SDPA's math path takes the square root of the scale).
+B = transpose(k) gives k directly; otherwise a transpose is inserted (two transposes cancel).
+The map, the scores and every product in between must have no other user (a map that is also
+an output cannot disappear); only the shift's own reduction may read the scores besides.
+Not matched (and why, see the pass table in the README): a softmax over a tensor that is not a
+product (A2-Net, OCR's gather, SK/ResNeSt's radix softmax), windows written elementwise (SASA,
+SAN), CCNet's hand-written logsumexp, additive biases (the attention op has no mask yet).
 """
-from ..ops import attention
-from ..ops import T
+from ..ops import T, attention
 from . import register
 from .rewrite import Rule, run_rules, single_use
 
 
+def _const(graph, nid):
+    n = graph.node(nid)
+    return float(n["attrs"]["value"]) if n["op"] == "const" else None
+
+
+def _t(graph, nid, span=None):
+    """nid with its last two axes swapped: the input of a transpose of them, else a new transpose."""
+    n = graph.node(nid)
+    rank = len(n["shape"])
+    if n["op"] == "transpose" and {n["attrs"]["dim0"], n["attrs"]["dim1"]} == {rank - 2, rank - 1}:
+        return n["inputs"][0]
+    s = list(n["shape"])
+    s[-1], s[-2] = s[-2], s[-1]
+    return graph.add("transpose", [nid], {"dim0": rank - 2, "dim1": rank - 1}, tuple(s), span=n["span"] or span)
+
+
+def _shift(graph, sub_id):
+    """(S, sign) if sub_id is S - c or c - S with c of size 1 on the last axis (softmax cannot tell)."""
+    n = graph.node(sub_id)
+    for slot in (0, 1):
+        s_id, c_id = n["inputs"][slot], n["inputs"][1 - slot]
+        c, s = graph.node(c_id), graph.node(s_id)
+        if s["shape"] != n["shape"] or not c["shape"] or c["shape"][-1] != 1 or c["op"] == "const":
+            continue
+        if len(c["shape"]) > len(s["shape"]):
+            continue
+        # S may be read by the shift term itself (amax(S)), which then dies with the sub
+        others = [u for u in graph.users(s_id) if u != sub_id]
+        if others and not (others == [c_id] and single_use(graph, c_id)):
+            continue
+        return s_id, (1.0 if slot == 0 else -1.0)
+    return None
+
+
 def _scores(graph, sid):
-    """(q, kt, scale) if sid computes q @ kt [* or / a constant]."""
+    """(A, B, scale, sign) if sid computes A @ B [* or / a constant] [shifted along the last axis]."""
+    scale = sign = 1.0
     n = graph.node(sid)
-    scale = 1.0
+    if n["op"] == "sub":
+        found = _shift(graph, sid)
+        if found is None:
+            return None
+        sid, sign = found
+        n = graph.node(sid)
+    elif not single_use(graph, sid):
+        return None
     if n["op"] in ("mul", "div"):
         a, b = n["inputs"]
-        consts = [i for i in (a, b) if graph.node(i)["op"] == "const"]
+        consts = [i for i in (a, b) if _const(graph, i) is not None]
         if len(consts) != 1 or (n["op"] == "div" and consts[0] != b):
             return None
-        c = graph.node(consts[0])["attrs"]["value"]
-        scale = float(c) if n["op"] == "mul" else 1.0 / float(c)
-        inner = b if consts[0] == a else a
-        if not single_use(graph, inner):
+        c = _const(graph, consts[0])
+        if c == 0:
             return None
-        n, sid = graph.node(inner), inner
+        scale = c if n["op"] == "mul" else 1.0 / c
+        sid = b if consts[0] == a else a
+        n = graph.node(sid)
+        if not single_use(graph, sid):
+            return None
     if n["op"] != "matmul":
         return None
-    q, kt = n["inputs"]
-    return q, kt, scale
+    if scale < 0:
+        scale, sign = -scale, -sign
+    a, b = n["inputs"]
+    return a, b, scale, sign
 
 
 def _fuse(graph, nid):
     n = graph.node(nid)
-    amap, v = n["inputs"]
-    a = graph.node(amap)
-    if a["op"] != "softmax" or not single_use(graph, amap):
-        return None
-    if a["attrs"]["dim"] != len(a["shape"]) - 1:
-        return None
-    sid = a["inputs"][0]
-    if not single_use(graph, sid):
-        return None
-    found = _scores(graph, sid)
-    if found is None:
-        return None
-    q, kt, scale = found
-    ktn = graph.node(kt)
-    rank = len(ktn["shape"])
-    if not len(graph.node(q)["shape"]) == rank == len(graph.node(v)["shape"]):
-        return None
-    if ktn["op"] == "transpose" and {ktn["attrs"]["dim0"], ktn["attrs"]["dim1"]} == {rank - 2, rank - 1}:
-        k = ktn["inputs"][0]
-    else:
-        s = list(ktn["shape"])
-        s[-1], s[-2] = s[-2], s[-1]
-        k = graph.add("transpose", [kt], {"dim0": rank - 2, "dim1": rank - 1}, tuple(s), span=ktn["span"])
-    shapes = [graph.node(i)["shape"] for i in (q, k, v)]
-    out = attention(*(T(i, s) for i, s in zip((q, k, v), shapes)), scale=scale)
-    fused = graph.add("attention", [q, k, v], out.attrs, out.shape, span=n["span"], name=n["name"])
-    graph.replace(nid, fused)
-    return True
+    rank = len(n["shape"])
+    left, right = n["inputs"]
+    for amap, v, axis, transposed in ((left, right, rank - 1, False), (right, left, rank - 2, True)):
+        a = graph.node(amap)
+        if a["op"] != "softmax" or a["attrs"]["dim"] != axis or not single_use(graph, amap):
+            continue
+        found = _scores(graph, a["inputs"][0])
+        if found is None:
+            continue
+        x, y, scale, sign = found       # S = x @ y
+        if not len(graph.node(x)["shape"]) == len(graph.node(y)["shape"]) == len(graph.node(v)["shape"]) == rank:
+            continue
+        span = n["span"]
+        if transposed:                  # v @ softmax(x @ y, -2) = (softmax(y^T x^T) @ v^T)^T
+            q, k, v = _t(graph, y, span), x, _t(graph, v, span)
+        else:
+            q, k = x, _t(graph, y, span)
+        if sign < 0:
+            q = graph.add("neg", [q], {}, graph.node(q)["shape"], span=span)
+        shapes = [graph.node(i)["shape"] for i in (q, k, v)]
+        out = attention(*(T(i, s) for i, s in zip((q, k, v), shapes)), scale=scale)
+        fused = graph.add("attention", [q, k, v], out.attrs, out.shape, span=span,
+                          name=None if transposed else n["name"])
+        if transposed:
+            fused = graph.add("transpose", [fused], {"dim0": rank - 2, "dim1": rank - 1}, n["shape"], span=span,
+                              name=n["name"])
+        graph.replace(nid, fused)
+        return True
+    return None
 
 
 RULES = [Rule("softmax_attention", ("matmul",), _fuse)]
 
 
-@register("fuse_attention", "softmax(q @ k^T * c) @ v -> one scaled_dot_product_attention node")
+@register("fuse_attention", "softmax(q @ k^T * c [- shift]) @ v and its transposed form -> one "
+                            "scaled_dot_product_attention node")
 def fuse_attention(graph) -> dict:
     return dict(run_rules(graph, RULES))

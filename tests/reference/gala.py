@@ -78,7 +78,7 @@ class GALA(nn.Module):
                 nn.init.trunc_normal_(p, std=_TF_TRUNC_STD, a=-2 * _TF_TRUNC_STD, b=2 * _TF_TRUNC_STD)
 
     @classmethod
-    def paper(cls, channels: int, **kwargs) -> "GALA":
+    def paper(cls, channels: int, **kwargs) -> GALA:
         """The paper's equations: tanh, two 1x1 convs on the local path, linear W2."""
         kw = dict(extra_convs=0, squash="tanh", global_out_relu=False)
         kw.update(kwargs)

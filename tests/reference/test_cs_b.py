@@ -7,8 +7,6 @@ the mechanism's own identities recomputed by hand from the paper's equations.
 """
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F

@@ -1,7 +1,6 @@
 """attention_gate against tests/reference/attention_gate.py: gating at and off theta's resolution,
 odd sizes, the paper's form, both resampling conventions."""
 import pytest
-import torch
 
 import attndsl
 from tests.oracle import check_against_reference

@@ -1,0 +1,136 @@
+"""fuse_attention's forms beyond softmax(q k^T c) v: transposed, shifted scores; what must stay unfused."""
+import textwrap
+
+import pytest
+import torch
+
+import attndsl
+import attndsl.pipeline
+from attndsl.passes import DEFAULT_PIPELINE
+from tests.helpers import inline_spec, ops, run_pass
+from tests.specs import test_danet, test_gltr
+
+SEQ = "x: [B, N, channels]"
+SEQ_EXAMPLE = "{params: {channels: 8}, inputs: {x: [2, 11, 8]}}"
+PROJ = """
+    fq = linear(channels, 4)
+    fk = linear(channels, 4)
+    fv = linear(channels, 6)
+"""
+
+
+def _program(f):
+    return textwrap.dedent(PROJ) + textwrap.dedent(f).strip("\n")
+
+
+def _run(f, **kw):
+    return run_pass("fuse_attention", _program(f), inputs=SEQ, example=SEQ_EXAMPLE, **kw)
+
+
+def _same(f, shape=(3, 13, 8)):
+    """Outputs and gradients (input and parameters) equal with and without the pass, in float64."""
+    spec = inline_spec(_program(f), inputs=SEQ, example=SEQ_EXAMPLE)
+    torch.manual_seed(0)
+    plain = attndsl.build(spec, passes=[]).double()
+    fused = attndsl.build(spec).double()
+    fused.load_state_dict(plain.state_dict())
+    assert fused.meta["compiled"].stats["fuse_attention"] == {"softmax_attention": 1}
+    x = torch.randn(*shape, dtype=torch.float64)
+    outs = []
+    for m in (plain, fused):
+        xi = x.clone().requires_grad_()
+        y = m(xi)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)).sum().backward()
+        outs.append((y, xi.grad, {k: p.grad for k, p in m.named_parameters()}))
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-10, rtol=1e-9)
+    assert "scaled_dot_product_attention" in attndsl.generate(spec)
+
+
+TRANSPOSED = "y = transpose(fv(x), 1, 2) @ softmax(fk(x) @ transpose(fq(x), 1, 2) * 0.5, dim=1)"
+SHIFT_MAX = """
+    s = fq(x) @ transpose(fk(x), 1, 2)
+    y = softmax(s - amax(s, dims=[2], keepdim=true), dim=-1) @ fv(x)
+"""
+SHIFT_NEG = """
+    s = fq(x) @ transpose(fk(x), 1, 2) / 2
+    y = softmax(amax(s, dims=[2], keepdim=true) - s, dim=-1) @ fv(x)
+"""
+
+
+@pytest.mark.parametrize("f", [TRANSPOSED, SHIFT_MAX, SHIFT_NEG], ids=["transposed", "shift", "negated"])
+def test_fuses_and_computes_the_same(f):
+    g, stats = _run(f)
+    assert stats == {"softmax_attention": 1}
+    assert "softmax" not in ops(g) and ops(g).count("attention") == 1
+    _same(f)
+
+
+def test_transposed_form_cancels_the_transposes():
+    g, _ = _run(TRANSPOSED)
+    # q = fq(x) and k = fk(x) straight from the linears; v^T of transpose(fv(x)) is fv(x)
+    att = next(n for n in g.order() if g.node(n)["op"] == "attention")
+    assert [g.node(i)["op"] for i in g.node(att)["inputs"]] == ["layer", "layer", "layer"]
+    assert ops(g).count("transpose") == 1           # the result's, back to [B, 6, N]
+
+
+def test_negated_scores_keep_a_positive_scale():
+    g, _ = _run(SHIFT_NEG)
+    att = next(n for n in g.order() if g.node(n)["op"] == "attention")
+    assert g.node(att)["attrs"]["scale"] == 0.5
+    assert g.node(g.node(att)["inputs"][0])["op"] == "neg"
+
+
+@pytest.mark.parametrize("f, why", [
+    ("y = softmax(fq(x) @ transpose(fk(x), 1, 2), dim=1) @ fv(x)", "softmax over the other axis"),
+    ("y = transpose(fv(x), 1, 2) @ softmax(fk(x) @ transpose(fq(x), 1, 2), dim=2)", "transposed, wrong axis"),
+    ("""
+        a = softmax(fq(x) @ transpose(fk(x), 1, 2), dim=-1)
+        y = a @ fv(x) + mean(a, dims=[2], keepdim=true)
+     """, "the map is read again"),
+    ("""
+        s = fq(x) @ transpose(fk(x), 1, 2)
+        y = softmax(s, dim=-1) @ fv(x) + amax(s, dims=[2], keepdim=true)
+     """, "the scores are read again"),
+    ("""
+        s = fq(x) @ transpose(fk(x), 1, 2)
+        y = softmax(s - amax(s, dims=[1], keepdim=true), dim=-1) @ fv(x)
+     """, "the shift varies along the softmax axis"),
+    ("""
+        s = fq(x) @ transpose(fk(x), 1, 2)
+        y = softmax(s - s, dim=-1) @ fv(x)
+     """, "not a shift"),
+    ("y = softmax(fq(x) @ transpose(fk(x), 1, 2) * narrow(fq(x), 2, 0, 1), dim=-1) @ fv(x)", "scale is not a constant"),
+])
+def test_does_not_fuse(f, why):
+    g, stats = _run(f)
+    assert stats == {}, why
+    assert "attention" not in ops(g)
+
+
+# --- the specs whose softmaxes the new forms reach: oracle tests with the pass on and off ------
+@pytest.fixture(params=["on", "off"])
+def pipeline(request, monkeypatch):
+    names = DEFAULT_PIPELINE if request.param == "on" else [p for p in DEFAULT_PIPELINE if p != "fuse_attention"]
+    monkeypatch.setattr(attndsl.pipeline, "DEFAULT_PIPELINE", names)
+    return request.param
+
+
+def test_danet_both_softmaxes_fuse():
+    c = attndsl.compile_spec("danet", {"channels": 64})
+    assert c.stats["fuse_attention"] == {"softmax_attention": 2}        # position and channel attention
+    assert "softmax" not in ops(c.graph)
+
+
+def test_gltr_transposed_softmax_fuses():
+    c = attndsl.compile_spec("gltr", {"channels": 64})
+    assert c.stats["fuse_attention"] == {"softmax_attention": 1}
+
+
+@pytest.mark.parametrize("params", [{}, {"cam_energy": "plain"}, {"branches": "position", "reduction": 4}])
+def test_danet_oracle(pipeline, params):
+    test_danet.test_matches_reference(params)
+
+
+@pytest.mark.parametrize("params", [{}, {"branches": 2, "kernel_size": 5, "reduction": 4}])
+def test_gltr_oracle(pipeline, params):
+    test_gltr.test_matches_reference(params)
