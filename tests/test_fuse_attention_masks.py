@@ -107,6 +107,59 @@ def test_does_not_fuse(f, why):
     assert "attention" not in ops(g)
 
 
+# --- additive terms: relative-position biases and -inf masks become SDPA's attn_mask ---------------
+BIAS_PER_KEY = "y = softmax(fq(x) @ transpose(fk(x), 1, 2) * 0.5 + unsqueeze(sum(fv(x), dims=2), 1), dim=-1) @ fv(x)"
+BIAS_FIRST = "y = softmax(tanh(fk(x) @ transpose(fk(x), 1, 2)) + fq(x) @ transpose(fk(x), 1, 2), dim=-1) @ fv(x)"
+CAUSAL = """
+    i = arange_like(x, dim=1)
+    later = (unsqueeze(i, 1) < unsqueeze(i, 0)) * -1e9          # [N, N]: a rank-2 mask under 3-D q, k, v
+    y = softmax(fq(x) @ transpose(fk(x), 1, 2) / 2 + later, dim=-1) @ fv(x)
+"""
+BIAS_TRANSPOSED = """
+    y = transpose(fv(x), 1, 2) @ softmax(fk(x) @ transpose(fq(x), 1, 2) * 0.5 + tanh(fk(x) @ transpose(fk(x), 1, 2)),
+                                         dim=1)
+"""
+
+
+@pytest.mark.parametrize("f", [BIAS_PER_KEY, BIAS_FIRST, CAUSAL, BIAS_TRANSPOSED],
+                         ids=["per-key", "bias-first", "causal", "transposed"])
+def test_bias_becomes_the_mask(f):
+    g, stats = _run(f)
+    assert stats == {"softmax_attention": 1}
+    att = next(n for n in g.order() if g.node(n)["op"] == "attention")
+    assert len(g.node(att)["inputs"]) == 4 and "softmax" not in ops(g)
+    _same(f)                    # outputs and gradients, the bias's parameters included
+
+
+def test_causal_mask_masks():
+    spec = inline_spec(_program(CAUSAL), inputs=SEQ, example=SEQ_EXAMPLE)
+    m = attndsl.build(spec).double()
+    x = torch.randn(2, 7, 8, dtype=torch.float64)
+    y = m(x)
+    x2 = x.clone()
+    x2[:, 4:] = torch.randn(2, 3, 8, dtype=torch.float64)     # later tokens do not reach earlier outputs
+    torch.testing.assert_close(m(x2)[:, :4], y[:, :4])
+    assert "attn_mask" in attndsl.generate(spec)
+
+
+@pytest.mark.parametrize("f, why", [
+    ("y = softmax(fq(x) @ transpose(fk(x), 1, 2) * -0.5 + tanh(fk(x) @ transpose(fk(x), 1, 2)), dim=-1) @ fv(x)",
+     "a negative scale with a bias"),
+    ("""
+        s = fq(x) @ transpose(fk(x), 1, 2)
+        y = softmax(s + tanh(s), dim=-1) @ fv(x)
+     """, "the product is read again (by its bias)"),
+    ("""
+        s = fq(x) @ transpose(fk(x), 1, 2)
+        y = softmax(s + unsqueeze(sum(fv(x), dims=2), 1), dim=-1) @ fv(x) + s @ fv(x)
+     """, "the product is read again"),
+    ("y = softmax(fq(x) @ transpose(fk(x), 1, 2) + 0.5, dim=-1) @ fv(x)", "a constant is no mask"),
+])
+def test_bias_does_not_fuse(f, why):
+    g, stats = _run(f)
+    assert stats == {}, why
+
+
 # --- the specs whose softmaxes the new forms reach: oracle tests with the pass on and off ------
 @pytest.fixture(params=["on", "off"])
 def pipeline(request, monkeypatch):

@@ -5,36 +5,44 @@ import torch
 import torch.nn.functional as F
 
 from .. import runtime
-from ..shapes import dim_eq, fmt_shape, split_pack
+from ..shapes import broadcast, dim_eq, fmt_shape, norm, split_pack
 from .elementwise import elementwise_shape
 from .registry import OpError, Out, lowering, need_tensor, op
 
 
 @op("attention")
-def attention(q, k, v, scale=None):
-    """softmax(q @ k^T * scale) @ v over the last two axes: scaled dot-product attention."""
-    for t, n in ((q, "q"), (k, "k"), (v, "v")):
+def attention(q, k, v, mask=None, scale=None):
+    """softmax(q @ k^T * scale + mask) @ v over the last two axes: scaled dot-product attention; the optional
+    additive mask (a bias, or -inf where a position is masked) broadcasts to the scores [.., L, S]."""
+    for t, n in ((q, "q"), (k, "k"), (v, "v")) + (((mask, "mask"),) if mask is not None else ()):
         need_tensor(t, n)
-        if len(t.shape) < 2 or split_pack(t.shape)[1] is not None:
+        if len(t.shape) < (1 if n == "mask" else 2) or split_pack(t.shape)[1] is not None:
             raise OpError(f"attention needs fixed-rank operands, got {fmt_shape(t.shape)}", n)
     if not dim_eq(q.shape[-1], k.shape[-1]) or not dim_eq(k.shape[-2], v.shape[-2]):
         raise OpError(f"attention shapes do not fit: q {fmt_shape(q.shape)}, k {fmt_shape(k.shape)}, "
                       f"v {fmt_shape(v.shape)}")
-    return Out([q, k, v], q.shape[:-1] + (v.shape[-1],), {"scale": scale})
+    scores = q.shape[:-1] + (k.shape[-2],)
+    if mask is not None and broadcast(mask.shape, scores) != tuple(norm(d) for d in scores):
+        raise OpError(f"attention mask {fmt_shape(mask.shape)} does not broadcast to the scores "
+                      f"{fmt_shape(scores)}", "mask")
+    return Out([q, k, v] + ([mask] if mask is not None else []), q.shape[:-1] + (v.shape[-1],), {"scale": scale})
 
 
 @lowering("attention")
 def lower_attention(b, n, ins):
     kw = {} if n["attrs"]["scale"] is None else {"scale": n["attrs"]["scale"]}
     in_shapes = b.in_shapes(n)
+    ins, mask = list(ins[:3]), (ins[3] if len(ins) > 3 else None)
     # 2-D and 3-D operands run as 4-D ([B, 1, L, E]): the fused op's layout every exporter accepts
-    lead = {2: (0, 0), 3: (1,)}.get(len(in_shapes[0])) if len({len(s) for s in in_shapes}) == 1 else None
-    if lead is None:
-        return b.call(F.scaled_dot_product_attention, ins, kw)
-    for d in lead:
+    lead = {2: (0, 0), 3: (1,)}.get(len(in_shapes[0])) if len({len(s) for s in in_shapes[:3]}) == 1 else None
+    for d in lead or ():
         ins = [b.call(torch.unsqueeze, (t, d)) for t in ins]
+        if mask is not None and len(in_shapes[3]) == len(in_shapes[0]):     # a lower-rank mask broadcasts as is
+            mask = b.call(torch.unsqueeze, (mask, d))
+    if mask is not None:
+        kw = {"attn_mask": mask, **kw}
     out = b.call(F.scaled_dot_product_attention, ins, kw)
-    for d in reversed(lead):
+    for d in reversed(lead or ()):
         out = b.call(torch.squeeze, (out, d))
     return out
 

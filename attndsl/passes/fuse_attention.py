@@ -13,7 +13,8 @@ The map, the scores and every product in between must have no other user (a map 
 an output cannot disappear); only the shift's own reduction may read the scores besides.
 Not matched (and why, see the pass table in the README): a softmax over a tensor that is not a
 product (A2-Net, OCR's gather, SK/ResNeSt's radix softmax), windows written elementwise (SASA,
-SAN), CCNet's hand-written logsumexp, additive biases (the attention op has no mask yet).
+SAN), CCNet's hand-written logsumexp.
+An additive term S = A @ B [* c] + bias (relative-position biases, -inf masks) becomes SDPA's attn_mask.
 """
 from ..ops import T, attention
 from . import register
@@ -54,18 +55,10 @@ def _shift(graph, sub_id):
     return None
 
 
-def _scores(graph, sid):
-    """(A, B, scale, sign) if sid computes A @ B [* or / a constant] [shifted along the last axis]."""
-    scale = sign = 1.0
+def _product(graph, sid):
+    """(A, B, scale) if sid computes A @ B, optionally times or divided by a constant."""
+    scale = 1.0
     n = graph.node(sid)
-    if n["op"] == "sub":
-        found = _shift(graph, sid)
-        if found is None:
-            return None
-        sid, sign = found
-        n = graph.node(sid)
-    elif not single_use(graph, sid):
-        return None
     if n["op"] in ("mul", "div"):
         a, b = n["inputs"]
         consts = [i for i in (a, b) if _const(graph, i) is not None]
@@ -81,10 +74,49 @@ def _scores(graph, sid):
             return None
     if n["op"] != "matmul":
         return None
+    return n["inputs"][0], n["inputs"][1], scale
+
+
+def _bias(graph, add_id):
+    """(product term, bias) if add_id is P + bias with P a scaled product of the scores' full shape and the
+    bias a tensor that broadcasts to it (a relative-position bias, a -inf mask): SDPA's additive attn_mask."""
+    n = graph.node(add_id)
+    for slot in (0, 1):
+        p_id, m_id = n["inputs"][slot], n["inputs"][1 - slot]
+        p, m = graph.node(p_id), graph.node(m_id)
+        if p["shape"] != n["shape"] or not m["shape"] or m["op"] == "const" or len(m["shape"]) > len(n["shape"]):
+            continue
+        if single_use(graph, p_id) and _product(graph, p_id) is not None:
+            return p_id, m_id
+    return None
+
+
+def _scores(graph, sid):
+    """(A, B, scale, sign, mask) if sid computes A @ B [* or / a constant], then either shifted along the last
+    axis or plus an additive bias (mask None when there is none)."""
+    sign, mask = 1.0, None
+    n = graph.node(sid)
+    if n["op"] == "sub":
+        found = _shift(graph, sid)
+        if found is None:
+            return None
+        sid, sign = found
+    elif not single_use(graph, sid):
+        return None
+    elif n["op"] == "add":
+        found = _bias(graph, sid)
+        if found is None:
+            return None
+        sid, mask = found
+    found = _product(graph, sid)
+    if found is None:
+        return None
+    a, b, scale = found
     if scale < 0:
+        if mask is not None:            # -(q k^T) + bias cannot move the sign into q alone with SDPA's scale > 0
+            return None
         scale, sign = -scale, -sign
-    a, b = n["inputs"]
-    return a, b, scale, sign
+    return a, b, scale, sign, mask
 
 
 def _fuse(graph, nid):
@@ -98,9 +130,13 @@ def _fuse(graph, nid):
         found = _scores(graph, a["inputs"][0])
         if found is None:
             continue
-        x, y, scale, sign = found       # S = x @ y
+        x, y, scale, sign, mask = found       # S = x @ y [+ mask]
         if not len(graph.node(x)["shape"]) == len(graph.node(y)["shape"]) == len(graph.node(v)["shape"]) == rank:
             continue
+        if mask is not None and transposed:
+            mask = _t(graph, mask, n["span"]) if len(graph.node(mask)["shape"]) >= 2 else None
+            if mask is None:
+                continue
         span = n["span"]
         if transposed:                  # v @ softmax(x @ y, -2) = (softmax(y^T x^T) @ v^T)^T
             q, k, v = _t(graph, y, span), x, _t(graph, v, span)
@@ -108,9 +144,9 @@ def _fuse(graph, nid):
             q, k = x, _t(graph, y, span)
         if sign < 0:
             q = graph.add("neg", [q], {}, graph.node(q)["shape"], span=span)
-        shapes = [graph.node(i)["shape"] for i in (q, k, v)]
-        out = attention(*(T(i, s) for i, s in zip((q, k, v), shapes)), scale=scale)
-        fused = graph.add("attention", [q, k, v], out.attrs, out.shape, span=span,
+        ins = [q, k, v] + ([mask] if mask is not None else [])
+        out = attention(*(T(i, graph.node(i)["shape"]) for i in ins), scale=scale)
+        fused = graph.add("attention", ins, out.attrs, out.shape, span=span,
                           name=None if transposed else n["name"])
         if transposed:
             fused = graph.add("transpose", [fused], {"dim0": rank - 2, "dim1": rank - 1}, n["shape"], span=span,
@@ -123,7 +159,7 @@ def _fuse(graph, nid):
 RULES = [Rule("softmax_attention", ("matmul",), _fuse)]
 
 
-@register("fuse_attention", "softmax(q @ k^T * c [- shift]) @ v and its transposed form -> one "
+@register("fuse_attention", "softmax(q @ k^T * c [- shift | + bias]) @ v and its transposed form -> one "
                             "scaled_dot_product_attention node")
 def fuse_attention(graph) -> dict:
     return dict(run_rules(graph, RULES))
