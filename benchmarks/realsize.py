@@ -118,7 +118,8 @@ class Progress:
 
 def _rebuild(name: str, block: nn.Module, **kw) -> nn.Module:
     """`attndsl.build` at the converted block's parameters, with its weights."""
-    gm = attndsl.build(name, **block.params, **kw)
+    params = block.params if hasattr(block, "params") else block.meta["compiled"].params    # layer() or build()
+    gm = attndsl.build(name, **params, **kw)
     gm.load_state_dict(block.state_dict())
     return gm
 
@@ -349,6 +350,11 @@ def _mib(b):
     return b / 2**20
 
 
+def _fmt_ms(v: float) -> str:
+    """Milliseconds: one decimal at real sizes, three places below 1 ms (the --quick shapes)."""
+    return f"{v:.1f}" if v >= 1 else f"{v:.3f}"
+
+
 def _fmt_mib(b):
     return f"{_mib(b):.0f}" if b >= 2**24 else f"{_mib(b):.2f}"
 
@@ -375,12 +381,12 @@ def report(rows, args, load_note, markdown: bool) -> str:
         lines = []
         for r in rs:
             t, m = r["ms"], r["mem"]
-            cells = [r["name"], r["other"], f"{t['attndsl']:.1f}", f"{t['attndsl+c']:.1f}", f"{t['other']:.1f}",
-                     f"{t['other+c']:.1f}", f"{t['attndsl'] / t['other']:.2f}", f"{t['attndsl+c'] / t['other+c']:.2f}"]
+            cells = [r["name"], r["other"], _fmt_ms(t['attndsl']), _fmt_ms(t['attndsl+c']), _fmt_ms(t['other']),
+                     _fmt_ms(t['other+c']), f"{t['attndsl'] / t['other']:.2f}", f"{t['attndsl+c'] / t['other+c']:.2f}"]
             cells += [_fmt_mib(m[k]) for k in ("attndsl", "attndsl+c", "other", "other+c")]
             if extra:
                 if "inplace" in t:
-                    cells += [f"{t['inplace']:.1f}", f"{t['inplace+c']:.1f}", f"{t['rw']:.1f}", f"{t['clone']:.1f}",
+                    cells += [_fmt_ms(t['inplace']), _fmt_ms(t['inplace+c']), _fmt_ms(t['rw']), _fmt_ms(t['clone']),
                               _fmt_mib(m['inplace'])]
                 else:
                     cells += ["", "", "", "", ""]
