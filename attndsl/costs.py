@@ -168,6 +168,7 @@ for _fn in (torch.sum, torch.mean, torch.amax, torch.amin, torch.prod):
 for _fn in (torch.var, torch.std, torch.logsumexp):
     RULES[_fn] = (_R, lambda a, k, o: 3 * _numel(a[0]))
 RULES[runtime.hardmax] = (_R, _input)
+RULES[runtime.fold_windows] = (_R, _input)          # each window entry added once
 for _fn in (torch.softmax, torch.log_softmax):
     RULES[_fn] = ("softmax", _out(lambda n: 5 * n))
 RULES[F.normalize] = ("normalize", _out(lambda n: 3 * n))

@@ -158,7 +158,9 @@ def apply_ties(root: nn.Module, layers: dict) -> None:
 def init_source(kind: str, args: dict, target: str, name: str = "", layers: dict | None = None,
                 ref=None) -> list[str]:
     """Statements that re-create the init overrides of a layer; ties need the layers and `ref` (path -> source)."""
-    out = [src.format(t=f"{target}.{which}") for which, (_, src) in _overrides(args)]
+    # a bias init of a layer built without a bias (`bias=qkv_bias`, false) does nothing, as in `_apply_init`
+    out = [src.format(t=f"{target}.{which}") for which, (_, src) in _overrides(args)
+           if not (which == "bias" and args.get("bias") is False)]
     for which, init in _ties(kind, args):
         _, other, transpose = _tied_path(name, which, layers, init)
         head, _, attr = other.rpartition(".") if layers[init.arg("layer")].kind != "param" else (other, "", "")

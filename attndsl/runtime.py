@@ -194,6 +194,25 @@ def sliding(x, dim, size, step=1, padding=0):
     return out.permute(perm[:dim + 1] + perm[dim + 2:] + [dim + 1])
 
 
+@leaf
+def fold_windows(x, dim, length, size, step=1, padding=0):
+    """The adjoint of `sliding`: x holds windows along `dim` and their `size` entries on its last axis;
+    entry k of window i is added at position i * step - padding + k of an axis of `length` (col2im
+    along one axis, as F.fold does per spatial axis). Written with pads and adds, no scatter: each
+    entry k is spread to stride `step` by interleaving zeros, shifted by k, and the shifts summed."""
+    import torch
+    import torch.nn.functional as F
+    dim = dim % x.dim()
+    total = None
+    for k in range(size):
+        t = x.select(-1, k)                                          # [..., windows (at dim), ...]
+        if step > 1:                                                  # window i at position i * step
+            t = torch.stack([t] + [torch.zeros_like(t)] * (step - 1), dim + 1).flatten(dim, dim + 1)
+        t = F.pad(t, [0, 0] * (t.dim() - 1 - dim) + [k, size - 1 - k])
+        total = t if total is None else total + t
+    return total.narrow(dim, padding, length)
+
+
 def dct_filters(channels, height, width, freqs):
     """FcaNet's DCT basis: channel group i holds the (u, v) = freqs[i] cosine filter [C, h, w].
 

@@ -155,6 +155,20 @@ def test_tied_init_copies_the_other_layer():
         assert not torch.equal(m.v.weight, m.k.weight.t())
 
 
+def test_bias_init_of_a_bias_a_parameter_switches_off():
+    """`bias=flag, bias_init=...` with flag false: no bias, and the generated module builds as the built one."""
+    spec = inline_spec('fc = linear(channels, 4, bias=flag, weight_init=trunc_normal(std=0.02), bias_init="zeros")\n'
+                       "y = fc(x)", params="flag: {type: bool, default: false}", inputs="x: [B, channels]",
+                       example="{params: {channels: 8}, inputs: {x: [2, 8]}}")
+    src = attndsl.generate(spec)
+    assert "self.fc.bias" not in src
+    built, gen = attndsl.build(spec), load_generated(src, "inline").Inline()
+    assert built.fc.bias is None and gen.fc.bias is None
+    gen.load_state_dict(built.state_dict())
+    x = torch.randn(2, 8)
+    torch.testing.assert_close(gen(x), built(x))
+
+
 # --- the seven specs: the built module's parameters against the reference's official init --------
 
 def _reference(name):

@@ -105,6 +105,57 @@ def lower_unfold(b, n, ins):
     return b.call(runtime.sliding, (ins[0], a["dim"], a["size"], a["step"], a["padding"]))
 
 
+@op("fold")
+def fold(x, dim, length, step=1, padding=0):
+    """Sum sliding windows back onto an axis, the adjoint of `unfold` (col2im along one axis): x holds
+    the windows along `dim` and their entries along its last axis; the result drops the last axis and
+    has `length` (a number or a symbolic size of the inputs, `H`) along `dim`, every position the sum of
+    the window entries that cover it (entries that fall in the `padding` are dropped)."""
+    need_tensor(x)
+    if split_pack(x.shape)[1] is not None:
+        raise OpError("fold needs a fixed-rank input")
+    if len(x.shape) < 2:
+        raise OpError(f"fold needs windows along an axis and their entries last, got {fmt_shape(x.shape)}")
+    a = resolve_axis(x.shape, dim)
+    if a == len(x.shape) - 1:
+        raise OpError("`dim` is the axis of the windows; their entries are the last axis", "dim")
+    size = x.shape[-1]
+    if not isinstance(size, int):
+        raise OpError(f"fold needs a fixed window size (the last axis), got {fmt_shape(x.shape)}")
+    need_int(step, "step", 1), need_int(padding, "padding", 0)
+    (n_out,) = sizes_n(length, 1, "length")
+    if not _same_size(conv_out(n_out, size, step, padding, 1), x.shape[a]):
+        raise OpError(f"fold: {x.shape[a]} windows of {size} with step {step} and padding {padding} do not come "
+                      f"from an axis of length {n_out}", "length",
+                      "the windows must be those unfold(length, size, step, padding) makes")
+    s = list(x.shape[:-1])
+    s[a] = n_out
+    return Out([x], tuple(s), {"dim": a, "length": n_out, "size": size, "step": step, "padding": padding})
+
+
+def _same_size(a, b) -> bool:
+    """Two sizes equal for every value of their symbols: proved by sympy, else tried at 64 assignments
+    of 1..16 (floors and ceilings of one symbol that agree on every integer, which sympy cannot prove)."""
+    if dim_eq(a, b):
+        return True
+    a, b = sympy.sympify(a), sympy.sympify(b)
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    if not symbols:
+        return False
+    for t in range(64):
+        values = {s: 1 + (t * (2 * i + 1) + 5 * i * (t // 16)) % 16 for i, s in enumerate(symbols)}
+        if a.subs(values) != b.subs(values):
+            return False
+    return True
+
+
+@lowering("fold")
+def lower_fold(b, n, ins):
+    a = n["attrs"]
+    (length,) = b.sizes([a["length"]])
+    return b.call(runtime.fold_windows, (ins[0], a["dim"], length, a["size"], a["step"], a["padding"]))
+
+
 @op("affine_grid")
 def affine_grid(theta, like, align_corners=False):
     """Sampling grid [B, H, W, 2] of a batch of 2x3 affine maps, for the size of `like`."""
