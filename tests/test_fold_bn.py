@@ -16,7 +16,8 @@ from tests.module_protocol import CHECKS, Case
 FOLDED = {"attention_gate": 1, "bam": 4, "bilinear_attention": 3, "cbam": 1, "coordinate_attention": 1,
           "emanet": 1, "encnet": 1, "genet": 1, "gsopnet": 1, "hamnet": 1, "ocrnet": 7, "psanet": 5,
           "residual_attention": 25, "resnest": 2, "rga": 12, "san": 1, "scnet": 4, "sknet": 3,
-          "strip_pooling": 2, "tam": 2, "triplet_attention": 3}
+          "strip_pooling": 2, "tam": 2, "triplet_attention": 3,
+          "axial_attention": 2, "efficientvit": 1}       # post-survey blocks: qkv conv+BN per axis, proj conv+BN
 TIGHT = {"atol": 1e-12, "rtol": 1e-10}
 
 
