@@ -77,6 +77,25 @@ def test_timm_weights_convert(name, stage, which):
     assert plain.params["partition"] == "block"
 
 
+def test_replace_modules_in_a_timm_maxvit():
+    """Every AttentionCl of a timm MaxViT swapped for the converted block: the same network output (timm
+    calls it on windows [B', P, P, C] already cut by block or grid, where both forms are one window)."""
+    from attndsl.checkpoints import replace_modules
+    model = timm.create_model("maxvit_pico_rw_256", img_size=224).double().eval()
+    randomize(model)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+                m.weight.mul_(0.2)                      # keep 13 random stages finite and informative
+    x = torch.randn(1, 3, 224, 224, dtype=torch.float64)
+    with torch.no_grad():
+        ref = model(x)
+    done = replace_modules(model, classes={"AttentionCl"}, input_shape=(1, 3, 224, 224))
+    assert len(done) == 22 and done[1] == "stages.0.blocks.0.attn_grid.attn"
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref, atol=1e-10, rtol=1e-8)
+
+
 def test_defaults_are_the_papers():
     m = attndsl.build("maxvit", channels=64)
     p = m.meta["compiled"].params
