@@ -77,6 +77,29 @@ def test_timm_weights_convert(name, stage, which):
     assert plain.params["partition"] == "block"
 
 
+@pytest.mark.parametrize("params", [
+    {"channels": 24, "partition_size": 3, "dim_head": 8, "head_first": False},       # the TF qkv layout
+    {"channels": 16, "partition_size": 2, "dim_head": 4, "attn_bias": False},
+])
+@pytest.mark.parametrize("partition", ["block", "grid"])
+def test_convert_reads_layout_bias_and_size(params, partition):
+    ref = TimmPartitionAttention(**params, partition=partition).double().eval()
+    randomize(ref)
+    ours = from_module(ref.block.attn, partition=partition).eval()
+    assert ours.params == {**ours.params, **params}
+    x = torch.randn(2, 2 * params["partition_size"], 3 * params["partition_size"], params["channels"],
+                    dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x), atol=1e-10, rtol=1e-8)
+
+
+def test_convert_refuses_other_position_biases():
+    from timm.layers.pos_embed_rel import RelPosBiasTf
+    ref = TimmPartitionAttention(32, partition_size=3)
+    ref.block.attn.rel_pos = RelPosBiasTf((3, 3), num_heads=1)           # the TF bias table: not mapped
+    with pytest.raises(attndsl.AttnDSLError, match="RelPosBiasTf"):
+        from_module(ref.block.attn)
+
+
 def test_replace_modules_in_a_timm_maxvit():
     """Every AttentionCl of a timm MaxViT swapped for the converted block: the same network output (timm
     calls it on windows [B', P, P, C] already cut by block or grid, where both forms are one window)."""
