@@ -89,6 +89,7 @@ def input_shapes(spec, values: dict, shapes: dict | None = None, where: tuple = 
     dimension that names a parameter, or is an expression of parameters, is
     recomputed from `values`, so `-p channels=128` checks 128 channels.
     """
+    from .frontend import multiple_of
     from .shapes import norm
     from .spec import eval_static
     from .syntax import Source, parse_expression
@@ -123,6 +124,13 @@ def input_shapes(spec, values: dict, shapes: dict | None = None, where: tuple = 
             elif isinstance(d, str) and not d.isidentifier():
                 span = spec.span("inputs", name, dims.index(d))
                 src = Source(spec.path, d, span.line - 1 if span else 0, (span.col - 1) if span else 0, spec.lines)
+                multiple = multiple_of(parse_expression(src), values)
+                if multiple is not None:        # `k * n`: the example's size, down to a multiple of k at `values`
+                    k = eval_static(multiple[0], values.__getitem__, set(values))
+                    if isinstance(size, int) and isinstance(k, int) and k >= 1:
+                        size = k * max(1, size // k)
+                    new.append(size)
+                    continue
                 try:
                     size = norm(eval_static(parse_expression(src), lambda n: values[n] if n in values else symbols[n],
                                             set(values) | set(symbols)))

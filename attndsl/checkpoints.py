@@ -101,7 +101,7 @@ _MISSING = object()
 
 def _fits(v: dict, state: dict, module) -> str | None:
     """Why a variant does not fit, or None."""
-    want = set(v["keys"].values())
+    want = {k for k in v["keys"].values() if k is not None}      # null: a constant of the block's own
     have = set(state)
     if want != have:
         parts = [f"missing {sorted(want - have)}" if want - have else "",
@@ -147,6 +147,9 @@ def _load_into(block: nn.Module, keys: dict, state: dict, name: str) -> None:
                            "that differ from the block's", hint="fix the spec's convert.keys")
     out = {}
     for bkey, skey in keys.items():
+        if skey is None:            # a constant of the block (an index buffer) the source does not store
+            out[bkey] = target[bkey]
+            continue
         t, want = state[skey], target[bkey].shape
         if t.numel() != target[bkey].numel():
             raise AttnDSLError(f"`{skey}` {list(t.shape)} does not fit `{bkey}` {list(want)} of `{name}`")

@@ -26,7 +26,7 @@ from .pipeline import compile_spec
 
 _PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
             "sqrt": "math.sqrt"}
-from .frontend import _PYOPS, _names  # noqa: E402  (one spelling of each operator, shared with the frontend)
+from .frontend import _PYOPS, _names, multiple_of  # noqa: E402  (one spelling of each operator, shared with the frontend)
 
 
 def render_expr(e) -> str:
@@ -317,6 +317,9 @@ def _tuple(items: list) -> str:
 
 def _dim_source(d, params: dict) -> str:
     """An axis's declared size as Python over the constructor's parameters; a symbol as its name."""
+    if isinstance(d.value, tuple):      # `k * n`: (k over the parameters, "n")
+        factor, symbol = multiple_of(S.parse_expression(S.Source("<input>", d.text)), params)
+        return f"({_strip(render_expr(factor))}, {symbol!r})"
     if isinstance(d.value, str) or not isinstance(d.text, str):
         return repr(d.value)
     expr = S.parse_expression(S.Source("<input>", d.text))

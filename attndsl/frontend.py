@@ -634,6 +634,18 @@ def input_shape(spec: Spec, params: dict, name: str) -> tuple:
             def get(n):
                 return params[n] if n in params else syms.setdefault(n, sym(n))
             names = _names(expr)
+            multiple = multiple_of(expr, params)
+            if multiple is not None:            # "k * n": a multiple of the parameter expression k, n a symbol
+                factor, symbol = multiple
+                try:
+                    k = eval_static(factor, params.__getitem__, set(_names(factor)))
+                except (TypeError, ValueError, AttributeError, ArithmeticError) as err:
+                    raise SpecError(f"bad dimension {d!r} in input `{name}` ({err})", span) from None
+                if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limits.MAX_INT:
+                    raise SpecError(f"dimension {d!r} of input `{name}`: the factor is {k!r}, not a positive size",
+                                    span)
+                dims.append(k * sym(symbol) if k > 1 else sym(symbol))
+                continue
             try:
                 v = norm(eval_static(expr, get, set(names)))
             except (TypeError, ValueError, AttributeError, ArithmeticError, sympy.SympifyError) as err:
@@ -647,6 +659,17 @@ def input_shape(spec: Spec, params: dict, name: str) -> tuple:
         if packs > 1:
             raise SpecError(f"input `{name}` has more than one variadic part", span)
     return tuple(dims)
+
+
+def multiple_of(expr, params):
+    """(factor, symbol) of a declared size `k * n` or `n * k`, k a parameter expression, n a symbol; else None."""
+    if not (isinstance(expr, S.BinOp) and expr.op == "mul"):
+        return None
+    for sym_side, factor in ((expr.right, expr.left), (expr.left, expr.right)):
+        if (isinstance(sym_side, S.Var) and sym_side.name not in params and sym_side.name not in ("true", "false", "pi")
+                and all(n in params for n in _names(factor))):
+            return factor, sym_side.name
+    return None
 
 
 def _names(expr):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
+import sympy
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
@@ -19,7 +20,7 @@ from .errors import LoweringError
 from .ir import Graph
 from .layers import apply_ties, make_layer
 from .ops import OPS
-from .shapes import Pack, fmt_dim, split_pack
+from .shapes import Pack, fmt_dim, split_pack, sym
 from .spec import eval_static
 
 INFIX = {operator.ne: "!=", operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
@@ -211,7 +212,8 @@ fx.node.has_side_effect(runtime.check_input_shapes)     # its node has no users:
 @dataclass
 class InputDim:
     """One declared axis of an input, as the check sees it."""
-    value: object       # int: fixed by the parameters; str: a symbol ("B"), a run ("*S"), or a shown expression
+    value: object       # int: fixed by the parameters; str: a symbol ("B"), a run ("*S"), or a shown expression;
+                        # (k, "n"): a multiple of k, n the quotient (a symbol)
     text: object        # the spec's text for it (an int, a name or an expression)
     params: tuple       # the parameters behind a fixed size, for the message
 
@@ -230,10 +232,24 @@ def input_dims(graph: Graph) -> list:
                 dims.append(InputDim(f"*{d.name}", text, ()))
             elif isinstance(d, int):
                 dims.append(InputDim(d, text, _deps(text, params)))
+            elif _multiple(d, text, params) is not None:    # k * n: a multiple of k, the quotient n a symbol
+                dims.append(InputDim(_multiple(d, text, params), text, _deps(text, params)))
             else:
                 dims.append(InputDim(fmt_dim(d), text, ()))
         out.append((name, dims))
     return out
+
+
+def _multiple(d, text, params: dict):
+    """(k, "n") for a size declared `k * n` (a parameter expression times a symbol n), else None."""
+    from .frontend import multiple_of
+    if not isinstance(text, str) or text.isidentifier():
+        return None
+    m = multiple_of(S.parse_expression(S.Source("<input>", text)), params)
+    if m is None:
+        return None
+    k = sympy.simplify(d / sym(m[1]))
+    return (int(k), m[1]) if k.is_Integer else None
 
 
 def _deps(text, params: dict) -> tuple:

@@ -473,8 +473,9 @@ def check_input_shapes(layout, *inputs):
 
     layout = {"spec": name, "inputs": ((input name, dims, notes, spatial), ...)} (a dict, which the fx
     leaf wrapper does not search for proxies): each of dims is an int (a size the parameters fix), a
-    symbol name (a size inputs may share: "B"), "*S" (a run of spatial axes, as many as the range
-    `spatial` = (lo, hi) allows; None when there is no run) or an expression shown but not checked;
+    symbol name (a size inputs may share: "B"), (k, name) (a multiple of k whose quotient is the symbol
+    `name`: MaxViT's window count), "*S" (a run of spatial axes, as many as the range `spatial` = (lo, hi)
+    allows; None when there is no run) or an expression shown but not checked;
     notes[i] holds the (parameter, value) pairs behind dims[i]. Only sizes are compared, never data, so
     under torch.compile or torch.export the check costs guards that the graph's own ops already imply.
     """
@@ -485,7 +486,8 @@ def check_input_shapes(layout, *inputs):
 
     def fail(name, dims, got, why=(), more=""):     # one f-string: dynamo cannot add strings
         why = f" ({', '.join(why)})" if why else ""
-        raise InputShapeError(f"{spec}: input {name}: expected [{', '.join(str(d) for d in dims)}]{why}{more}, "
+        shown = ", ".join(f"{d[0]}*{d[1]}" if isinstance(d, tuple) else str(d) for d in dims)
+        raise InputShapeError(f"{spec}: input {name}: expected [{shown}]{why}{more}, "
                               f"got {[int(n) for n in got]}")
     seen = {}                       # symbol -> (input, axis, size) where it was first met
     for (name, dims, notes, spatial), t in zip(layout["inputs"], inputs):
@@ -505,6 +507,13 @@ def check_input_shapes(layout, *inputs):
             if i == pack:
                 continue
             axis = i if i < pack else i + extra
+            size = got[axis]
+            if isinstance(d, tuple):        # a multiple of d[0]; the quotient is the symbol d[1]
+                if got[axis] % d[0] != 0:
+                    wrong = True
+                    why += [f"{k}={v!r}" for k, v in notes[i] if f"{k}={v!r}" not in why]
+                    continue
+                d, size = d[1], got[axis] // d[0]
             if isinstance(d, int):
                 if got[axis] != d:
                     wrong = True
@@ -512,19 +521,19 @@ def check_input_shapes(layout, *inputs):
             elif not d.isidentifier():
                 continue
             elif d not in seen:
-                seen[d] = (name, axis, got[axis])
-            elif clash is None and got[axis] != seen[d][2]:
-                clash = (d, axis)
+                seen[d] = (name, axis, size)
+            elif clash is None and size != seen[d][2]:
+                clash = (d, axis, size)
         if wrong:
             fail(name, dims, got, why)
         if clash is not None:
-            d, axis = clash
+            d, axis, mine = clash
             other, first, size = seen[d]
             if other == name:
                 raise InputShapeError(f"{spec}: input {name}: axes {first} and {axis} must agree on {d}, "
                                       f"got {[int(n) for n in got]}")
             raise InputShapeError(f"{spec}: inputs {other} and {name} must agree on {d}: "
-                                  f"{other} has {int(size)}, {name} has {int(got[axis])}")
+                                  f"{other} has {int(size)}, {name} has {int(mine)}")
 
 
 NEEDS["check_input_shapes"] = ["InputShapeError"]

@@ -38,6 +38,8 @@ EXPRESSION_NOTES = {
     ("psanet", "x", 2): "feat_size=[9, 11]", ("psanet", "x", 3): "feat_size=[9, 11]",
     ("genet", "x", 2): "spatial_size=[7, 9]", ("genet", "x", 3): "spatial_size=[7, 9]",
 }
+# declared sizes `k * n`, a multiple of a parameter expression k: the note the message gives at the example
+MULTIPLES = {("maxvit", "x", 1): "partition_size=2", ("maxvit", "x", 2): "partition_size=2"}
 
 
 def exec_generated(src: str, name: str):
@@ -68,7 +70,7 @@ def generated(name: str):
 
 
 def declared(name: str) -> dict:
-    """Input -> [(size as shown, parameter note or None, kind)], kind: int, symbol or pack."""
+    """Input -> [(size as shown, parameter note or None, kind)], kind: int, symbol, multiple or pack."""
     spec, _, built, _ = modules(name)
     graph, params = built.meta["compiled"].graph, built.meta["compiled"].params
     out = {}
@@ -85,6 +87,8 @@ def declared(name: str) -> dict:
                 else:
                     note = EXPRESSION_NOTES[(name, n, axis)]
                 dims.append((str(d), note, "int"))
+            elif (name, n, axis) in MULTIPLES:
+                dims.append((str(d), MULTIPLES[(name, n, axis)], "multiple"))
             else:
                 dims.append((str(d), None, "symbol"))
         out[n] = dims
@@ -113,6 +117,10 @@ def wrong_inputs(name: str):
         def axis_of(i):     # axes after a run count from the end
             return i if pack is None or i < pack else i - len(dims)
         for i, (d, note, kind) in enumerate(dims):
+            if kind == "multiple":      # one more than the example's size: no multiple of k > 1
+                bad = list(ex)
+                bad[axis_of(i)] = ex[axis_of(i)] + 1
+                yield {**example, n: bad}, f"{spec.name}: input {n}: expected {shown} ({note}), got {bad}"
             if kind == "int":
                 bad = list(ex)
                 bad[axis_of(i)] = int(d) + 1
@@ -141,10 +149,10 @@ def tensors(spec, shapes: dict, batch=None):
 
 
 def test_every_expression_size_is_known():
-    """EXPRESSION_NOTES covers every declared size that is neither a number, a name nor a run."""
+    """EXPRESSION_NOTES and MULTIPLES cover every declared size that is neither a number, a name nor a run."""
     found = {(name, n, i) for name in SPECS for n, dims in load(name).inputs.items()
              for i, d in enumerate(dims) if isinstance(d, str) and not d.lstrip("*").isidentifier()}
-    assert found == set(EXPRESSION_NOTES)
+    assert found == set(EXPRESSION_NOTES) | set(MULTIPLES)
 
 
 @pytest.mark.parametrize("name", SPECS)
@@ -271,6 +279,38 @@ def test_check_inputs_is_not_a_parameter_name():
     with pytest.raises(AttnDSLError) as info:
         inline_spec("y = x", params="check_inputs: {type: bool, default: true}")
     assert "`check_inputs` cannot be a parameter name" in info.value.render()
+
+
+def test_multiples_of_a_parameter_in_input_shapes():
+    """`k * n` declares a size that must be a multiple of the parameter expression k, the quotient n being a
+    symbol shared like any other; generated code keeps k an expression of its constructor's parameters."""
+    spec = inline_spec("y = x + 0 * mean(z)", params="p: {type: int, default: 3}",
+                       inputs="x: [B, 'p * n', '2 * p * m', channels]\nz: [B, n]",
+                       example="{inputs: {x: [2, 6, 12, 8], z: [2, 2]}}")
+    built = attndsl.build(spec)
+    cls = getattr(exec_generated(source(built.meta["compiled"], built), "inline"), built.meta["compiled"].class_name)
+    for m in (built, cls()):
+        m(torch.rand(2, 6, 12, 8), torch.rand(2, 2))
+        with pytest.raises(ValueError) as info:
+            m(torch.rand(2, 7, 12, 8), torch.rand(2, 2))
+        assert str(info.value) == "inline: input x: expected [B, 3*n, 6*m, 8] (p=3), got [2, 7, 12, 8]"
+        assert type(info.value).__name__ == "InputShapeError"
+        with pytest.raises(ValueError) as info:
+            m(torch.rand(2, 6, 9, 8), torch.rand(2, 2))
+        assert str(info.value) == "inline: input x: expected [B, 3*n, 6*m, 8] (p=3), got [2, 6, 9, 8]"
+        with pytest.raises(ValueError) as info:          # the quotient is the symbol n
+            m(torch.rand(2, 9, 12, 8), torch.rand(2, 2))
+        assert str(info.value) == "inline: inputs x and z must agree on n: x has 3, z has 2"
+    gen = cls(p=2)                                             # multiples of 2 and 4
+    gen(torch.rand(1, 4, 8, 8), torch.rand(1, 2))
+    with pytest.raises(ValueError, match=r"expected \[B, 2\*n, 4\*m, 8\] \(p=2\), got \[1, 4, 6, 8\]$"):
+        gen(torch.rand(1, 4, 6, 8), torch.rand(1, 2))
+    one = attndsl.build(spec, p=1)                             # k = 1: any size, n the size itself
+    one(torch.rand(1, 5, 6, 8), torch.rand(1, 5))
+    with pytest.raises(AttnDSLError, match="not a positive size"):
+        attndsl.build(inline_spec("y = x", params="p: {type: int, default: 0}", inputs="x: [B, 'p * n']"))
+    with pytest.raises(AttnDSLError, match="needs numbers"):  # a product of two symbols is no multiple
+        attndsl.build(inline_spec("y = x", inputs="x: [B, 'n * m']"))
 
 
 def test_list_parameters_may_be_indexed_in_input_shapes():
