@@ -46,9 +46,13 @@ N(0, 0.01) as official.
 
 The bilinear sampler is written out here (corner gathers, zero outside) rather than calling
 F.grid_sample, so that the reference shares no sampling code with the spec.
-DAT++ (the 2023 code at the repository head) differs: grids divided by (size - 1) instead of
-size, query grid at integer positions, s < 0 clamps instead of tanh, conv padding 0 when
-k == stride, no_off and a log-CPB bias: not this module.
+version="dat_pp": the DAT++ rewrite of the same class (Xia, Pan, Song, Li, Huang, "DAT++: Spatially
+Dynamic Vision Transformer with Deformable Attention", arXiv:2309.01430, 2023; the repository head):
+the reference points and the offset range are divided by (Hk - 1), (Wk - 1) instead of Hk, Wk, the
+query grid of the bias is i / (H - 1) * 2 - 1, s >= 0 scales (s == 0: no offsets), s < 0 clamps the
+positions to [-1, 1], and the offset conv has padding 0 when ksize == stride. Its no_off (avg-pool
+instead of sampling) and log_cpb (an MLP bias, off in every DAT++ config) are not reproduced. A grid
+of size 1 divides by zero there, as in the official code.
 """
 from __future__ import annotations
 
@@ -89,7 +93,7 @@ class LayerNormProxy(nn.Module):
 
 class DAttentionBaseline(nn.Module):
     def __init__(self, channels, heads=None, groups=None, stride=1, offset_range_factor=2.0, ksize=5,
-                 use_pe=True, dwc_pe=False, fmap_size=(14, 14)):
+                 use_pe=True, dwc_pe=False, fmap_size=(14, 14), version="dat"):
         super().__init__()
         heads = heads or max(1, channels // 32)
         groups = groups or (heads // 4 if heads % 4 == 0 else 1)
@@ -98,13 +102,15 @@ class DAttentionBaseline(nn.Module):
         self.hc, self.cg = channels // heads, channels // groups
         self.factor, self.use_pe, self.dwc_pe = float(offset_range_factor), use_pe, dwc_pe
         self.fmap_size = tuple(fmap_size)
+        assert version in ("dat", "dat_pp")
+        self.pp = version == "dat_pp"
         self.proj_q = nn.Conv2d(channels, channels, 1)
         self.proj_k = nn.Conv2d(channels, channels, 1)
         self.proj_v = nn.Conv2d(channels, channels, 1)
         self.proj_out = nn.Conv2d(channels, channels, 1)
         cg = self.cg
         self.conv_offset = nn.Sequential(
-            nn.Conv2d(cg, cg, ksize, stride, ksize // 2, groups=cg),
+            nn.Conv2d(cg, cg, ksize, stride, 0 if self.pp and ksize == stride else ksize // 2, groups=cg),
             LayerNormProxy(cg),
             nn.GELU(),
             nn.Conv2d(cg, 2, 1, bias=False),
@@ -120,22 +126,33 @@ class DAttentionBaseline(nn.Module):
         self.last_attn = None
         self.last_pos = None
 
-    @staticmethod
-    def centres(n: int, like: torch.Tensor) -> torch.Tensor:
-        """Cell centres of an n-cell axis in [-1, 1]: (i + 0.5) / n * 2 - 1."""
-        return (torch.arange(n, dtype=like.dtype, device=like.device) + 0.5) * (2.0 / n) - 1.0
+    def span(self, n: int) -> int:
+        """What grid positions are divided by: the size (CVPR release), the size - 1 (DAT++)."""
+        return n - 1 if self.pp else n
+
+    def centres(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """Reference points of an n-cell axis: (i + 0.5) / span * 2 - 1 (DAT: the cell centres in [-1, 1])."""
+        return (torch.arange(n, dtype=like.dtype, device=like.device) + 0.5) * (2.0 / self.span(n)) - 1.0
+
+    def query_grid(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """Query positions of an n-pixel axis: the cell centres (DAT), i / (n - 1) * 2 - 1 (DAT++)."""
+        if self.pp:
+            return torch.arange(n, dtype=like.dtype, device=like.device) * (2.0 / (n - 1)) - 1.0
+        return self.centres(n, like)
 
     def positions(self, q_group: torch.Tensor):
         """Sampling positions (y, x) [B, Hk, Wk] of one group from its queries."""
         off = self.conv_offset(q_group)
         hk, wk = off.shape[-2:]
         oy, ox = off[:, 0], off[:, 1]
-        if self.factor > 0:
-            oy = torch.tanh(oy) * (self.factor / hk)
-            ox = torch.tanh(ox) * (self.factor / wk)
+        if self.factor > 0 or (self.pp and self.factor == 0):
+            oy = torch.tanh(oy) * (self.factor / self.span(hk))
+            ox = torch.tanh(ox) * (self.factor / self.span(wk))
         py = oy + self.centres(hk, off)[:, None]
         px = ox + self.centres(wk, off)[None, :]
-        if self.factor < 0:
+        if self.factor < 0 and self.pp:
+            py, px = py.clamp(-1.0, 1.0), px.clamp(-1.0, 1.0)
+        elif self.factor < 0:
             py, px = torch.tanh(py), torch.tanh(px)
         return py, px
 
@@ -155,8 +172,8 @@ class DAttentionBaseline(nn.Module):
         v = self.proj_v(xs).flatten(2)
         qf = q.flatten(2)                                           # [B, C, HW]
         if self.use_pe and not self.dwc_pe:
-            qy = self.centres(h, x)[:, None].expand(h, w).reshape(-1)   # query cell centres, row-major
-            qx = self.centres(w, x)[None, :].expand(h, w).reshape(-1)
+            qy = self.query_grid(h, x)[:, None].expand(h, w).reshape(-1)   # query positions, row-major
+            qx = self.query_grid(w, x)[None, :].expand(h, w).reshape(-1)
         heads_per_group = self.heads // self.groups
         outs, maps = [], []
         for n in range(self.heads):

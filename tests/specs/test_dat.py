@@ -9,10 +9,12 @@ from tests.oracle import check_against_reference
 from tests.reference.dat import DAttentionBaseline, key_map
 
 SIZES = [(7, 9), (6, 6), (5, 8), (1, 4)]         # H != W, strides that do not divide, a one-row map
+PP_SIZES = [(7, 9), (6, 6), (5, 8), (4, 5)]      # DAT++ divides by grid size - 1: no grid of one row
 
 
-def shapes_for(params, sizes=SIZES):
+def shapes_for(params):
     c = params["channels"]
+    sizes = PP_SIZES if params.get("version") == "dat_pp" else SIZES
     if params.get("use_pe", True) and not params.get("dwc_pe", False):
         h, w = params["fmap_size"]
         return [{"x": [2, c, h, w]}, {"x": [1, c, h, w]}]
@@ -37,6 +39,16 @@ VARIANTS = [
      "offset_range_factor": -1.0},
     {"channels": 16, "heads": 4, "groups": 4, "stride": 1, "ksize": 3, "fmap_size": [3, 3],
      "offset_range_factor": 0.0},
+    # DAT++ (the 2023 rewrite): grids over size - 1, clamped positions for s < 0, padding 0 when ksize == stride
+    {"channels": 32, "heads": 8, "groups": 4, "stride": 2, "ksize": 5, "offset_range_factor": -1.0,
+     "fmap_size": [7, 6], "version": "dat_pp"},                                            # DAT++-T stage 3 form
+    {"channels": 16, "heads": 4, "groups": 2, "stride": 2, "ksize": 2, "offset_range_factor": -1.0,
+     "use_pe": False, "version": "dat_pp"},
+    {"channels": 16, "heads": 4, "groups": 2, "stride": 1, "ksize": 3, "offset_range_factor": 3.0,
+     "fmap_size": [5, 6], "version": "dat_pp"},
+    {"channels": 16, "heads": 2, "groups": 2, "stride": 2, "ksize": 3, "offset_range_factor": 0.0,
+     "use_pe": False, "version": "dat_pp"},                                                # s == 0: no offsets
+    {"channels": 16, "heads": 4, "groups": 1, "stride": 2, "ksize": 3, "dwc_pe": True, "version": "dat_pp"},
 ]
 
 
