@@ -41,3 +41,15 @@ def run_pass(name: str, f: str, **kw):
     stats = get_pass(name).apply(g)
     verify(g)
     return g, stats
+
+
+def assert_same_outputs_and_grads(a, b, x):
+    """Two modules agree on x: outputs, the input's gradient and every parameter's (float64 tolerances)."""
+    import torch
+    outs = []
+    for m in (a, b):
+        xi = x.clone().requires_grad_()
+        y = m(xi)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)).sum().backward()
+        outs.append((y, xi.grad, {k: p.grad for k, p in m.named_parameters()}))
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-10, rtol=1e-9)

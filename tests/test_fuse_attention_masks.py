@@ -7,7 +7,7 @@ import torch
 import attndsl
 import attndsl.pipeline
 from attndsl.passes import DEFAULT_PIPELINE
-from tests.helpers import inline_spec, ops, run_pass
+from tests.helpers import assert_same_outputs_and_grads, inline_spec, ops, run_pass
 from tests.specs import test_danet, test_gltr
 
 SEQ = "x: [B, N, channels]"
@@ -36,13 +36,7 @@ def _same(f, shape=(3, 13, 8)):
     fused.load_state_dict(plain.state_dict())
     assert fused.meta["compiled"].stats["fuse_attention"] == {"softmax_attention": 1}
     x = torch.randn(*shape, dtype=torch.float64)
-    outs = []
-    for m in (plain, fused):
-        xi = x.clone().requires_grad_()
-        y = m(xi)
-        (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)).sum().backward()
-        outs.append((y, xi.grad, {k: p.grad for k, p in m.named_parameters()}))
-    torch.testing.assert_close(outs[1], outs[0], atol=1e-10, rtol=1e-9)
+    assert_same_outputs_and_grads(plain, fused, x)
     assert "scaled_dot_product_attention" in attndsl.generate(spec)
 
 

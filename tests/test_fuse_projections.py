@@ -8,7 +8,7 @@ import attndsl
 import attndsl.pipeline
 from attndsl.passes import DEFAULT_PIPELINE
 from tests import module_protocol
-from tests.helpers import inline_spec, ops, run_pass
+from tests.helpers import assert_same_outputs_and_grads, inline_spec, ops, run_pass
 from tests.specs import test_a2net, test_ccnet, test_danet, test_dnl, test_non_local, test_vit
 
 WITH = ["constfold", "cse", "fuse_projections"] + DEFAULT_PIPELINE[2:]
@@ -38,13 +38,7 @@ def _same(f, x, **kw):
     fused.load_state_dict(plain.state_dict())
     assert list(fused.state_dict()) == list(plain.state_dict())
     assert [type(m) for m in fused.children()] == [type(m) for m in plain.children()]
-    outs = []
-    for m in (plain, fused):
-        xi = x.clone().requires_grad_()
-        y = m(xi)
-        (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)).sum().backward()
-        outs.append((y, xi.grad, {k: p.grad for k, p in m.named_parameters()}))
-    torch.testing.assert_close(outs[1], outs[0], atol=1e-10, rtol=1e-9)
+    assert_same_outputs_and_grads(plain, fused, x)
     assert "torch.cat" in attndsl.generate(spec, passes=WITH)
     return fused
 
