@@ -37,6 +37,8 @@ SPECS = sorted(attndsl.all_specs())
 EXPRESSION_NOTES = {
     ("psanet", "x", 2): "feat_size=[9, 11]", ("psanet", "x", 3): "feat_size=[9, 11]",
     ("genet", "x", 2): "spatial_size=[7, 9]", ("genet", "x", 3): "spatial_size=[7, 9]",
+    ("focal_modulation", "x", 1): None, ("focal_modulation", "x", 2): None,    # H, W (channels_last)
+    ("focal_modulation", "x", 3): "channels=32",
 }
 
 
