@@ -92,7 +92,7 @@ def input_shapes(spec, values: dict, shapes: dict | None = None, where: tuple = 
     from .frontend import multiple_of
     from .shapes import norm
     from .spec import eval_static
-    from .syntax import Source, parse_expression
+    from .syntax import IfExp, Source, Var, parse_expression
     shapes = spec.example["inputs"] if shapes is None else shapes
     if not isinstance(shapes, dict):
         raise SpecError("input shapes must map each input to its sizes", spec.span(*where) or spec.span("example"))
@@ -124,7 +124,14 @@ def input_shapes(spec, values: dict, shapes: dict | None = None, where: tuple = 
             elif isinstance(d, str) and not d.isidentifier():
                 span = spec.span("inputs", name, dims.index(d))
                 src = Source(spec.path, d, span.line - 1 if span else 0, (span.col - 1) if span else 0, spec.lines)
-                multiple = multiple_of(parse_expression(src), values)
+                lookup, known = (lambda n: values[n] if n in values else symbols[n]), set(values) | set(symbols)
+                expr = parse_expression(src)
+                while isinstance(expr, IfExp):        # a conditional size: the branch the parameters take
+                    expr = expr.then if eval_static(expr.cond, lookup, known) else expr.orelse
+                if isinstance(expr, Var) and expr.name not in known and expr.name not in ("true", "false", "pi"):
+                    new.append(size)                  # a symbol (`... else H`): the example's size
+                    continue
+                multiple = multiple_of(expr, values)
                 if multiple is not None:        # `k * n`: the example's size, down to a multiple of k at `values`
                     k = eval_static(multiple[0], values.__getitem__, set(values))
                     if isinstance(size, int) and isinstance(k, int) and k >= 1:
@@ -132,8 +139,7 @@ def input_shapes(spec, values: dict, shapes: dict | None = None, where: tuple = 
                     new.append(size)
                     continue
                 try:
-                    size = norm(eval_static(parse_expression(src), lambda n: values[n] if n in values else symbols[n],
-                                            set(values) | set(symbols)))
+                    size = norm(eval_static(expr, lookup, known))
                 except (KeyError, TypeError, ValueError, ArithmeticError):
                     pass                  # a symbol the example does not pin down: keep its size
             new.append(size)

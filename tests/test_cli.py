@@ -128,6 +128,14 @@ def test_input_shapes_substitute_parameters_and_keep_the_free_symbols(tmp_path):
     assert input_shapes(spec, spec.resolve(channels=4)) == {"x": [2, 4, 5, 3, 7], "h": [2, 8]}
 
 
+def test_check_keeps_the_symbol_a_conditional_size_chooses(capsys):
+    """`"spatial_size[0] if ... else H"` with the symbol branch taken keeps the example's size."""
+    rc, out, _ = run(capsys, "check", "genet", "-p", "extent=2")
+    assert rc == 0 and "x[2, 16, 7, 9]" in out
+    rc, out, _ = run(capsys, "check", "focal_modulation", "-p", "layout=channels_first")
+    assert rc == 0 and "x[2, 32, 9, 32]" in out
+
+
 def test_check_seeds_both_modules_alike(tmp_path):
     report = check_spec(write_spec(tmp_path, "y = dropout(x, 0.5) + rand_like(x)", "noisy"))
     assert report.ok, report.render()

@@ -38,6 +38,8 @@ EXPRESSION_NOTES = {
     ("psanet", "x", 2): "feat_size=[9, 11]", ("psanet", "x", 3): "feat_size=[9, 11]",
     ("genet", "x", 2): "spatial_size=[7, 9]", ("genet", "x", 3): "spatial_size=[7, 9]",
     ("dat", "x", 2): "fmap_size=[7, 9]", ("dat", "x", 3): "fmap_size=[7, 9]",
+    ("focal_modulation", "x", 1): None, ("focal_modulation", "x", 2): None,    # H, W (channels_last)
+    ("focal_modulation", "x", 3): "channels=32",
 }
 # declared sizes `k * n`, a multiple of a parameter expression k: the note the message gives at the example
 MULTIPLES = {("maxvit", "x", 1): "partition_size=2", ("maxvit", "x", 2): "partition_size=2"}

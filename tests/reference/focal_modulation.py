@@ -16,7 +16,8 @@ For tokens X[B, H, W, C] (the official layout):
 - Y = proj(Q * M) (Eq. 10), with a LayerNorm before proj when use_post_norm.
 
 Defaults: FocalNet-T/S/B SRF, focal_level 2, focal_window 3, focal_factor 2, biases on, LayerNorm
-eps 1e-5. Choices: the depthwise convs are written as sums of shifted maps (a loop over kernel
+eps 1e-5, layout channels_last. Variant: layout channels_first takes and returns X[B, C, H, W]
+(timm's layout), permuted to channels-last at entry and back at exit. Choices: the depthwise convs are written as sums of shifted maps (a loop over kernel
 taps), and the linears work on the last axis; key names follow the official module (`f`, `h`,
 `focal_layers.<l>`, `proj`, `norm`), with h's weight [C, C] (the spec keeps the 1x1 conv's
 [C, C, 1, 1]; the oracle reshapes).
@@ -50,9 +51,11 @@ class DepthwiseTaps(nn.Module):
 class FocalModulation(nn.Module):
     def __init__(self, channels: int, focal_level: int = 2, focal_window: int = 3, focal_factor: int = 2,
                  bias: bool = True, use_post_norm: bool = False, normalize_modulator: bool = False,
-                 ln_eps: float = 1e-5):
+                 ln_eps: float = 1e-5, layout: str = "channels_last"):
         super().__init__()
+        assert layout in ("channels_last", "channels_first")
         self.c, self.levels, self.normalize_modulator = channels, focal_level, normalize_modulator
+        self.channels_first = layout == "channels_first"
         self.f = nn.Linear(channels, 2 * channels + focal_level + 1, bias=bias)
         self.h = nn.Linear(channels, channels, bias=bias)
         self.focal_layers = nn.ModuleList(
@@ -60,7 +63,12 @@ class FocalModulation(nn.Module):
         self.proj = nn.Linear(channels, channels)
         self.norm = nn.LayerNorm(channels, eps=ln_eps) if use_post_norm else None
 
-    def forward(self, x):                                      # x [B, H, W, C]
+    def forward(self, x):                                      # x [B, H, W, C] ([B, C, H, W] channels_first)
+        if self.channels_first:
+            return self._forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self._forward(x)
+
+    def _forward(self, x):                                     # x [B, H, W, C]
         c, L = self.c, self.levels
         t = self.f(x)
         q, z, gates = t[..., :c], t[..., c:2 * c], t[..., 2 * c:]
@@ -85,12 +93,13 @@ def key_map(params: dict | None = None) -> dict:
 
 
 class TimmFocalModulation(nn.Module):
-    """timm's FocalModulation (channels first) called on channels-last tokens: a permute each way, no
-    arithmetic of its own. Parameters by the spec's names; the LayerNorm2d eps set to ln_eps."""
+    """timm's FocalModulation (channels first); with layout channels_last it is called on channels-last
+    tokens through a permute each way, no arithmetic of its own. Parameters by the spec's names; the
+    LayerNorm2d eps set to ln_eps."""
 
     def __init__(self, channels: int, focal_level: int = 2, focal_window: int = 3, focal_factor: int = 2,
                  bias: bool = True, use_post_norm: bool = False, normalize_modulator: bool = False,
-                 ln_eps: float = 1e-5):
+                 ln_eps: float = 1e-5, layout: str = "channels_last"):
         super().__init__()
         from functools import partial
 
@@ -99,8 +108,11 @@ class TimmFocalModulation(nn.Module):
         self.m = Timm(channels, focal_window=focal_window, focal_level=focal_level, focal_factor=focal_factor,
                       bias=bias, use_post_norm=use_post_norm, normalize_modulator=normalize_modulator,
                       norm_layer=partial(LayerNorm2d, eps=ln_eps))
+        self.channels_first = layout == "channels_first"
 
     def forward(self, x):
+        if self.channels_first:
+            return self.m(x)
         return self.m(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 

@@ -58,3 +58,12 @@ def test_levels_sum_with_their_gates():
         m.f.weight[8:].mul_(2), m.f.bias[8:].mul_(2)
     m(x)
     torch.testing.assert_close(m.last_modulator - m.h.bias, 2 * a)
+
+
+def test_channels_first_is_the_permuted_channels_last():
+    """layout channels_first computes the same function on [B, C, H, W]."""
+    a = FocalModulation(6, focal_level=2, use_post_norm=True).double()
+    b = FocalModulation(6, focal_level=2, use_post_norm=True, layout="channels_first").double()
+    b.load_state_dict(a.state_dict())
+    x = rand(2, 5, 7, 6)
+    torch.testing.assert_close(b(x.permute(0, 3, 1, 2)), a(x).permute(0, 3, 1, 2))

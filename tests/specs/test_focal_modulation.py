@@ -1,13 +1,15 @@
 """focal_modulation against the reference written from the FocalNet equations and against timm's
 FocalModulation (timm.models.focalnet): focal levels, windows, biases, post norm, normalisation,
-and the `convert` section loading timm FocalNet weights."""
+both layouts (channels_last, the official [B, H, W, C]; channels_first, timm's [B, C, H, W]), and the
+`convert` section loading timm FocalNet weights and swapping the block into a timm FocalNet."""
 import pytest
 import torch
 import timm
 from timm.models.focalnet import FocalNet
 
 import attndsl
-from attndsl.checkpoints import from_module
+from attndsl.checkpoints import from_module, replace_modules
+from attndsl.hosts import AttnLayer
 from tests.oracle import check_against_reference, randomize
 from tests.reference.focal_modulation import FocalModulation, TimmFocalModulation, timm_key_map
 
@@ -16,6 +18,14 @@ SHAPES = [
     {"x": [1, 1, 3, 8]},        # batch 1, a map smaller than the kernels
     {"x": [3, 4, 4, 8]},
 ]
+LAYOUTS = ["channels_last", "channels_first"]
+
+
+def shapes(layout):
+    """SHAPES ([B, H, W, C]) in the layout's order."""
+    if layout == "channels_last":
+        return SHAPES
+    return [{"x": [b, c, h, w]} for b, h, w, c in (s["x"] for s in SHAPES)]
 
 VARIANTS = [
     {"channels": 8},                                                          # FocalNet-T/S/B (SRF)
@@ -27,15 +37,19 @@ VARIANTS = [
 ]
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("params", VARIANTS)
-def test_matches_reference(params):
-    check_against_reference("focal_modulation", params, FocalModulation(**params), SHAPES)
+def test_matches_reference(params, layout):
+    params = {**params, "layout": layout}
+    check_against_reference("focal_modulation", params, FocalModulation(**params), shapes(layout))
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("params", VARIANTS)
-def test_matches_timm(params):
+def test_matches_timm(params, layout):
+    params = {**params, "layout": layout}
     ref = TimmFocalModulation(**params)
-    check_against_reference("focal_modulation", params, ref, SHAPES, key_map=timm_key_map(ref))
+    check_against_reference("focal_modulation", params, ref, shapes(layout), key_map=timm_key_map(ref))
 
 
 @pytest.mark.parametrize("model,stage", [
@@ -47,13 +61,39 @@ def test_timm_weights_convert(model, stage):
     net = timm.create_model(model) if isinstance(model, str) else FocalNet(**model)
     src = net.layers[stage].blocks[0].modulation
     randomize(src)
-    src.eval()
+    src.double().eval()
     ours = from_module(src).eval()
     assert ours.params["focal_level"] == src.focal_level and ours.params["focal_window"] == src.focal_window
     assert ours.params["use_post_norm"] == src.use_post_norm
     assert ours.params["normalize_modulator"] == src.normalize_modulator
-    x = torch.randn(2, 6, 5, src.dim)
-    torch.testing.assert_close(ours(x), src(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), atol=1e-5, rtol=1e-4)
+    assert ours.params["layout"] == "channels_first"          # timm's [B, C, H, W], in place of src
+    x = torch.randn(2, src.dim, 6, 5, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), src(x), atol=1e-9, rtol=1e-7)
+
+
+def test_replace_modules_in_a_timm_focalnet_keeps_the_logits():
+    """Every FocalModulation of timm's focalnet_tiny_srf swapped for the converted block: same logits."""
+    torch.manual_seed(0)
+    net = timm.create_model("focalnet_tiny_srf")
+    mods = [m for m in net.modules() if type(m).__name__ == "FocalModulation"]
+    for i, m in enumerate(mods):                              # weights far from the init, per module
+        randomize(m, seed=i)
+        with torch.no_grad():
+            for p in m.parameters():
+                p.mul_(0.2)
+    net = net.double().eval()
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        ref = net(x)
+        replaced = replace_modules(net, input_shape=x.shape)
+        assert len(replaced) == len(mods) == 12
+        assert not any(type(m).__name__ == "FocalModulation" for m in net.modules())
+        blocks = [net.get_submodule(p) for p in replaced]
+        assert all(isinstance(b, AttnLayer) and b.params["layout"] == "channels_first" and not b.training
+                   for b in blocks)
+        out = net(x)
+    err = (out - ref).abs().max().item()
+    assert err <= 1e-10 * max(1.0, ref.abs().max().item()), err
 
 
 def test_defaults_are_the_papers():
@@ -61,3 +101,8 @@ def test_defaults_are_the_papers():
     assert m.f.weight.shape == (96 * 2 + 3, 96) and m.f.bias is not None and m.h.bias is not None
     assert [tuple(m.get_submodule(f"focal_layers.{i}").weight.shape) for i in range(2)] == [(96, 1, 3, 3), (96, 1, 5, 5)]
     assert not hasattr(m, "norm") and m.proj.bias is not None
+    assert m(torch.randn(1, 5, 4, 96)).shape == (1, 5, 4, 96)
+    with pytest.raises(ValueError, match="expected"):
+        m(torch.randn(1, 96, 5, 4))
+    cf = attndsl.build("focal_modulation", channels=96, layout="channels_first")
+    assert cf(torch.randn(1, 96, 5, 4)).shape == (1, 96, 5, 4)
