@@ -227,14 +227,14 @@ def lower_split(b, n, ins):
     return b.call(torch.split, (ins[0], list(n["attrs"]["sizes"]), n["attrs"]["dim"]))
 
 
-@op("select", static={"index"})
+@op("select", static={"index"}, runtime={"index"})
 def select(x, dim, index):
-    """Take one index along an axis (the axis disappears)."""
+    """Take one index along an axis (the axis disappears); the index may be a run-time size: select(x, 2, H - 1)."""
     need_tensor(x)
     a = resolve_axis(x.shape, dim)
     s = list(x.shape)
     del s[a]
-    return Out([x], tuple(s), {"dim": a, "index": need_int(index, "index")})
+    return Out([x], tuple(s), {"dim": a, "index": norm(need_size(index, "index"))})
 
 
 @lowering("select")
@@ -258,7 +258,7 @@ def lower_narrow(b, n, ins):
     return b.call(torch.narrow, (ins[0], a["dim"], a["start"], a["length"]))
 
 
-@op("roll")
+@op("roll", runtime={"shifts"})
 def roll(x, shifts, dims):
     """Circular shift along axes (torch.roll): roll(x, [-s, -s], dims=[H, W]); an int shift applies to every axis
     listed."""
@@ -267,8 +267,7 @@ def roll(x, shifts, dims):
     if "S" in axes:
         raise OpError("roll needs fixed axes, not a variadic run", "dims", "list the axes: dims=[2, 3]")
     sh = list(shifts) if isinstance(shifts, (list, tuple)) else [shifts] * len(axes)
-    for v in sh:
-        need_int(v, "shifts")
+    sh = [norm(need_size(v, "shifts")) for v in sh]
     if len(sh) != len(axes):
         raise OpError(f"roll needs one shift per axis, got shifts={shifts!r} for dims={dims!r}", "shifts")
     return Out([x], x.shape, {"shifts": tuple(sh), "dims": axes})
