@@ -229,11 +229,9 @@ class Frontend:
         if isinstance(v, Static):
             size = _symbolic_in(v.value)
             if size is not None:
-                layer = what.startswith("an argument of `") or what.startswith("`")
                 raise ShapeError(f"`{size}` is a run-time size; {what} must be known at compile time", span,
-                                 "layer sizes must be parameters" if layer else
                                  "run-time sizes go to op arguments (narrow, view, pad, interpolate...) and "
-                                 "arithmetic; conditions, loops and layers take parameters")
+                                 "arithmetic; conditions, loops, indices and layers take parameters")
             if not render:
                 self.fixed |= v.deps
             return v.value
@@ -445,6 +443,12 @@ class Frontend:
         return Static(value)
 
     def new_layer(self, kind, args, kwargs, e, kspans):
+        spans = [a.span for a in e.args] + [kspans.get(k, e.span) for k in kwargs]
+        for v, sp in zip(list(args) + list(kwargs.values()), spans):
+            size = _symbolic_in(v.value) if isinstance(v, Static) else None
+            if size is not None:
+                raise ShapeError(f"`{size}` is a run-time size; layer sizes must be parameters", sp,
+                                 "declare a parameter and use it in the input's shape: x: [B, channels, H, W]")
         try:
             sargs = [self.static(a, e.span, f"an argument of `{kind}`", render=True) for a in args]
             skw = {k: self.static(v, kspans[k], f"`{k}`", render=True) for k, v in kwargs.items()}
@@ -486,12 +490,13 @@ class Frontend:
                     self.fixed |= v.deps
                 if arg in targs or arg in opdef.runtime:
                     return v.value
-                value = _as_axis_names(v.value)
+                axis = arg is not None and (arg.startswith("dim") or name == "flatten" and arg in ("start", "end"))
+                value = _as_axis_names(v.value) if axis else v.value     # dim=T: the axis of size T
                 size = _symbolic_in(value)
                 if size is not None:
                     raise ShapeError(f"`{name}`: `{arg}` must be known at compile time; `{size}` is a run-time size",
-                                     sp, "of a symbolic size alone, only its name is taken, as an axis (dim=T)"
-                                     if arg.startswith("dim") else "this argument takes numbers and parameters")
+                                     sp, "an axis is an integer or a symbolic size alone (dim=T)" if axis
+                                     else "this argument takes numbers and parameters")
                 return value
             if isinstance(v, Many):
                 return [conv(i, sp, arg) for _, i in sorted(v.items.items())]
