@@ -120,8 +120,8 @@ class _Builder:
                 out = self.value(rest[0]) if coeff == 1 else self.value(coeff)
                 for f in rest[1 if coeff == 1 else 0:]:
                     out = self._op(operator.mul, out, self.value(f))
-        elif e.is_Pow and e.exp.is_Integer:
-            out = self._op(operator.pow, self.value(e.base), int(e.exp))
+        elif e.is_Pow:
+            out = self._op(operator.pow, self.value(e.base), self.value(e.exp))
         else:
             raise LoweringError(f"cannot compute the run-time size `{e}`", self.current["span"] if self.current
                                 else None, "run-time sizes take + - * / // % ** and floor/ceil")
