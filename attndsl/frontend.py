@@ -280,7 +280,7 @@ class Frontend:
             v = self.eval(e.operand)
             if isinstance(v, Static):
                 if is_symbolic(v.value):
-                    return Static(norm(-v.value))
+                    return self.size_value(-v.value, [v], e.span)
                 if not isinstance(v.value, (int, float)):
                     raise ShapeError(f"`-` needs a tensor or a number, got {_kind(v)}", e.span)
                 return self.derived(-v.value, ("neg", v), f"(-{v.source})" if v.deps else None, v.deps, [v], e.span)
@@ -355,7 +355,16 @@ class Frontend:
         r = {"add": lambda: x + y, "sub": lambda: x - y, "mul": lambda: x * y, "div": lambda: x / y,
              "floordiv": lambda: sympy.floor(x / y), "mod": lambda: sympy.Mod(x, y),
              "pow": lambda: x ** y}[e.op]()
-        return Static(_number(r))
+        return self.size_value(r, [a, b], e.span)
+
+    def size_value(self, r, parts, span):
+        """A run-time size computed from `parts`, within the nesting limit (sympy works on the whole tree)."""
+        depth = 1 + max(p.depth for p in parts)
+        if depth > limits.MAX_SIZE_DEPTH:
+            raise SpecError(f"a run-time size expression nests more than {limits.MAX_SIZE_DEPTH} operations",
+                            span, "compute fewer steps on sizes (docs/language.md, Limits)")
+        r = _number(r)
+        return Static(r, depth=depth) if is_symbolic(r) else Static(r)
 
     def size_call(self, name, args, e):
         """floor() or ceil() of a run-time size; other builtins need compile-time values."""
@@ -363,7 +372,7 @@ class Frontend:
             size = next(_symbolic_in(a.value) for a in args if _symbolic_in(a.value) is not None)
             raise ShapeError(f"`{name}` of the run-time size `{size}` is not supported", e.span,
                              "run-time sizes take + - * / // % ** and floor/ceil")
-        return Static(_number(_SYM_FUNCS[name](sympy.sympify(args[0].value))))
+        return self.size_value(_SYM_FUNCS[name](sympy.sympify(args[0].value)), args, e.span)
 
     def tensor_logic(self, e, a, b):
         """A comparison or and/or with a tensor operand: a float mask (ops.COMPARISONS)."""

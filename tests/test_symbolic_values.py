@@ -274,3 +274,9 @@ def test_divisibility_survives_passes_and_the_verifier():
     torch.testing.assert_close(m(x), want)
     with pytest.raises(RuntimeError):           # the run-time reshape is what checks 4 | H
         m(torch.randn(2, 1, 9, 8))
+
+
+def test_size_expressions_are_bounded():
+    # sympy works on the whole expression: a loop that doubles it is refused at the limit, not run
+    f = "n = H\nfor i in range(20) {\n  n = n * n + n\n}\ny = x * n"
+    error_at(f, "a run-time size expression nests more than 12 operations", "n * n + n")
