@@ -91,7 +91,7 @@ def _under_facts(e):
     step: dict = {}
     for name, k in facts:
         step[name] = math.lcm(step.get(name, 1), k)
-    subs = {s: step[s.name] * sympy.Symbol(f"{s.name}__{step[s.name]}", positive=True, integer=True)
+    subs = {s: step[s.name] * sympy.Dummy(f"{s.name}_{step[s.name]}", positive=True, integer=True)
             for s in e.free_symbols if s.name in step}
     return e.subs(subs) if subs else None
 
