@@ -194,8 +194,8 @@ for _fn in (torch.transpose, torch.permute, torch.flatten, torch.unsqueeze, torc
             torch.split, torch.select, torch.narrow, torch.index_select, torch.full_like, operator.getitem, F.pad,
             runtime.axes, runtime.unsqueeze_like, runtime.rearrange, runtime.sliding, runtime.numel_over,
             runtime.gather, runtime.split_matrix, runtime.patch_grid, runtime.split_like, runtime.rand_like,
-            runtime.arange_like, runtime.if_training, runtime.check_input_shapes, torch.roll, "expand_as", "reshape_as",
-            "detach", "clone", "size"):
+            runtime.arange_like, runtime.arange_n, runtime.linspace_like, runtime.if_training,
+            runtime.check_input_shapes, torch.roll, "expand_as", "reshape_as", "reshape", "detach", "clone", "size"):
     RULES[_fn] = ("free", _zero)
 
 

@@ -19,7 +19,7 @@ from . import inits, limits, syntax as S
 from .errors import NameError_, ShapeError, Span, SpecError, did_you_mean
 from .ir import Graph, LayerDecl
 from .ops import LAYERS, LIST_ARGS, OPS, OpError, T, layer_apply_shape, layer_numel, static_builtins, tensor_args
-from .shapes import Pack, norm, sym
+from .shapes import Pack, assuming, is_int, is_symbolic, norm, sym
 from .spec import Spec, arith, check_value, eval_static
 from .syntax import Source, parse_expression, parse_program
 
@@ -90,6 +90,8 @@ def _static_call(name, vals, value):
 def _kind(v) -> str:
     """What an evaluator value is, for type errors."""
     if isinstance(v, Static):
+        if is_symbolic(v.value):
+            return "a run-time size"
         if isinstance(v.value, bool):
             return "a boolean"
         if isinstance(v.value, (int, float)):
@@ -106,7 +108,30 @@ def _has_tensor(v) -> bool:
 
 def _arith_operand(v) -> bool:
     """A tensor, a number, or a runtime number: what arithmetic takes."""
-    return isinstance(v, Tensor) or isinstance(v, Static) and isinstance(v.value, (int, float))
+    return isinstance(v, Tensor) or isinstance(v, Static) and (isinstance(v.value, (int, float))
+                                                               or is_symbolic(v.value))
+
+
+def _symbolic_in(v):
+    """The first run-time size in a static value (lists searched), or None."""
+    if is_symbolic(v):
+        return v
+    if isinstance(v, (list, tuple)):
+        return next((s for s in map(_symbolic_in, v) if s is not None), None)
+    return None
+
+
+def _as_axis_names(v):
+    """A static value for an argument that takes no run-time size: a bare symbolic size names its axis (`dim=T`)."""
+    if isinstance(v, sympy.Symbol):
+        return v.name
+    if isinstance(v, list):
+        return [_as_axis_names(i) for i in v]
+    return v
+
+
+_SYM_FUNCS = {"floor": sympy.floor, "ceil": sympy.ceiling}      # builtins that take run-time sizes
+_SYM_COMPARE = {"==": sympy.Eq, "!=": sympy.Ne, "<": sympy.Lt, ">": sympy.Gt, "<=": sympy.Le, ">=": sympy.Ge}
 
 
 @dataclass
@@ -147,6 +172,8 @@ class Frontend:
         self.fixed: set = set()     # parameters that generated code cannot vary
         self.axis_names = {d.lstrip("*") for dims in spec.inputs.values() for d in dims
                            if isinstance(d, str) and d.lstrip("*").isidentifier() and d not in params}
+        self.pack_names = {d[1:] for dims in spec.inputs.values() for d in dims
+                           if isinstance(d, str) and d.startswith("*")}
         self.depth = 0              # evaluation nesting, through inlined functions too
         self.calls = 0              # user functions being inlined, one inside the other
         self.steps = 0              # statements run (loops unrolled, functions inlined)
@@ -160,8 +187,11 @@ class Frontend:
             return Static(self.params[name], ("param", name), name, frozenset([name]))
         if name in CONSTANTS:
             return Static(CONSTANTS[name])
-        if name in self.axis_names:          # a symbolic size names its axis: softmax(a, dim=T)
-            return Static(name)
+        if name in self.axis_names:
+            if name in self.pack_names:      # a run of axes: mean(x, dims=S)
+                return Static(name)
+            # a symbolic size: names its axis (softmax(a, dim=T)), or is its size, read at run time (H - 1)
+            return Static(sym(name))
         known = [n for s in self.scopes for n in s] + list(self.params) + list(CONSTANTS)
         raise NameError_(f"undefined name `{name}`", span,
                          did_you_mean(name, known) or "assign it first, or declare it under `params`/`inputs`")
@@ -175,6 +205,9 @@ class Frontend:
 
     def materialize(self, v: Static, span) -> int:
         """A static number as IR: its whole computation, so constant folding can see it."""
+        if is_symbolic(v.value):        # a run-time size: read off the inputs when the block runs
+            return self.graph.add("symsize", [], {"expr": v.value}, shape=None,
+                                  dtype="int" if is_int(v.value) else "float", span=span)
         if isinstance(v.prov, tuple) and v.prov[0] not in ("param",) and len(v.prov) == 3:
             op, a, b = v.prov
             ins = [self.materialize(a, span), self.materialize(b, span)]
@@ -194,6 +227,11 @@ class Frontend:
         the parameters it depends on become fixed in generated code.
         """
         if isinstance(v, Static):
+            size = _symbolic_in(v.value)
+            if size is not None:
+                raise ShapeError(f"`{size}` is a run-time size; {what} must be known at compile time", span,
+                                 "run-time sizes go to op arguments (narrow, view, pad, interpolate...) and "
+                                 "arithmetic; conditions, loops, indices and layers take parameters")
             if not render:
                 self.fixed |= v.deps
             return v.value
@@ -241,6 +279,8 @@ class Frontend:
         if isinstance(e, S.Neg):
             v = self.eval(e.operand)
             if isinstance(v, Static):
+                if is_symbolic(v.value):
+                    return self.size_value(-v.value, [v], e.span)
                 if not isinstance(v.value, (int, float)):
                     raise ShapeError(f"`-` needs a tensor or a number, got {_kind(v)}", e.span)
                 return self.derived(-v.value, ("neg", v), f"(-{v.source})" if v.deps else None, v.deps, [v], e.span)
@@ -260,6 +300,8 @@ class Frontend:
             a, b = self.eval(e.left), self.eval(e.right)
             if e.op in _LOGIC and not (isinstance(a, Static) and isinstance(b, Static)):
                 return self.tensor_logic(e, a, b)
+            if isinstance(a, Static) and isinstance(b, Static) and (is_symbolic(a.value) or is_symbolic(b.value)):
+                return self.size_arith(e, a, b)
             if isinstance(a, Static) and isinstance(b, Static):
                 deps = a.deps | b.deps
                 src = f"({a.source} {_PYOPS.get(e.op, '?')} {b.source})" if deps else None
@@ -292,6 +334,46 @@ class Frontend:
             return self.call(e)
         raise SpecError(f"unsupported expression {type(e).__name__}", e.span)
 
+    def size_arith(self, e, a, b):
+        """Arithmetic with a run-time size: a sympy expression, its value read from the inputs when the block runs."""
+        sym_op = _PYOPS.get(e.op, e.op)
+        for v in (a, b):
+            if not (_arith_operand(v) and not isinstance(v.value, bool)):
+                raise ShapeError(f"`{sym_op}` needs numbers, got {_kind(v)}", e.span,
+                                 "arithmetic on run-time sizes takes numbers, parameters and sizes")
+        x, y = sympy.sympify(a.value), sympy.sympify(b.value)
+        if e.op in _SYM_COMPARE:
+            r = _SYM_COMPARE[e.op](x, y)
+            if r in (sympy.true, sympy.false):
+                return Static(bool(r))
+        if e.op in _LOGIC:
+            raise ShapeError(f"`{x} {sym_op} {y}` depends on run-time sizes; a condition must be known at "
+                             "compile time", e.span, "compare parameters, or make a mask from tensors")
+        if e.op in ("div", "floordiv", "mod") and y == 0:
+            raise ShapeError("division by zero", e.span)
+        self.fixed |= a.deps | b.deps       # a parameter's value is built into the expression
+        r = {"add": lambda: x + y, "sub": lambda: x - y, "mul": lambda: x * y, "div": lambda: x / y,
+             "floordiv": lambda: sympy.floor(x / y), "mod": lambda: sympy.Mod(x, y),
+             "pow": lambda: x ** y}[e.op]()
+        return self.size_value(r, [a, b], e.span)
+
+    def size_value(self, r, parts, span):
+        """A run-time size computed from `parts`, within the nesting limit (sympy works on the whole tree)."""
+        depth = 1 + max(p.depth for p in parts)
+        if depth > limits.MAX_SIZE_DEPTH:
+            raise SpecError(f"a run-time size expression nests more than {limits.MAX_SIZE_DEPTH} operations",
+                            span, "compute fewer steps on sizes (docs/language.md, Limits)")
+        r = _number(r)
+        return Static(r, depth=depth) if is_symbolic(r) else Static(r)
+
+    def size_call(self, name, args, e):
+        """floor() or ceil() of a run-time size; other builtins need compile-time values."""
+        if name not in _SYM_FUNCS or len(args) != 1 or e.kwargs:
+            size = next(_symbolic_in(a.value) for a in args if _symbolic_in(a.value) is not None)
+            raise ShapeError(f"`{name}` of the run-time size `{size}` is not supported", e.span,
+                             "run-time sizes take + - * / // % ** and floor/ceil")
+        return self.size_value(_SYM_FUNCS[name](sympy.sympify(args[0].value)), args, e.span)
+
     def tensor_logic(self, e, a, b):
         """A comparison or and/or with a tensor operand: a float mask (ops.COMPARISONS)."""
         name = _TENSOR_LOGIC[e.op]
@@ -318,6 +400,9 @@ class Frontend:
                 if name in OPS and (name not in STATIC_ONLY or any(
                         not isinstance(v, Static) for v in list(args) + list(kwargs.values()))):
                     return self.apply_op(name, args, kwargs, e.span, kspans, e.args)
+                if name in STATIC_ONLY and any(isinstance(a, Static) and _symbolic_in(a.value) is not None
+                                               for a in list(args) + list(kwargs.values())):
+                    return self.size_call(name, args, e)
                 if name in STATIC_ONLY:
                     if kwargs:
                         raise ShapeError(f"`{name}` takes no keyword arguments", e.span)
@@ -367,6 +452,12 @@ class Frontend:
         return Static(value)
 
     def new_layer(self, kind, args, kwargs, e, kspans):
+        spans = [a.span for a in e.args] + [kspans.get(k, e.span) for k in kwargs]
+        for v, sp in zip(list(args) + list(kwargs.values()), spans):
+            size = _symbolic_in(v.value) if isinstance(v, Static) else None
+            if size is not None:
+                raise ShapeError(f"`{size}` is a run-time size; layer sizes must be parameters", sp,
+                                 "declare a parameter and use it in the input's shape: x: [B, channels, H, W]")
         try:
             sargs = [self.static(a, e.span, f"an argument of `{kind}`", render=True) for a in args]
             skw = {k: self.static(v, kspans[k], f"`{k}`", render=True) for k, v in kwargs.items()}
@@ -398,22 +489,34 @@ class Frontend:
 
     def apply_op(self, name, args, kwargs, span, kspans, arg_exprs=None):
         opdef = OPS[name]
+        targs = tensor_args(name)
 
-        def conv(v, sp):
+        def conv(v, sp, arg):
             if isinstance(v, Tensor):
                 return T(v.nid, self.shape(v), sp)
             if isinstance(v, Static):
                 if name not in BUFFER_OPS:
                     self.fixed |= v.deps
-                return v.value
+                if arg in targs or arg in opdef.runtime:
+                    return v.value
+                axis = arg is not None and (arg.startswith("dim") or name == "flatten" and arg in ("start", "end"))
+                value = _as_axis_names(v.value) if axis else v.value     # dim=T: the axis of size T
+                size = _symbolic_in(value)
+                if size is not None:
+                    raise ShapeError(f"`{name}`: `{arg}` must be known at compile time; `{size}` is a run-time size",
+                                     sp, "an axis is an integer or a symbolic size alone (dim=T)" if axis
+                                     else "this argument takes numbers and parameters")
+                return value
             if isinstance(v, Many):
-                return [conv(i, sp) for _, i in sorted(v.items.items())]
+                return [conv(i, sp, arg) for _, i in sorted(v.items.items())]
             raise ShapeError(f"`{name}` cannot take a layer or function as an argument", sp)
 
         spans = [a.span for a in (arg_exprs or [])] + [span] * len(args)
         self.check_kinds(name, opdef, args, kwargs, spans, kspans, span)
-        cargs = [conv(v, spans[i]) for i, v in enumerate(args)]
-        ckw = {k: conv(v, kspans.get(k, span)) for k, v in kwargs.items()}
+        names = list(opdef.signature.parameters)
+        var_kw = next((k for k, p in opdef.signature.parameters.items() if p.kind.name == "VAR_KEYWORD"), None)
+        cargs = [conv(v, spans[i], names[i] if i < len(names) else None) for i, v in enumerate(args)]
+        ckw = {k: conv(v, kspans.get(k, span), k if k in names else var_kw) for k, v in kwargs.items()}
         try:
             bound = opdef.signature.bind(*cargs, **ckw)
         except TypeError as err:
@@ -604,6 +707,14 @@ def _arg_span(opdef, arg, exprs):
     return None
 
 
+def _number(e):
+    """A sympy result as the evaluator keeps it: a Python int or float where it is one."""
+    e = norm(e)
+    if isinstance(e, sympy.Basic) and not is_symbolic(e):
+        return float(e)
+    return e
+
+
 def _scalar_type(v):
     return "int" if isinstance(v, int) and not isinstance(v, bool) else "float"
 
@@ -688,6 +799,12 @@ def _names(expr):
 
 def build_graph(spec: Spec, params: dict) -> Graph:
     fe = Frontend(spec, params)
+    # divisibility the program establishes (rearrange splitting H into (h p)): sizes unify under it
+    with assuming(fe.graph.meta.setdefault("divisible", [])):
+        return _build(fe, spec, params)
+
+
+def _build(fe, spec, params) -> Graph:
     for name in spec.inputs:
         shape = input_shape(spec, params, name)
         nid = fe.graph.add("input", [], {"name": name}, shape, span=spec.span("inputs", name, "@key"), name=name)

@@ -57,6 +57,8 @@ def _label(graph: Graph, nid: int) -> tuple:
         op = f"{a['layer']}: {graph.layers[a['layer']].kind}" if a["layer"] in graph.layers else a["layer"]
     elif op == "const":
         op = f"const {a['value']!r}" if not isinstance(a["value"], float) else f"const {a['value']:.4g}"
+    elif op == "symsize":          # a run-time size read off the inputs
+        op = f"size {a['expr']}"
     elif op == "input":
         op = f"input {a['name']}"
     elif op in ("gate",):

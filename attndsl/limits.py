@@ -17,6 +17,7 @@ MAX_INT = 2 ** 53                    # magnitude of an integer (parameters and c
 MAX_ELEMENTS = 2 ** 28               # elements of one layer weight, learned param, buffer or example input
 MAX_LIST = 4096                      # items of a compile-time list
 MAX_STRING = 4096                    # characters of a compile-time string
+MAX_SIZE_DEPTH = 12                  # operations nested in one run-time size expression (H * W - 1 is 2)
 
 
 class LimitExceeded(ValueError):

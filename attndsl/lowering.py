@@ -20,7 +20,7 @@ from .errors import LoweringError
 from .ir import Graph
 from .layers import apply_ties, make_layer
 from .ops import OPS
-from .shapes import Pack, fmt_dim, split_pack, sym
+from .shapes import Pack, assuming, fmt_dim, is_int, is_symbolic, split_pack, sym
 from .spec import eval_static
 
 INFIX = {operator.ne: "!=", operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
@@ -45,6 +45,7 @@ class _Builder:
         self.ir, self.fx, self.root = graph, fx.Graph(), nn.Module()
         self.buffers = {}      # buffer name -> (runtime fn name, args)
         self.current = None    # IR node being lowered
+        self.values = {}       # run-time size expression -> its fx value, computed once
 
     def node(self, kind, target, args=(), kwargs=None, name=None):
         n = self.current
@@ -75,24 +76,74 @@ class _Builder:
         return self.call(runtime.axes, (x, fixed, len(pre), len(suf)), name="dims")
 
     def sizes(self, sizes):
-        """Output sizes for the graph: ints as they are, a symbolic size (`H`) read off an input that has it."""
-        out = []
-        for d in sizes:
-            if isinstance(d, int):
-                out.append(d)
-                continue
-            for name, nid in self.ir.inputs:
-                shape = self.ir.node(nid)["shape"]
-                pre, pack, suf = split_pack(shape)
-                axes = [i for i, s in enumerate(pre) if s == d] + [i - len(suf) for i, s in enumerate(suf) if s == d]
-                if axes:
-                    x = next(n for n in self.fx.nodes if n.op == "placeholder" and n.target == name)
-                    out.append(self.node("call_method", "size", (x, axes[0]), name="size"))
-                    break
+        """Output sizes for the graph: ints and fx values as they are, a run-time size (`H - 1`) computed."""
+        return tuple(d if isinstance(d, int) or self.is_node(d) else self.value(d) for d in sizes)
+
+    def value(self, e):
+        """The fx value of a run-time size expression: input sizes (`x.size(2)`) and integer arithmetic.
+
+        floor(a / b) is `a // b`, ceil(a / b) is `-(-a // b)`, a quotient known to be whole (4 | H) is `//` too,
+        any other quotient `/` (a float)."""
+        e = sympy.sympify(e)
+        if e.is_Integer:
+            return int(e)
+        if e.is_Number:
+            return float(e)
+        if e in self.values:
+            return self.values[e]
+        if e.is_Symbol:
+            out = self.read_size(e)
+        elif isinstance(e, (sympy.floor, sympy.ceiling)):
+            num, den = sympy.fraction(sympy.together(e.args[0]))
+            if isinstance(e, sympy.floor):
+                out = self._op(operator.floordiv, self.value(num), self.value(den))
             else:
-                raise LoweringError(f"size `{d}` is no axis of an input: name a symbol of the inputs' shapes",
-                                    self.current["span"] if self.current else None)
-        return tuple(out)
+                out = self.call(operator.neg, (self._op(operator.floordiv, self.value(-num), self.value(den)),),
+                                name="size")
+        elif isinstance(e, sympy.Mod):
+            out = self._op(operator.mod, self.value(e.args[0]), self.value(e.args[1]))
+        elif e.is_Add:
+            terms = sorted(e.as_ordered_terms(), key=lambda t: t.could_extract_minus_sign())
+            out = self.value(terms[0])
+            for t in terms[1:]:
+                neg = t.could_extract_minus_sign()
+                out = self._op(operator.sub if neg else operator.add, out, self.value(-t if neg else t))
+        elif e.is_Mul or e.is_Pow and e.exp.is_negative:
+            num, den = sympy.fraction(e)
+            if den != 1:
+                whole = is_int(e)
+                out = self._op(operator.floordiv if whole else operator.truediv, self.value(num), self.value(den))
+            elif e.could_extract_minus_sign():
+                out = self.call(operator.neg, (self.value(-e),), name="size")
+            else:
+                coeff, rest = e.as_coeff_mul()
+                out = self.value(rest[0]) if coeff == 1 else self.value(coeff)
+                for f in rest[1 if coeff == 1 else 0:]:
+                    out = self._op(operator.mul, out, self.value(f))
+        elif e.is_Pow:
+            out = self._op(operator.pow, self.value(e.base), self.value(e.exp))
+        else:
+            raise LoweringError(f"cannot compute the run-time size `{e}`", self.current["span"] if self.current
+                                else None, "run-time sizes take + - * / // % ** and floor/ceil")
+        self.values[e] = out
+        return out
+
+    def _op(self, fn, a, b):
+        if not (self.is_node(a) or self.is_node(b)):
+            return fn(a, b)
+        return self.call(fn, (a, b), name="size")
+
+    def read_size(self, d):
+        """A symbolic size read off the first input that has it as an axis: `x.size(2)`."""
+        for name, nid in self.ir.inputs:
+            shape = self.ir.node(nid)["shape"]
+            pre, pack, suf = split_pack(shape)
+            axes = [i for i, s in enumerate(pre) if s == d] + [i - len(suf) for i, s in enumerate(suf) if s == d]
+            if axes:
+                x = next(n for n in self.fx.nodes if n.op == "placeholder" and n.target == name)
+                return self.node("call_method", "size", (x, axes[0]), name=str(d))
+        raise LoweringError(f"size `{d}` is no axis of an input: name a symbol of the inputs' shapes",
+                            self.current["span"] if self.current else None)
 
     def buffer(self, n: dict):
         """Register the buffer of constant op n (its `buffer=` entry) and read it."""
@@ -111,12 +162,32 @@ def lower_node(b: _Builder, n: dict, ins: list):
     op = n["op"]
     if op == "const":
         return n["attrs"]["value"]
+    if op == "symsize":         # a run-time size used as a number: read off the inputs
+        return b.value(n["attrs"]["expr"])
     if op == "getitem":         # one result of a multi-output op (split, chunk, split_like)
         return b.call(operator.getitem, (ins[0], n["attrs"]["index"]))
     d = OPS.get(op)
     if d is None or d.lower is None:
         raise LoweringError(f"no lowering for op `{op}`", n["span"])
+    if d.runtime and _has_symbolic(n["attrs"]):       # run-time sizes in the attributes: their fx values
+        n = {**n, "attrs": _run_time(b, n["attrs"])}
     return d.lower(b, n, ins)
+
+
+def _has_symbolic(v) -> bool:
+    if isinstance(v, dict):
+        return any(_has_symbolic(x) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return any(_has_symbolic(x) for x in v)
+    return is_symbolic(v)
+
+
+def _run_time(b, v):
+    if isinstance(v, dict):
+        return {k: _run_time(b, x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_run_time(b, x) for x in v)
+    return b.value(v) if is_symbolic(v) else v
 
 
 def set_submodule(root: nn.Module, path: str, value) -> None:
@@ -169,6 +240,11 @@ def _keep_declared_modules(dst: nn.Module, src: nn.Module) -> None:
 
 def lower(graph: Graph, class_name: str = "AttentionBlock", check_inputs: bool = True) -> fx.GraphModule:
     """The fx module of an IR graph; `check_inputs` makes forward check its inputs' shapes first."""
+    with assuming(graph.meta.get("divisible", [])):
+        return _lower(graph, class_name, check_inputs)
+
+
+def _lower(graph: Graph, class_name: str, check_inputs: bool) -> fx.GraphModule:
     b = _Builder(graph)
     ranks = layer_ranks(graph)
     for name, decl in graph.layers.items():

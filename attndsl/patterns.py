@@ -12,7 +12,7 @@ from functools import lru_cache
 import sympy
 
 from .runtime import parse_pattern
-from .shapes import norm, numel, split_pack
+from .shapes import dim_eq, divisible, norm, numel, split_pack
 
 
 def _names(item):
@@ -84,8 +84,10 @@ def infer(pattern: str, shape, sizes: dict):
             q = sympy.sympify(d) / prod
             if q.is_Rational and not q.is_Integer:
                 raise ValueError(f"size {d} is not divisible by {prod}")
+            if not q.is_integer and prod.is_Integer:      # the run-time reshape checks prod | d: shapes may rely on it
+                divisible(d, prod)
             known[unknown[0]] = norm(q)
-        elif sympy.simplify(sympy.sympify(d) - prod) != 0:
+        elif not dim_eq(d, prod):
             raise ValueError(f"axis `{' '.join(_names(item))}` has size {prod}, the input has {d}")
     out = []
     for item in right:

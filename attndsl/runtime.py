@@ -458,6 +458,20 @@ def arange_like(x, dim):
 
 
 @leaf
+def arange_n(n, like):
+    """0, 1, ..., n-1 in like's dtype and device."""
+    import torch
+    return torch.arange(n, dtype=like.dtype, device=like.device)
+
+
+@leaf
+def linspace_like(start, end, steps, like):
+    """steps evenly spaced values from start to end, in like's dtype and device."""
+    import torch
+    return torch.linspace(start, end, steps, dtype=like.dtype, device=like.device)
+
+
+@leaf
 def if_training(a, b, training):
     """a in train mode, b in eval mode."""
     return a if training else b

@@ -4,9 +4,18 @@ A shape is a tuple of items: an `int`, a sympy expression over the symbolic
 dims of the inputs (`B`, `H`, `W`...), or one `Pack`, a run of axes of unknown
 count (the variadic spatial part `*S` that lets one spec serve 1-D, 2-D and 3-D
 inputs). Entry points: `dim_eq`, `broadcast`, `split_pack`, `fmt_shape`.
+
+Sizes also unify under the divisibility a graph has established: a rearrange
+that splits `H` into `(h p)` with p = 4 checks 4 | H at run time, so within
+`assuming(facts)` (the facts list of that graph, where `divisible` records
+such splits) `H / 4` and `floor(H / 4)` are the same size. Without that
+fact they stay different.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
 from dataclasses import dataclass
 
 import sympy
@@ -43,10 +52,67 @@ def norm(d):
     return int(d) if d.is_Integer else d
 
 
+def is_symbolic(v) -> bool:
+    """Whether v is a size known only at run time: a sympy expression over symbolic sizes."""
+    return isinstance(v, sympy.Basic) and bool(getattr(v, "free_symbols", None))
+
+
+# --- divisibility established by the program ----------------------------------------------------
+
+_FACTS: contextvars.ContextVar = contextvars.ContextVar("attndsl_divisibility", default=None)
+
+
+@contextlib.contextmanager
+def assuming(facts: list):
+    """Shape checks inside use (and `divisible` records into) the list `facts` of (symbol name, divisor)."""
+    token = _FACTS.set(facts)
+    try:
+        yield facts
+    finally:
+        _FACTS.reset(token)
+
+
+def divisible(d, k) -> None:
+    """Record that size d is a multiple of the integer k (checked at run time by whoever records it)."""
+    facts = _FACTS.get()
+    d = sympy.sympify(d)
+    if facts is None or not isinstance(d, sympy.Symbol) or not isinstance(k, (int, sympy.Integer)) or int(k) <= 1:
+        return
+    fact = (d.name, int(k))
+    if fact not in facts:
+        facts.append(fact)
+
+
+def _under_facts(e):
+    """e with every symbol the facts divide written as a multiple: H -> 4 * H_4 when 4 | H."""
+    facts = _FACTS.get()
+    if not facts:
+        return None
+    step: dict = {}
+    for name, k in facts:
+        step[name] = math.lcm(step.get(name, 1), k)
+    subs = {s: step[s.name] * sympy.Dummy(f"{s.name}_{step[s.name]}", positive=True, integer=True)
+            for s in e.free_symbols if s.name in step}
+    return e.subs(subs) if subs else None
+
+
 def dim_eq(a, b) -> bool:
     if isinstance(a, Pack) or isinstance(b, Pack):
         return a == b
-    return sympy.simplify(sympy.sympify(a) - sympy.sympify(b)) == 0
+    diff = sympy.simplify(sympy.sympify(a) - sympy.sympify(b))
+    if diff == 0:
+        return True
+    under = _under_facts(diff)
+    return under is not None and sympy.simplify(under) == 0
+
+
+def is_int(e) -> bool:
+    """Whether a size expression is an integer for every value of its symbols (under the facts in force)."""
+    e = sympy.sympify(e)
+    if e.is_integer:
+        return True
+    under = _under_facts(e)
+    return under is not None and bool(sympy.simplify(under).is_integer)
 
 
 def is_one(d) -> bool:

@@ -11,13 +11,18 @@ import networkx as nx
 
 from .errors import IRError
 from .ops import LAYERS, OPS, OpError, T, attention, gate, layer_apply_shape, matmul
-from .shapes import broadcast
+from .shapes import assuming, broadcast
 
-_LEAVES = ("input", "const", "param", "layer", "getitem")
+_LEAVES = ("input", "const", "param", "layer", "getitem", "symsize")
 _RECHECK = {"matmul": matmul, "attention": attention}
 
 
 def verify(graph) -> None:
+    with assuming(graph.meta.get("divisible", [])):
+        _verify(graph)
+
+
+def _verify(graph) -> None:
     g = graph.g
     if not nx.is_directed_acyclic_graph(g):
         raise IRError(f"the IR has a cycle: {nx.find_cycle(g)}")

@@ -25,6 +25,7 @@ from .registry import (
     lowering,
     need_int,
     need_rank,
+    need_size,
     need_tensor,
     op,
     register,
@@ -39,5 +40,5 @@ from .registry import (
 __all__ = ["BINARY", "COMPARISONS", "FAMILIES", "GATE_ACTS", "INITS", "LAYERS", "LIST_ARGS", "OPS", "REDUCE_KINDS",
            "REDUCTIONS", "UNARY", "OpDef", "OpError", "Out", "T", "attention", "axis_size", "conv_out", "drop_axes",
            "gate", "layer", "layer_apply_shape", "layer_numel", "lowering", "matmul", "need_int", "need_rank",
-           "need_tensor", "op", "ops_by_family", "ops_text", "reference_markdown", "register", "resolve_axes",
-           "resolve_axis", "sizes_n", "static_builtins", "tensor_args", "tuple_n"]
+           "need_size", "need_tensor", "op", "ops_by_family", "ops_text", "reference_markdown", "register",
+           "resolve_axes", "resolve_axis", "sizes_n", "static_builtins", "tensor_args", "tuple_n"]

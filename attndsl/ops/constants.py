@@ -5,7 +5,7 @@ import torch
 
 from .. import runtime
 from ..limits import MAX_ELEMENTS
-from .registry import OpError, Out, lowering, need_int, need_tensor, op, resolve_axis
+from .registry import OpError, Out, lowering, need_int, need_size, need_tensor, op, resolve_axis
 
 
 @op("dct_filters", buffer=(runtime.dct_filters, ("channels", "height", "width", "freqs")))
@@ -91,6 +91,38 @@ def arange_like(x, dim):
 @lowering("arange_like")
 def lower_arange_like(b, n, ins):
     return b.call(runtime.arange_like, (ins[0], n["attrs"]["dim"]))
+
+
+@op("arange", runtime={"n"})
+def arange(n, like):
+    """The numbers 0, 1, ..., n-1 as a vector [n] in like's dtype and device (no gradient); n may be a run-time size:
+    arange(H * W, like=x)."""
+    need_tensor(like, "like")
+    n = need_size(n, "n", 1)
+    return Out([like], (n,), {"n": n})
+
+
+@lowering("arange")
+def lower_arange(b, n, ins):
+    return b.call(runtime.arange_n, (n["attrs"]["n"], ins[0]))
+
+
+@op("linspace", runtime={"steps"})
+def linspace(start, end, steps, like):
+    """`steps` evenly spaced numbers from start to end as a vector [steps] in like's dtype and device (no gradient);
+    steps may be a run-time size: linspace(-1, 1, W, like=x)."""
+    need_tensor(like, "like")
+    steps = need_size(steps, "steps", 1)
+    for v, arg in ((start, "start"), (end, "end")):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise OpError(f"`{arg}` must be a number known at compile time, got {v!r}", arg)
+    return Out([like], (steps,), {"start": float(start), "end": float(end), "steps": steps})
+
+
+@lowering("linspace")
+def lower_linspace(b, n, ins):
+    a = n["attrs"]
+    return b.call(runtime.linspace_like, (a["start"], a["end"], a["steps"], ins[0]))
 
 
 @op("full_like")

@@ -77,7 +77,7 @@ def lower_leaky_relu(b, n, ins):
     return b.call(F.leaky_relu, ins, {"negative_slope": n["attrs"]["slope"]})
 
 
-@op("clamp")
+@op("clamp", runtime={"min", "max"})
 def clamp(x, min=None, max=None):
     """Clamp into [min, max]."""
     need_tensor(x)

@@ -5,8 +5,8 @@ import sympy
 import torch
 
 from .. import runtime
-from ..shapes import Pack, broadcast, dim_eq, fmt_shape, is_one, norm, numel, split_pack
-from .registry import OpError, Out, T, lowering, need_int, need_tensor, op, resolve_axes, resolve_axis
+from ..shapes import Pack, broadcast, dim_eq, fmt_shape, is_int, is_one, norm, numel, split_pack
+from .registry import OpError, Out, T, lowering, need_int, need_size, need_tensor, op, resolve_axes, resolve_axis
 
 
 @op("transpose")
@@ -124,7 +124,7 @@ def lower_squeeze(b, n, ins):
     return b.call(torch.squeeze, (ins[0], n["attrs"]["dim"]))
 
 
-@op("rearrange")
+@op("rearrange", runtime={"sizes"})
 def rearrange(x, pattern, **sizes):
     """Reshape and permute by a pattern: rearrange(x, "b c (g d) h w -> b g d (h w)", g=4)."""
     from ..patterns import infer
@@ -227,14 +227,14 @@ def lower_split(b, n, ins):
     return b.call(torch.split, (ins[0], list(n["attrs"]["sizes"]), n["attrs"]["dim"]))
 
 
-@op("select", static={"index"})
+@op("select", static={"index"}, runtime={"index"})
 def select(x, dim, index):
-    """Take one index along an axis (the axis disappears)."""
+    """Take one index along an axis (the axis disappears); the index may be a run-time size: select(x, 2, H - 1)."""
     need_tensor(x)
     a = resolve_axis(x.shape, dim)
     s = list(x.shape)
     del s[a]
-    return Out([x], tuple(s), {"dim": a, "index": need_int(index, "index")})
+    return Out([x], tuple(s), {"dim": a, "index": norm(need_size(index, "index"))})
 
 
 @lowering("select")
@@ -242,14 +242,14 @@ def lower_select(b, n, ins):
     return b.call(torch.select, (ins[0], n["attrs"]["dim"], n["attrs"]["index"]))
 
 
-@op("narrow")
+@op("narrow", runtime={"start", "length"})
 def narrow(x, dim, start, length):
-    """A slice start:start+length along an axis."""
+    """A slice start:start+length along an axis; start and length may be run-time sizes: narrow(x, 2, 1, H - 1)."""
     need_tensor(x)
     a = resolve_axis(x.shape, dim)
     s = list(x.shape)
-    s[a] = need_int(length, "length", 1)
-    return Out([x], tuple(s), {"dim": a, "start": need_int(start, "start"), "length": length})
+    s[a] = norm(need_size(length, "length", 1))
+    return Out([x], tuple(s), {"dim": a, "start": norm(need_size(start, "start")), "length": s[a]})
 
 
 @lowering("narrow")
@@ -258,7 +258,7 @@ def lower_narrow(b, n, ins):
     return b.call(torch.narrow, (ins[0], a["dim"], a["start"], a["length"]))
 
 
-@op("roll")
+@op("roll", runtime={"shifts"})
 def roll(x, shifts, dims):
     """Circular shift along axes (torch.roll): roll(x, [-s, -s], dims=[H, W]); an int shift applies to every axis
     listed."""
@@ -267,8 +267,7 @@ def roll(x, shifts, dims):
     if "S" in axes:
         raise OpError("roll needs fixed axes, not a variadic run", "dims", "list the axes: dims=[2, 3]")
     sh = list(shifts) if isinstance(shifts, (list, tuple)) else [shifts] * len(axes)
-    for v in sh:
-        need_int(v, "shifts")
+    sh = [norm(need_size(v, "shifts")) for v in sh]
     if len(sh) != len(axes):
         raise OpError(f"roll needs one shift per axis, got shifts={shifts!r} for dims={dims!r}", "shifts")
     return Out([x], x.shape, {"shifts": tuple(sh), "dims": axes})
@@ -334,6 +333,36 @@ def expand(x, like):
 @lowering("expand")
 def lower_expand(b, n, ins):
     return b.method("expand_as", ins)
+
+
+@op("view", runtime={"shape"})
+def view(x, shape):
+    """Reshape x to sizes: numbers, run-time sizes (view(x, [B, C, H * W])), at most one -1 (inferred); copies when
+    x is not contiguous (torch's reshape)."""
+    need_tensor(x)
+    if not isinstance(shape, (list, tuple)) or not shape:
+        raise OpError(f"`shape` must be a list of sizes, got {shape!r}", "shape")
+    sizes = [norm(need_size(d, "shape", -1)) for d in shape]
+    if sizes.count(-1) > 1 or 0 in sizes:
+        raise OpError(f"`shape` takes positive sizes and at most one -1, got {list(shape)}", "shape")
+    total = numel(x.shape)
+    known = sympy.prod([sympy.sympify(d) for d in sizes if d != -1])
+    out = list(sizes)
+    if -1 in sizes:
+        rest = norm(sympy.sympify(total) / known)
+        if not (isinstance(rest, int) or is_int(rest)):
+            raise OpError(f"cannot view {fmt_shape(x.shape)} as {list(shape)}: {total} elements are not a multiple "
+                          f"of {known}", "shape")
+        out[sizes.index(-1)] = rest
+    elif not dim_eq(total, known):
+        raise OpError(f"cannot view {fmt_shape(x.shape)} as {list(shape)}: element counts differ ({total} and "
+                      f"{norm(known)})", "shape", "view keeps the element count; -1 stands for the rest")
+    return Out([x], tuple(out), {"shape": tuple(sizes)})
+
+
+@lowering("view")
+def lower_view(b, n, ins):
+    return b.method("reshape", (ins[0], list(n["attrs"]["shape"])))
 
 
 @op("reshape")

@@ -9,7 +9,7 @@ from ..shapes import Pack, fmt_shape, split_pack
 from .registry import OpError, Out, conv_out, lowering, need_int, need_rank, need_tensor, op, sizes_n, tuple_n
 
 
-@op("adaptive_avg_pool", "adaptive_max_pool", docs={
+@op("adaptive_avg_pool", "adaptive_max_pool", runtime={"size"}, docs={
     "adaptive_avg_pool": "Average-pool a [B, C, *spatial] input to a fixed spatial size (rank from the input).",
     "adaptive_max_pool": "Max-pool a [B, C, *spatial] input to a fixed spatial size (rank from the input)."})
 def adaptive_pool(x, size):

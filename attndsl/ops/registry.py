@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from ..limits import MAX_LOOP_TRIPS, LimitExceeded
-from ..shapes import Pack, fmt_shape, norm, split_pack, sym
+from ..shapes import Pack, fmt_shape, is_int, is_symbolic, norm, split_pack, sym
 
 
 @dataclass
@@ -57,6 +57,7 @@ class OpDef:
     buffer: tuple | None = None  # constant ops: (runtime function, attribute names) that build the buffer
     tensors: frozenset = frozenset()    # arguments that take tensors although their name is not in TENSOR_ARGS
     static: frozenset = frozenset()     # arguments that are static although their name is in TENSOR_ARGS
+    runtime: frozenset = frozenset()    # static arguments that also take run-time sizes (`H - 1`: a sympy expression)
 
 
 OPS: dict[str, OpDef] = {}
@@ -68,26 +69,28 @@ def first_paragraph(doc: str | None) -> str:
     return " ".join(inspect.cleandoc(doc or "").split("\n\n")[0].split())
 
 
-def register(table, name, fn, pure=True, doc=None, buffer=None, tensors=(), static=()):
+def register(table, name, fn, pure=True, doc=None, buffer=None, tensors=(), static=(), runtime=()):
     """Add `name` to `table` with shape rule `fn`; `doc` replaces the docstring's line for this name."""
     if name in table:
         raise ValueError(f"op `{name}` is registered twice")
     table[name] = OpDef(name, fn, doc or first_paragraph(fn.__doc__), pure, inspect.signature(fn),
                         fn.__module__.rpartition(".")[2], buffer=buffer, tensors=frozenset(tensors),
-                        static=frozenset(static))
+                        static=frozenset(static), runtime=frozenset(runtime))
     return fn
 
 
-def op(*names, pure=True, docs=None, buffer=None, tensors=(), static=()):
+def op(*names, pure=True, docs=None, buffer=None, tensors=(), static=(), runtime=()):
     """Register the decorated shape rule as ops `names` (default: the function's name).
 
     `docs` maps a name to its own doc line where several names share one rule; `buffer` marks a
     constant op: (runtime function, the attribute names passed to it) builds its buffer; `tensors`
-    and `static` name the arguments whose kind differs from what their name says (TENSOR_ARGS).
+    and `static` name the arguments whose kind differs from what their name says (TENSOR_ARGS);
+    `runtime` names the static arguments that also take run-time sizes (`narrow(x, 2, 1, H - 1)`):
+    the shape rule gets them as sympy expressions (`need_size`), the lowering as fx values.
     """
     def deco(fn):
         for n in names or (fn.__name__.rstrip("_"),):
-            register(OPS, n, fn, pure, (docs or {}).get(n), buffer, tensors, static)
+            register(OPS, n, fn, pure, (docs or {}).get(n), buffer, tensors, static, runtime)
         return fn
     return deco
 
@@ -125,10 +128,25 @@ def need_tensor(x, arg="x"):
 
 
 def need_int(v, arg, minimum=None):
+    if is_symbolic(v):
+        raise OpError(f"`{arg}` must be known at compile time; `{v}` is a run-time size", arg,
+                      "this argument takes numbers and parameters")
     if isinstance(v, bool) or not isinstance(v, int):
         raise OpError(f"`{arg}` must be an integer, got {v!r}", arg)
     if minimum is not None and v < minimum:
         raise OpError(f"`{arg}` must be at least {minimum}, got {v}", arg)
+    return v
+
+
+def need_size(v, arg, minimum=None):
+    """An integer, or a run-time size (a sympy expression over the inputs' symbolic sizes) that is an integer."""
+    if not is_symbolic(v):
+        return need_int(v, arg, minimum)
+    if not is_int(v):
+        raise OpError(f"`{arg}` must be an integer, got `{v}`, which may not be one", arg,
+                      "divide sizes with `//` (floor) or split the axis with rearrange first")
+    if minimum is not None and (sympy.sympify(v) - minimum).is_negative:
+        raise OpError(f"`{arg}` must be at least {minimum}, got `{v}`", arg)
     return v
 
 
@@ -232,15 +250,15 @@ def conv_out(size, k, s, p, d):
 
 
 def sizes_n(v, n, arg):
-    """n output sizes: positive ints, or names of symbolic sizes (`size=[H, W]`) read from the inputs at run time."""
+    """n output sizes: positive ints, or run-time sizes (`size=[H, W]`, `[H // 2, W]`) read from the inputs."""
     out = tuple_n(v, n, arg)
     for d in out:
         if isinstance(d, str):
             if not d.isidentifier():
                 raise OpError(f"`{arg}` takes sizes: integers or symbolic sizes such as H, got {d!r}", arg)
         else:
-            need_int(d, arg, 1)
-    return tuple(sym(d) if isinstance(d, str) else d for d in out)
+            need_size(d, arg, 1)
+    return tuple(sym(d) if isinstance(d, str) else norm(d) for d in out)
 
 
 def tuple_n(v, n, arg):

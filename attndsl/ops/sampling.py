@@ -15,6 +15,7 @@ from .registry import (
     need_choice,
     need_int,
     need_rank,
+    need_size,
     need_tensor,
     op,
     resolve_axis,
@@ -22,7 +23,7 @@ from .registry import (
 )
 
 
-@op("interpolate")
+@op("interpolate", runtime={"size"})
 def interpolate(x, size=None, like=None, scale=None, mode="nearest", align_corners=None):
     """Resize the spatial axes to `size`, to those of `like`, or by `scale`."""
     need_tensor(x)
@@ -56,12 +57,13 @@ def lower_interpolate(b, n, ins):
     return b.call(F.interpolate, (ins[0],), {"scale_factor": a["scale"], **kw})
 
 
-@op("pad")
+@op("pad", runtime={"padding"})
 def pad(x, padding, value=0.0, mode="constant"):
     """Padding, torch order: (last_lo, last_hi, second_last_lo, ...); mode constant (value), reflect, replicate or
-    circular."""
+    circular. Amounts may be run-time sizes: pad(x, [0, W % 4, 0, H % 4])."""
     need_tensor(x)
-    padding = tuple(padding)
+    padding = tuple(norm(need_size(p, "padding")) for p in (padding if isinstance(padding, (list, tuple))
+                                                             else [padding]))
     if len(padding) % 2 or len(padding) // 2 > len(x.shape):
         raise OpError(f"pad needs pairs of sizes, got {padding}", "padding")
     if mode not in ("constant", "reflect", "replicate", "circular"):
