@@ -107,7 +107,7 @@ def lower_unfold(b, n, ins):
     return b.call(runtime.sliding, (ins[0], a["dim"], a["size"], a["step"], a["padding"]))
 
 
-@op("fold")
+@op("fold", runtime={"length"})
 def fold(x, dim, length, step=1, padding=0):
     """Sum sliding windows back onto an axis, the adjoint of `unfold` (col2im along one axis): x holds
     the windows along `dim` and their entries along its last axis; the result drops the last axis and
