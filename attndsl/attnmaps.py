@@ -12,6 +12,7 @@ the block's parameters, buffers and train/eval flag. Outside `capture` nothing i
 patched or hooked: a block runs exactly the graph it was built with. Entry points:
 `capture`, `map_names`.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -22,19 +23,23 @@ from torch import fx, nn
 
 from .errors import AttnDSLError, SpecError
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()    # block -> (capture module, map names)
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # block -> (capture module, map names)
 
 
 def map_names(spec) -> list:
     """The names a spec's `maps:` lists (checked to be a list of names), [] when it lists none."""
     from .pipeline import load
+
     s = load(spec)
     data = yaml.safe_load("\n".join(s.lines)) or {}
     names = data.get("maps") or []
     if not isinstance(names, list) or not all(isinstance(n, str) and n.isidentifier() for n in names):
         odd = [n for n in names if isinstance(n, bool)] if isinstance(names, list) else []
-        raise SpecError("`maps` must list names of values of g or f, e.g. `maps: [s]`", s.span("maps"),
-                        "YAML reads off/on/yes/no as booleans: quote such a name" if odd else None)
+        raise SpecError(
+            "`maps` must list names of values of g or f, e.g. `maps: [s]`",
+            s.span("maps"),
+            "YAML reads off/on/yes/no as booleans: quote such a name" if odd else None,
+        )
     if len(set(names)) != len(names):
         raise SpecError("`maps` lists a name twice", s.span("maps"))
     return names
@@ -49,6 +54,7 @@ def compile_with_maps(spec, params: dict, passes=None):
     from .frontend import build_graph
     from .passes import DEFAULT_PIPELINE, get_pass
     from .pipeline import load
+
     s = load(spec)
     values = s.resolve(**params)
     graph = build_graph(s, values)
@@ -57,12 +63,15 @@ def compile_with_maps(spec, params: dict, passes=None):
         nid = graph.meta["values"].get(name)
         if nid is None:
             if _assigned(s, name):
-                continue                     # assigned on a branch these parameters skip
-            raise SpecError(f"map `{name}` is not a value of g or f", s.span("maps", i) or s.span("maps"),
-                            "name a tensor assigned at the top level of g or f")
+                continue  # assigned on a branch these parameters skip
+            raise SpecError(
+                f"map `{name}` is not a value of g or f",
+                s.span("maps", i) or s.span("maps"),
+                "name a tensor assigned at the top level of g or f",
+            )
         graph.outputs.append((f"map:{name}", nid))
         present.append(name)
-    for p in (DEFAULT_PIPELINE if passes is None else passes):
+    for p in DEFAULT_PIPELINE if passes is None else passes:
         get_pass(p).apply(graph)
     return graph, present
 
@@ -74,11 +83,12 @@ def _assigned(spec, name) -> bool:
     def walk(node):
         if isinstance(node, S.Target) and node.name == name:
             return True
-        for v in (vars(node).values() if hasattr(node, "__dict__") else ()):
+        for v in vars(node).values() if hasattr(node, "__dict__") else ():
             items = v if isinstance(v, list) else [v]
             if any(isinstance(i, S.Node) and walk(i) for i in items):
                 return True
         return False
+
     return any(src is not None and any(walk(st) for st in parse_program(src)) for src in (spec.g, spec.f))
 
 
@@ -87,6 +97,7 @@ def _capture_module(block: fx.GraphModule):
     if block in _CACHE:
         return _CACHE[block]
     from .lowering import lower
+
     c = block.meta["compiled"]
     graph, names = compile_with_maps(c.spec, c.params, list(c.stats))
     if not names:
@@ -98,8 +109,9 @@ def _capture_module(block: fx.GraphModule):
             try:
                 block.get_submodule(node.target) if node.op == "call_module" else _attr(block, node.target)
             except AttributeError:
-                raise AttnDSLError(f"the maps of `{c.spec.name}` need `{node.target}`, which the built block "
-                                   "lacks") from None
+                raise AttnDSLError(
+                    f"the maps of `{c.spec.name}` need `{node.target}`, which the built block lacks"
+                ) from None
     cap = fx.GraphModule(block, fresh.graph, class_name=c.class_name + "Maps")
     _CACHE[block] = (cap, names)
     return _CACHE[block]
@@ -148,7 +160,7 @@ def _recorder(block, cap, names, path, maps, detach):
     own = [n.target for n in cap.graph.nodes if n.op == "get_attr" and "." not in n.target and n.target != "training"]
 
     def forward(*args, **kwargs):
-        cap.training = block.training            # train/eval as the block: dropout, batch norm, EMA updates
+        cap.training = block.training  # train/eval as the block: dropout, batch norm, EMA updates
         for name in own:
             if getattr(cap, name) is not getattr(block, name):
                 setattr(cap, name, getattr(block, name))
@@ -156,4 +168,5 @@ def _recorder(block, cap, names, path, maps, detach):
         got = out[n_out:]
         maps[path] = {k: (v.detach() if detach else v) for k, v in zip(names, got)}
         return out[0] if n_out == 1 else tuple(out[:n_out])
+
     return forward

@@ -9,6 +9,7 @@ module's state dict into it and compares outputs and gradients, both modules
 run from the same RNG state. Entry points: `check_spec`, `example_inputs`,
 `input_shapes`, `load_generated`.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,8 +27,8 @@ from .errors import AttnDSLError, SpecError
 @dataclass
 class Report:
     name: str
-    steps: list = field(default_factory=list)   # (ok, text)
-    error: AttnDSLError | None = None           # a mistake in the spec or the parameters (CLI: exit 2)
+    steps: list = field(default_factory=list)  # (ok, text)
+    error: AttnDSLError | None = None  # a mistake in the spec or the parameters (CLI: exit 2)
 
     @property
     def ok(self) -> bool:
@@ -45,6 +46,7 @@ class Report:
 def example_inputs(spec, shapes: dict | None = None, seed: int = 0, dtype=None):
     """Random inputs for the example's (or the given) shapes, in the spec's input order."""
     import torch
+
     gen = torch.Generator().manual_seed(seed)
     shapes = shapes or spec.example["inputs"]
     return [torch.randn(*shapes[name], generator=gen, dtype=dtype or torch.float32) for name in spec.inputs]
@@ -73,12 +75,16 @@ def load_generated(src: str, name: str = "generated"):
 
 def _sizes(spec, where: tuple, sizes, name: str) -> list:
     span = spec.span(*where, name) or spec.span(*where) or spec.span("example")
-    if not isinstance(sizes, list) or not sizes or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+    if (
+        not isinstance(sizes, list)
+        or not sizes
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes)
+    ):
         raise SpecError(f"input `{name}` needs a list of positive sizes here, got {sizes!r}", span)
     if math.prod(sizes) > limits.MAX_ELEMENTS:
-        raise SpecError(f"input `{name}` of {sizes} has over {limits.MAX_ELEMENTS:,} elements", span,
-                        "docs/language.md, Limits")
+        raise SpecError(
+            f"input `{name}` of {sizes} has over {limits.MAX_ELEMENTS:,} elements", span, "docs/language.md, Limits"
+        )
     return sizes
 
 
@@ -93,21 +99,25 @@ def input_shapes(spec, values: dict, shapes: dict | None = None, where: tuple = 
     from .shapes import norm
     from .spec import eval_static
     from .syntax import IfExp, Source, Var, parse_expression
+
     shapes = spec.example["inputs"] if shapes is None else shapes
     if not isinstance(shapes, dict):
         raise SpecError("input shapes must map each input to its sizes", spec.span(*where) or spec.span("example"))
     out = {}
     for name, dims in spec.inputs.items():
         if name not in shapes:
-            raise SpecError(f"no sizes for input `{name}`", spec.span(*where) or spec.span("example"),
-                            f"add `{name}: [...]`")
+            raise SpecError(
+                f"no sizes for input `{name}`", spec.span(*where) or spec.span("example"), f"add `{name}: [...]`"
+            )
         sizes = _sizes(spec, where, shapes[name], name)
         packs = [i for i, d in enumerate(dims) if isinstance(d, str) and d.startswith("*")]
         fixed = len(dims) - len(packs)
         if len(sizes) < fixed if packs else len(sizes) != fixed:
-            raise SpecError(f"input `{name}` is declared {dims}, the sizes {sizes} have another rank",
-                            spec.span(*where, name) or spec.span(*where))
-        lined = []                # (declared dimension or None inside a *S run, size)
+            raise SpecError(
+                f"input `{name}` is declared {dims}, the sizes {sizes} have another rank",
+                spec.span(*where, name) or spec.span(*where),
+            )
+        lined = []  # (declared dimension or None inside a *S run, size)
         rest = list(sizes)
         for i, d in enumerate(dims):
             if i in packs:
@@ -126,13 +136,13 @@ def input_shapes(spec, values: dict, shapes: dict | None = None, where: tuple = 
                 src = Source(spec.path, d, span.line - 1 if span else 0, (span.col - 1) if span else 0, spec.lines)
                 lookup, known = (lambda n: values[n] if n in values else symbols[n]), set(values) | set(symbols)
                 expr = parse_expression(src)
-                while isinstance(expr, IfExp):        # a conditional size: the branch the parameters take
+                while isinstance(expr, IfExp):  # a conditional size: the branch the parameters take
                     expr = expr.then if eval_static(expr.cond, lookup, known) else expr.orelse
                 if isinstance(expr, Var) and expr.name not in known and expr.name not in ("true", "false", "pi"):
-                    new.append(size)                  # a symbol (`... else H`): the example's size
+                    new.append(size)  # a symbol (`... else H`): the example's size
                     continue
                 multiple = multiple_of(expr, values)
-                if multiple is not None:        # `k * n`: the example's size, down to a multiple of k at `values`
+                if multiple is not None:  # `k * n`: the example's size, down to a multiple of k at `values`
                     k = eval_static(multiple[0], values.__getitem__, set(values))
                     if isinstance(size, int) and isinstance(k, int) and k >= 1:
                         size = k * max(1, size // k)
@@ -141,10 +151,9 @@ def input_shapes(spec, values: dict, shapes: dict | None = None, where: tuple = 
                 try:
                     size = norm(eval_static(expr, lookup, known))
                 except (KeyError, TypeError, ValueError, ArithmeticError):
-                    pass                  # a symbol the example does not pin down: keep its size
+                    pass  # a symbol the example does not pin down: keep its size
             new.append(size)
-        out[name] = _sizes(spec, where, [int(n) if isinstance(n, float) and n.is_integer() else n for n in new],
-                           name)
+        out[name] = _sizes(spec, where, [int(n) if isinstance(n, float) and n.is_integer() else n for n in new], name)
     return out
 
 
@@ -154,6 +163,7 @@ def _outs(o):
 
 def _seeded(seed: int):
     import torch
+
     torch.manual_seed(seed)
 
 
@@ -173,8 +183,9 @@ def check_spec(spec_ref, params: dict | None = None) -> Report:
         report.add(True, f"parsed and verified after every pass ({c.nodes_before} -> {len(c.graph)} IR nodes)")
         if not isinstance(spec.shapes, list) or not all(isinstance(s, dict) for s in spec.shapes):
             raise SpecError("`shapes` must be a list of input-shape sets", spec.span("shapes"))
-        sets = [input_shapes(spec, c.params)] + [input_shapes(spec, c.params, s, ("shapes", i))
-                                                  for i, s in enumerate(spec.shapes)]
+        sets = [input_shapes(spec, c.params)] + [
+            input_shapes(spec, c.params, s, ("shapes", i)) for i, s in enumerate(spec.shapes)
+        ]
         built = lower(c.graph, c.class_name)
         src = source(c, built)
         mod = load_generated(src)
@@ -188,7 +199,7 @@ def check_spec(spec_ref, params: dict | None = None) -> Report:
             for m in (built, gen):
                 m.train()
                 ins = [x.clone().requires_grad_() for x in xs]
-                _seeded(i)                 # dropout and rand_like draw the same numbers in both modules
+                _seeded(i)  # dropout and rand_like draw the same numbers in both modules
                 out = _outs(m(*ins))
                 gen_ = torch.Generator().manual_seed(1)
                 loss = sum((o * torch.randn(o.shape, generator=gen_)).sum() for o in out)
@@ -199,13 +210,17 @@ def check_spec(spec_ref, params: dict | None = None) -> Report:
                 if not torch.isfinite(a).all():
                     raise AssertionError("non-finite output")
             same = all(torch.allclose(a, b, atol=1e-6, rtol=1e-5) for a, b in zip(o1, o2)) and all(
-                (a is None and b is None) or torch.allclose(a, b, atol=1e-6, rtol=1e-5) for a, b in zip(g1, g2))
+                (a is None and b is None) or torch.allclose(a, b, atol=1e-6, rtol=1e-5) for a, b in zip(g1, g2)
+            )
             shown = ", ".join(f"{k}{list(v)}" for k, v in shapes.items())
-            report.add(same, f"forward+backward at {shown}: outputs {[tuple(o.shape) for o in o1]}, "
-                             f"built and generated {'agree' if same else 'DIFFER'}")
+            report.add(
+                same,
+                f"forward+backward at {shown}: outputs {[tuple(o.shape) for o in o1]}, "
+                f"built and generated {'agree' if same else 'DIFFER'}",
+            )
     except AttnDSLError as e:
         report.error = e
         report.add(False, e.render())
-    except Exception as e:   # a check reports every failure instead of stopping at the first
+    except Exception as e:  # a check reports every failure instead of stopping at the first
         report.add(False, f"{type(e).__name__}: {e}")
     return report

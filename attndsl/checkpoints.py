@@ -8,6 +8,7 @@ block's shape when the element counts agree: a 1x1 conv's [O, I, 1, 1] into a li
 Several variants may be listed; the first whose keys and requirements fit is used. No Python
 is written per mechanism. Entry points: `convert_state_dict`, `from_module`, `replace_modules`.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,8 +36,9 @@ def conversions(spec, source: str = "timm") -> list[dict]:
     if not isinstance(section, dict):
         raise err("`convert` maps a source name (timm) to its conversion", hint="e.g. convert: {timm: {keys: ...}}")
     if source not in section:
-        raise AttnDSLError(f"`{s.name}` declares no conversion from {source}",
-                           hint=f"it declares: {', '.join(section) or 'none'}")
+        raise AttnDSLError(
+            f"`{s.name}` declares no conversion from {source}", hint=f"it declares: {', '.join(section) or 'none'}"
+        )
     variants = section[source]
     variants = variants if isinstance(variants, list) else [variants]
     for i, v in enumerate(variants):
@@ -47,19 +49,27 @@ def conversions(spec, source: str = "timm") -> list[dict]:
             if k not in FIELDS:
                 raise err(f"unknown field `{k}` in a conversion", *where, hint=f"fields: {', '.join(FIELDS)}")
         if not isinstance(v.get("module"), str) or not isinstance(v.get("keys"), dict):
-            raise err("a conversion needs `module` (the source class name) and `keys` "
-                      "(block key: source key; {} when neither has weights)", *where)
+            raise err(
+                "a conversion needs `module` (the source class name) and `keys` "
+                "(block key: source key; {} when neither has weights)",
+                *where,
+            )
         for k in ("requires", "params", "set"):
             if not isinstance(v.get(k, {}), dict):
                 raise err(f"`{k}` must be a mapping", *where, k)
         for name, ref in v.get("params", {}).items():
             if name not in s.params:
                 raise err(f"`{s.name}` has no parameter `{name}`", *where, "params", name)
-            if not isinstance(ref, str) or not all(_SHAPE_REF.match(r.strip()) or _ATTR_REF.match(r.strip())
-                                                   for r in ref.split("//")):
-                raise err(f"parameter `{name}` must be read off a shape (`key[dim]`, `input[dim]`) or the "
-                          "module (`attr:path`, `attr:path[i]`), or be the floor quotient `a // b` of two of those",
-                          *where, "params", name)
+            if not isinstance(ref, str) or not all(
+                _SHAPE_REF.match(r.strip()) or _ATTR_REF.match(r.strip()) for r in ref.split("//")
+            ):
+                raise err(
+                    f"parameter `{name}` must be read off a shape (`key[dim]`, `input[dim]`) or the "
+                    "module (`attr:path`, `attr:path[i]`), or be the floor quotient `a // b` of two of those",
+                    *where,
+                    "params",
+                    name,
+                )
         for name in v.get("set", {}):
             if name not in s.params:
                 raise err(f"`{s.name}` has no parameter `{name}`", *where, "set", name)
@@ -101,11 +111,13 @@ _MISSING = object()
 
 def _fits(v: dict, state: dict, module) -> str | None:
     """Why a variant does not fit, or None."""
-    want = {k for k in v["keys"].values() if k is not None}      # null: a constant of the block's own
+    want = {k for k in v["keys"].values() if k is not None}  # null: a constant of the block's own
     have = set(state)
     if want != have:
-        parts = [f"missing {sorted(want - have)}" if want - have else "",
-                 f"extra {sorted(have - want)}" if have - want else ""]
+        parts = [
+            f"missing {sorted(want - have)}" if want - have else "",
+            f"extra {sorted(have - want)}" if have - want else "",
+        ]
         return "keys differ: " + "; ".join(p for p in parts if p)
     if module is None:
         return None
@@ -113,16 +125,23 @@ def _fits(v: dict, state: dict, module) -> str | None:
         got = _attr(module, path)
         if isinstance(got, nn.Module):
             got = type(got).__name__
-        elif isinstance(got, tuple):                               # YAML writes (3, 3) as [3, 3]
+        elif isinstance(got, tuple):  # YAML writes (3, 3) as [3, 3]
             got = list(got)
-        if got is _MISSING or (got != expect and not (isinstance(got, float) and isinstance(expect, (int, float))
-                                                      and abs(got - expect) <= 1e-12 * max(1.0, abs(expect)))):
+        if got is _MISSING or (
+            got != expect
+            and not (
+                isinstance(got, float)
+                and isinstance(expect, (int, float))
+                and abs(got - expect) <= 1e-12 * max(1.0, abs(expect))
+            )
+        ):
             return f"`{path}` is {got if got is not _MISSING else 'absent'}, the conversion needs {expect}"
     return None
 
 
-def convert_state_dict(spec, state: dict, source: str = "timm", *, module=None, input_shape=None,
-                       **params) -> tuple[dict, dict]:
+def convert_state_dict(
+    spec, state: dict, source: str = "timm", *, module=None, input_shape=None, **params
+) -> tuple[dict, dict]:
     """(block parameters, block state dict) from a source state dict laid out as `source` does."""
     s = load(spec)
     reasons = []
@@ -136,18 +155,20 @@ def convert_state_dict(spec, state: dict, source: str = "timm", *, module=None, 
         values.update(params)
         return values, v["keys"]
     target = type(module).__name__ if module else "state dict"
-    raise AttnDSLError(f"no {source} conversion of `{s.name}` fits this {target}",
-                       hint="; ".join(reasons))
+    raise AttnDSLError(f"no {source} conversion of `{s.name}` fits this {target}", hint="; ".join(reasons))
 
 
 def _load_into(block: nn.Module, keys: dict, state: dict, name: str) -> None:
     target = block.state_dict()
     if set(keys) != set(target):
-        raise AttnDSLError(f"the conversion of `{name}` names block keys {sorted(set(keys) ^ set(target))} "
-                           "that differ from the block's", hint="fix the spec's convert.keys")
+        raise AttnDSLError(
+            f"the conversion of `{name}` names block keys {sorted(set(keys) ^ set(target))} "
+            "that differ from the block's",
+            hint="fix the spec's convert.keys",
+        )
     out = {}
     for bkey, skey in keys.items():
-        if skey is None:            # a constant of the block (an index buffer) the source does not store
+        if skey is None:  # a constant of the block (an index buffer) the source does not store
             out[bkey] = target[bkey]
             continue
         t, want = state[skey], target[bkey].shape
@@ -160,6 +181,7 @@ def _load_into(block: nn.Module, keys: dict, state: dict, name: str) -> None:
 def from_module(module: nn.Module, spec=None, source: str = "timm", input_shape=None, **params) -> nn.Module:
     """An attndsl block that computes what `module` (a `source` implementation) computes, with its weights."""
     from .hosts import layer
+
     state = module.state_dict()
     candidates = [spec] if spec is not None else specs_for(type(module).__name__, source)
     if not candidates:
@@ -184,6 +206,7 @@ def from_module(module: nn.Module, spec=None, source: str = "timm", input_shape=
 def specs_for(class_name: str, source: str = "timm") -> list[str]:
     """Names of the specs that declare a conversion from the class `class_name` of `source`."""
     from .registry import all_specs
+
     out = []
     for name, path in all_specs().items():
         if "convert:" not in path.read_text():
@@ -202,6 +225,7 @@ def replace_modules(model: nn.Module, source: str = "timm", classes=None, input_
     by the attndsl block with its weights; returns the replaced paths. Shapes read off the
     modules' inputs come from one dry run on the meta device."""
     from .hosts import dry_run_shapes
+
     index: dict = {}
     for _, m in model.named_modules():
         cname = type(m).__name__
@@ -214,7 +238,7 @@ def replace_modules(model: nn.Module, source: str = "timm", classes=None, input_
     done = []
     for p in paths:
         parent, _, leaf = p.rpartition(".")
-        if any(p.startswith(d + ".") for d in done):          # inside a module already replaced
+        if any(p.startswith(d + ".") for d in done):  # inside a module already replaced
             continue
         block = from_module(model.get_submodule(p), source=source, input_shape=shapes[p][0])
         setattr(model.get_submodule(parent), leaf, block)

@@ -7,6 +7,7 @@ spec compiles but its built and generated modules disagree or fail to run. An
 output file is written whole (to a temporary file, then renamed, with the
 permissions the umask gives a new file) or not at all. Entry point: `main`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,7 @@ def write_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())       # mkstemp makes 0600; a written module is an ordinary file
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a written module is an ordinary file
         os.replace(tmp, target)
     except OSError as e:
         os.path.exists(tmp) and os.unlink(tmp)
@@ -67,6 +68,7 @@ def write_atomic(path: str, text: str) -> None:
 
 def cmd_compile(args) -> int:
     from .pipeline import compile_spec, load
+
     # parameters not given fall back to the spec's example (channels, mostly), then to defaults
     params = {**(load(args.spec).example.get("params") or {}), **_params(args.param)}
     passes = _passes(args.passes)
@@ -81,14 +83,16 @@ def cmd_compile(args) -> int:
     if args.output:
         from .codegen import source
         from .lowering import lower
+
         src = source(c, lower(c.graph, c.class_name))
-        compile(src, args.output, "exec")      # a syntax check of our own output, not a run
+        compile(src, args.output, "exec")  # a syntax check of our own output, not a run
         write_atomic(args.output, src)
         print(f"wrote {args.output}: class {c.class_name}")
         return 0
     if dump:
         return 0
     from .lowering import lower
+
     gm = lower(c.graph, c.class_name)
     n_params = sum(p.numel() for p in gm.parameters())
     print(f"{c.spec.name}: {c.spec.title} [{c.spec.family}]")
@@ -103,20 +107,22 @@ def cmd_compile(args) -> int:
 
 def cmd_check(args) -> int:
     from .check import check_spec
+
     params, rc = _params(args.param), 0
     for spec in args.spec:
         report = check_spec(spec, params)
         print(report.render())
         if report.error is not None:
-            rc = 2                  # a mistake in the spec or the parameters
+            rc = 2  # a mistake in the spec or the parameters
         elif not report.ok:
-            rc = rc or 1            # compiled, but the modules disagree or fail to run
+            rc = rc or 1  # compiled, but the modules disagree or fail to run
     return rc
 
 
 def cmd_list(args) -> int:
     from .pipeline import load
     from .registry import all_specs
+
     rows = []
     for name, path in all_specs().items():
         s = load(path)
@@ -129,6 +135,7 @@ def cmd_list(args) -> int:
 
 def cmd_passes(args) -> int:
     from .passes import DEFAULT_PIPELINE, PASSES
+
     for name, p in PASSES.items():
         print(f"{name:<16} {p.doc}{'  (default)' if name in DEFAULT_PIPELINE else ''}")
     print("default pipeline: " + ",".join(DEFAULT_PIPELINE))
@@ -137,6 +144,7 @@ def cmd_passes(args) -> int:
 
 def cmd_ops(args) -> int:
     from .ops import ops_text
+
     sys.stdout.write(ops_text())
     return 0
 
@@ -156,14 +164,22 @@ def _shapes(items) -> dict:
 
 def cmd_profile(args) -> int:
     from .costs import profile
-    p = profile(args.spec, _shapes(args.shape), passes=_passes(args.passes), device=args.device,
-                training=not args.no_backward, **_params(args.param))
+
+    p = profile(
+        args.spec,
+        _shapes(args.shape),
+        passes=_passes(args.passes),
+        device=args.device,
+        training=not args.no_backward,
+        **_params(args.param),
+    )
     print(p.render())
     return 0
 
 
 def cmd_graph(args) -> int:
     from .graph_svg import graph_svg
+
     svg = graph_svg(args.spec, _params(args.param), passes=_passes(args.passes), stages=args.stage)
     if args.output in (None, "-"):
         sys.stdout.write(svg)
@@ -181,8 +197,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="set a parameter (repeatable)")
     c.add_argument("-o", "--output", help="write standalone Python code (torch only) to this file")
     c.add_argument("--passes", help="comma-separated passes to run (default: the default pipeline; 'none' for none)")
-    c.add_argument("--dump-ir", action="append", metavar="STAGE",
-                   help="print the IR after a stage: frontend, a pass name, or all (repeatable)")
+    c.add_argument(
+        "--dump-ir",
+        action="append",
+        metavar="STAGE",
+        help="print the IR after a stage: frontend, a pass name, or all (repeatable)",
+    )
     c.set_defaults(fn=cmd_compile)
     k = sub.add_parser("check", help="parse, verify, build, run forward+backward, compare built vs generated code")
     k.add_argument("spec", nargs="+")
@@ -191,8 +211,12 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("profile", help="parameters, FLOPs/MACs and activation memory at given input shapes")
     r.add_argument("spec")
     r.add_argument("-p", "--param", action="append", metavar="NAME=VALUE")
-    r.add_argument("--shape", action="append", metavar="INPUT=D0,D1,...",
-                   help="an input's shape, e.g. x=2,64,56,56 (repeatable; default: the spec's example)")
+    r.add_argument(
+        "--shape",
+        action="append",
+        metavar="INPUT=D0,D1,...",
+        help="an input's shape, e.g. x=2,64,56,56 (repeatable; default: the spec's example)",
+    )
     r.add_argument("--passes", help="comma-separated passes (default: the default pipeline; 'none' for none)")
     r.add_argument("--device", default="meta", help="where to run the counting pass (default meta: no arithmetic)")
     r.add_argument("--no-backward", action="store_true", help="skip measuring what autograd saves for backward")
@@ -202,8 +226,12 @@ def parser() -> argparse.ArgumentParser:
     gr.add_argument("-p", "--param", action="append", metavar="NAME=VALUE")
     gr.add_argument("-o", "--output", help="SVG file to write (default: standard output)")
     gr.add_argument("--passes", help="comma-separated passes (default: the default pipeline; 'none' for none)")
-    gr.add_argument("--stage", action="append", choices=("before", "after"),
-                    help="draw only this stage (repeatable; default: both side by side)")
+    gr.add_argument(
+        "--stage",
+        action="append",
+        choices=("before", "after"),
+        help="draw only this stage (repeatable; default: both side by side)",
+    )
     gr.set_defaults(fn=cmd_graph)
     sub.add_parser("list", help="list the specs").set_defaults(fn=cmd_list)
     sub.add_parser("passes", help="list the passes").set_defaults(fn=cmd_passes)
@@ -218,7 +246,7 @@ def main(argv=None) -> int:
     except AttnDSLError as e:
         print(e.render(), file=sys.stderr)
         return 2
-    except BrokenPipeError:          # `attndsl ... | head`: the reader left; not an error of ours
+    except BrokenPipeError:  # `attndsl ... | head`: the reader left; not an error of ours
         sys.stderr.close()
         return 0
 

@@ -8,6 +8,7 @@ the same fx graph written out line by line, each block under the spec line it
 came from. Helpers from `attndsl.runtime` are copied in. Entry points: `generate`,
 and `source` for a spec already compiled and lowered.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -24,8 +25,7 @@ from .lowering import BUFFERS, INFIX, SPATIAL_AXES, input_dims, layer_ranks, low
 from .passes.inplace import inplace_call, inplace_nodes
 from .pipeline import compile_spec
 
-_PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
-            "sqrt": "math.sqrt"}
+_PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2", "sqrt": "math.sqrt"}
 from .frontend import _PYOPS, _names, multiple_of  # noqa: E402  (one spelling of each operator, shared with the frontend)
 
 
@@ -90,8 +90,11 @@ def _containers(names) -> dict:
 
 
 # names a local variable of forward must not take: they would hide a module-level name or a builtin
-_RESERVED = {n for n, v in vars(runtime).items() if callable(v)} | set(dir(builtins)) | {
-    "torch", "F", "nn", "math", "self", "BatchNorm"}
+_RESERVED = (
+    {n for n, v in vars(runtime).items() if callable(v)}
+    | set(dir(builtins))
+    | {"torch", "F", "nn", "math", "self", "BatchNorm"}
+)
 
 
 def _local(node: fx.Node) -> str:
@@ -120,14 +123,14 @@ def comment_text(text: str) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
 
 
-_CTOR_INPLACE = object()     # stands for the generated constructor's `inplace` in a call's arguments
+_CTOR_INPLACE = object()  # stands for the generated constructor's `inplace` in a call's arguments
 
 
 class _Writer:
     def __init__(self, gm: fx.GraphModule, containers: dict):
         self.gm, self.containers = gm, containers
         self.helpers: list = []
-        self.inplace = inplace_nodes(gm.graph)[0]      # nodes the constructor's inplace=True writes into x
+        self.inplace = inplace_nodes(gm.graph)[0]  # nodes the constructor's inplace=True writes into x
 
     def arg(self, a) -> str:
         if isinstance(a, fx.Node):
@@ -147,7 +150,7 @@ class _Writer:
             return f"{self.arg(args[0])}[{self.arg(args[1])}]"
         if fn is operator.neg:
             return f"-{self.arg(args[0])}"
-        if fn in (runtime.gate, runtime.mul_into) and "inplace" in kwargs:     # the constructor's choice
+        if fn in (runtime.gate, runtime.mul_into) and "inplace" in kwargs:  # the constructor's choice
             parts[-1] = "inplace=self._attndsl_inplace"
         if getattr(fn, "__module__", None) == runtime.__name__:
             self.need(fn.__name__)
@@ -175,15 +178,15 @@ class _Writer:
                 args.append(name)
             elif node.op == "get_attr":
                 layers, (owner, _, attr) = self.gm.meta["ir"].layers, node.target.rpartition(".")
-                if node.target not in layers and owner in layers:    # a layer's own tensor (fuse_projections)
+                if node.target not in layers and owner in layers:  # a layer's own tensor (fuse_projections)
                     lines.append(f"{name} = {_attr_ref(owner, self.containers)}.{attr}")
                 else:
                     lines.append(f"{name} = {_attr_ref(node.target, self.containers)}")
             elif node.op == "call_module":
                 lines.append(f"{name} = {_attr_ref(node.target, self.containers)}({self.arg(node.args[0])})")
             elif node.op == "call_function" and node.target is runtime.check_input_shapes:
-                continue        # written by `input_check_source`, over the constructor's parameters
-            elif node.op == "call_function" and node in self.inplace:     # where inplace=True may write into x
+                continue  # written by `input_check_source`, over the constructor's parameters
+            elif node.op == "call_function" and node in self.inplace:  # where inplace=True may write into x
                 lines.append(f"{name} = {self.call(*inplace_call(node, self.inplace[node], _CTOR_INPLACE))}")
             elif node.op == "call_function":
                 lines.append(f"{name} = {self.call(node.target, node.args, node.kwargs)}")
@@ -192,14 +195,16 @@ class _Writer:
                 lines.append(f"{name} = {self.arg(node.args[0])}.{node.target}({rest})")
             elif node.op == "output":
                 out = node.args[0]
-                lines.append("return " + (", ".join(self.arg(o) for o in out) if isinstance(out, tuple)
-                                          else self.arg(out)))
+                lines.append(
+                    "return " + (", ".join(self.arg(o) for o in out) if isinstance(out, tuple) else self.arg(out))
+                )
         return ["def forward(self, " + ", ".join(args) + "):"] + ["    " + ln for ln in lines]
 
 
 def _shown_path(path: str) -> str:
     """The spec's path as a user would type it: relative to the working directory when inside it."""
     import os
+
     rel = os.path.relpath(path)
     return path if rel.startswith("..") else rel
 
@@ -235,8 +240,10 @@ def source(c, gm: fx.GraphModule) -> str:
     if fixed:
         vals = ", ".join(f"{k}={c.params[k]!r}" for k in fixed)
         cond = " or ".join(f"{k} != {c.params[k]!r}" for k in fixed)
-        message = (f"this module was generated for {vals}; regenerate it with "
-                   f"`attndsl compile {_shown_path(sp.path)} -p ...` for other values")
+        message = (
+            f"this module was generated for {vals}; regenerate it with "
+            f"`attndsl compile {_shown_path(sp.path)} -p ...` for other values"
+        )
         prologue += [f"if {cond}:", f"    raise ValueError({message!r})"]
     body = prologue + input_check_source(c) + ["self._attndsl_inplace = inplace"]
     made = set()
@@ -247,15 +254,24 @@ def source(c, gm: fx.GraphModule) -> str:
             kind = "Parameter" if decl.kind == "param" else "Module"
             body.append(f"self.{head} = nn.{kind}{'List' if containers[head] == 'list' else 'Dict'}()")
         src = layer_source(decl.kind, decl.args, {k: _strip(v) for k, v in decl.exprs.items()}, ranks.get(name))
-        if src.startswith("BatchNorm("):      # the any-rank batch norm is attndsl's own class
+        if src.startswith("BatchNorm("):  # the any-rank batch norm is attndsl's own class
             w.need("BatchNorm")
         if head in containers:
-            body.append(f"self.{head}.append({src})" if containers[head] == "list"
-                        else f"self.{head}[{name.split('.', 1)[1]!r}] = {src}")
+            body.append(
+                f"self.{head}.append({src})"
+                if containers[head] == "list"
+                else f"self.{head}[{name.split('.', 1)[1]!r}] = {src}"
+            )
         else:
             body.append(f"self.{name} = {src}")
-        body += init_source(decl.kind, decl.args, _attr_ref(name, containers), name, graph.layers,
-                            lambda path: _attr_ref(path, containers))
+        body += init_source(
+            decl.kind,
+            decl.args,
+            _attr_ref(name, containers),
+            name,
+            graph.layers,
+            lambda path: _attr_ref(path, containers),
+        )
     for bname, n in buffers.items():
         fn, argnames = BUFFERS[n["op"]]
         exprs = n.get("exprs", {})
@@ -265,21 +281,27 @@ def source(c, gm: fx.GraphModule) -> str:
     forward = w.forward()
     w.need("check_input_shapes")
     args = ", ".join(_local(n) for n in gm.graph.nodes if n.op == "placeholder")
-    forward[1:1] = ["    if self._attndsl_inputs is not None:",
-                    f"        check_input_shapes(self._attndsl_inputs, {args})"]
+    forward[1:1] = [
+        "    if self._attndsl_inputs is not None:",
+        f"        check_input_shapes(self._attndsl_inputs, {args})",
+    ]
 
     helpers = []
     for h in w.helpers:
         obj = BatchNorm if h == "BatchNorm" else getattr(runtime, h)
         text = textwrap.dedent(inspect.getsource(obj))
-        if text.startswith("@leaf\n"):      # the standalone file says the same with torch.fx.wrap
-            text = text[len("@leaf\n"):].rstrip() + f"\n\n\ntorch.fx.wrap({h!r})\n"
-        if h == "check_input_shapes":       # its node has no users: dead-code passes must keep it
+        if text.startswith("@leaf\n"):  # the standalone file says the same with torch.fx.wrap
+            text = text[len("@leaf\n") :].rstrip() + f"\n\n\ntorch.fx.wrap({h!r})\n"
+        if h == "check_input_shapes":  # its node has no users: dead-code passes must keep it
             text += f"torch.fx.node.has_side_effect({h})\n"
         helpers.append(text)
-    doc = [f'"""{doc_text(sp.title)} ({sp.name}): generated by attndsl from {doc_text(_shown_path(sp.path))}.', "",
-           *[doc_text(ln) for ln in textwrap.wrap(sp.paper, 96)], "",
-           "Compiled with " + ", ".join(f"{k}={v!r}" for k, v in c.params.items()) + "."]
+    doc = [
+        f'"""{doc_text(sp.title)} ({sp.name}): generated by attndsl from {doc_text(_shown_path(sp.path))}.',
+        "",
+        *[doc_text(ln) for ln in textwrap.wrap(sp.paper, 96)],
+        "",
+        "Compiled with " + ", ".join(f"{k}={v!r}" for k, v in c.params.items()) + ".",
+    ]
     if fixed:
         doc.append("Fixed in this file (other values need a new compile): " + ", ".join(fixed) + ".")
     doc.append('"""')
@@ -287,16 +309,20 @@ def source(c, gm: fx.GraphModule) -> str:
     out = doc + imports + ["", ""]
     for h in helpers:
         out += h.rstrip().splitlines() + ["", ""]
-    out += [f"class {c.class_name}(nn.Module):",
-            f'    """{doc_text(sp.title)}: inputs {", ".join(sp.inputs)}; outputs {", ".join(sp.outputs)}."""', "",
-            f"    def __init__({', '.join(sig)}):",
-            "        super().__init__()"]
+    out += [
+        f"class {c.class_name}(nn.Module):",
+        f'    """{doc_text(sp.title)}: inputs {", ".join(sp.inputs)}; outputs {", ".join(sp.outputs)}."""',
+        "",
+        f"    def __init__({', '.join(sig)}):",
+        "        super().__init__()",
+    ]
     out += ["        " + ln for b in body for ln in b.splitlines()]
     out += [""] + ["    " + ln for ln in forward]
     return "\n".join(out).rstrip() + "\n"
 
 
 # --- run-time input checks ------------------------------------------------------------------
+
 
 def input_check_source(c) -> list[str]:
     """Constructor lines storing what forward checks: the inputs' axes as expressions of the parameters."""
@@ -307,8 +333,11 @@ def input_check_source(c) -> list[str]:
         notes = _tuple([_tuple([f"({k!r}, {k})" for k in d.params]) for d in dims])
         pack = any(isinstance(d.value, str) and d.value.startswith("*") for d in dims)
         entries.append(f"    ({name!r}, {values}, {notes}, {SPATIAL_AXES if pack else None!r}),")
-    return [f"self._attndsl_inputs = None if not check_inputs else {{'spec': {c.spec.name!r}, 'inputs': ("
-            ] + entries + [")}"]
+    return (
+        [f"self._attndsl_inputs = None if not check_inputs else {{'spec': {c.spec.name!r}, 'inputs': ("]
+        + entries
+        + [")}"]
+    )
 
 
 def _tuple(items: list) -> str:
@@ -317,7 +346,7 @@ def _tuple(items: list) -> str:
 
 def _dim_source(d, params: dict) -> str:
     """An axis's declared size as Python over the constructor's parameters; a symbol as its name."""
-    if isinstance(d.value, tuple):      # `k * n`: (k over the parameters, "n")
+    if isinstance(d.value, tuple):  # `k * n`: (k over the parameters, "n")
         factor, symbol = multiple_of(S.parse_expression(S.Source("<input>", d.text)), params)
         return f"({_strip(render_expr(factor))}, {symbol!r})"
     if isinstance(d.value, str) or not isinstance(d.text, str):
@@ -330,8 +359,10 @@ def _dim_source(d, params: dict) -> str:
 
 def _over_params(e, params) -> bool:
     """Whether e is a parameter expression, or a parameter condition choosing between such and a symbol."""
+
     def static(x):
         return all(n in params or n in ("true", "false") for n in _names(x))
+
     if isinstance(e, S.IfExp):
         return static(e.cond) and _over_params(e.then, params) and _over_params(e.orelse, params)
     return isinstance(e, S.Var) or static(e)
@@ -340,9 +371,11 @@ def _over_params(e, params) -> bool:
 def _symbols_as_names(e, params):
     """e with every symbol (a name that is no parameter) as a string: the check's spelling of a shared size."""
     import dataclasses
+
     if isinstance(e, S.Var) and e.name not in params and e.name not in ("true", "false", "pi"):
         return S.Str(e.span, e.name)
     if isinstance(e, S.IfExp):
-        return dataclasses.replace(e, then=_symbols_as_names(e.then, params),
-                                   orelse=_symbols_as_names(e.orelse, params))
+        return dataclasses.replace(
+            e, then=_symbols_as_names(e.then, params), orelse=_symbols_as_names(e.orelse, params)
+        )
     return e

@@ -15,6 +15,7 @@ once in a forward (liveness over the graph; inputs, parameters and buffers exclu
 share their base's storage), `saved_bytes` what autograd keeps for the backward of a
 training-mode forward (parameters excluded). Entry points: `profile`, `Profile`, `FAMILIES`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -36,10 +37,16 @@ FAMILIES = {
     "matmul": ("2 * batch * n * k * m for [.., n, k] @ [.., k, m] (as torch)", True),
     "linear": ("2 * rows * in * out; the bias add is not counted (as torch's addmm)", True),
     "conv": ("2 * output elements * in_channels / groups * kernel volume; bias not counted (as torch)", True),
-    "attention": ("2 * batch * L * S * (E + Ev) for q [.., L, E], k [.., S, E], v [.., S, Ev] (as torch; its "
-                  "counter misses the CPU's fused kernel, where this count stands in)", True),
-    "einsum": ("2 * the product of every subscript's size for two operands (as torch's bmm); one operand: "
-               "1 per point of that space (the sum)", True),
+    "attention": (
+        "2 * batch * L * S * (E + Ev) for q [.., L, E], k [.., S, E], v [.., S, Ev] (as torch; its "
+        "counter misses the CPU's fused kernel, where this count stands in)",
+        True,
+    ),
+    "einsum": (
+        "2 * the product of every subscript's size for two operands (as torch's bmm); one operand: "
+        "1 per point of that space (the sum)",
+        True,
+    ),
     "cov": ("the product only: 2 * batch * d * d * n; centering not counted (as torch)", True),
     "affine_grid": ("2 * 3 * 2 per grid point: the [H*W, 3] @ [3, 2] product (torch does not count it)", True),
     "elementwise": ("1 per output element (arithmetic, activations, comparisons, clamp, where)", False),
@@ -116,7 +123,7 @@ def _window_pool(args, kw, out):
 def _interp(args, kw, out):
     mode = kw.get("mode", "nearest")
     nd = out.dim() - 2
-    per = {"nearest": 0, "nearest-exact": 0, "area": 0, "bicubic": 2 * 4 ** nd}.get(mode, 2 * 2 ** nd)
+    per = {"nearest": 0, "nearest-exact": 0, "area": 0, "bicubic": 2 * 4**nd}.get(mode, 2 * 2**nd)
     return per * out.numel()
 
 
@@ -157,10 +164,32 @@ _E, _R = "elementwise", "reduction"
 RULES = {}
 for _fn in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "square", "sign"):
     RULES[getattr(torch, _fn)] = (_E, _out(lambda n: n))
-for _fn in (F.gelu, F.silu, F.softplus, F.hardsigmoid, F.elu, F.relu6, F.hardswish, F.leaky_relu,
-            operator.neg, operator.add, operator.sub, operator.mul, operator.truediv, operator.pow,
-            operator.floordiv, operator.mod, operator.ne, torch.maximum, torch.minimum, torch.clamp, torch.where,
-            runtime.compare_mask, runtime.logical_mask, torch.masked_fill):
+for _fn in (
+    F.gelu,
+    F.silu,
+    F.softplus,
+    F.hardsigmoid,
+    F.elu,
+    F.relu6,
+    F.hardswish,
+    F.leaky_relu,
+    operator.neg,
+    operator.add,
+    operator.sub,
+    operator.mul,
+    operator.truediv,
+    operator.pow,
+    operator.floordiv,
+    operator.mod,
+    operator.ne,
+    torch.maximum,
+    torch.minimum,
+    torch.clamp,
+    torch.where,
+    runtime.compare_mask,
+    runtime.logical_mask,
+    torch.masked_fill,
+):
     RULES[_fn] = (_E, _out(lambda n: n))
 RULES[torch.addcmul] = (_E, _out(lambda n: 2 * n))
 for _fn in (torch.sum, torch.mean, torch.amax, torch.amin, torch.prod):
@@ -168,7 +197,7 @@ for _fn in (torch.sum, torch.mean, torch.amax, torch.amin, torch.prod):
 for _fn in (torch.var, torch.std, torch.logsumexp):
     RULES[_fn] = (_R, lambda a, k, o: 3 * _numel(a[0]))
 RULES[runtime.hardmax] = (_R, _input)
-RULES[runtime.fold_windows] = (_R, _input)          # each window entry added once
+RULES[runtime.fold_windows] = (_R, _input)  # each window entry added once
 for _fn in (torch.softmax, torch.log_softmax):
     RULES[_fn] = ("softmax", _out(lambda n: 5 * n))
 RULES[F.normalize] = ("normalize", _out(lambda n: 3 * n))
@@ -190,12 +219,44 @@ RULES[runtime.affine_grid_like] = ("affine_grid", _affine_grid)
 RULES[runtime.apply_dropout] = ("dropout", _dropout)
 RULES[runtime.sample_onehot] = ("sampling", lambda a, k, o: 2 * _numel(a[0]))
 RULES[runtime.ema_update] = ("ema", _ema)
-for _fn in (torch.transpose, torch.permute, torch.flatten, torch.unsqueeze, torch.squeeze, torch.cat, torch.stack,
-            torch.split, torch.select, torch.narrow, torch.index_select, torch.full_like, operator.getitem, F.pad,
-            runtime.axes, runtime.unsqueeze_like, runtime.rearrange, runtime.sliding, runtime.numel_over,
-            runtime.gather, runtime.split_matrix, runtime.patch_grid, runtime.split_like, runtime.rand_like,
-            runtime.arange_like, runtime.arange_n, runtime.linspace_like, runtime.if_training,
-            runtime.check_input_shapes, torch.roll, "expand_as", "reshape_as", "reshape", "detach", "clone", "size"):
+for _fn in (
+    torch.transpose,
+    torch.permute,
+    torch.flatten,
+    torch.unsqueeze,
+    torch.squeeze,
+    torch.cat,
+    torch.stack,
+    torch.split,
+    torch.select,
+    torch.narrow,
+    torch.index_select,
+    torch.full_like,
+    operator.getitem,
+    F.pad,
+    runtime.axes,
+    runtime.unsqueeze_like,
+    runtime.rearrange,
+    runtime.sliding,
+    runtime.numel_over,
+    runtime.gather,
+    runtime.split_matrix,
+    runtime.patch_grid,
+    runtime.split_like,
+    runtime.rand_like,
+    runtime.arange_like,
+    runtime.arange_n,
+    runtime.linspace_like,
+    runtime.if_training,
+    runtime.check_input_shapes,
+    torch.roll,
+    "expand_as",
+    "reshape_as",
+    "reshape",
+    "detach",
+    "clone",
+    "size",
+):
     RULES[_fn] = ("free", _zero)
 
 
@@ -215,9 +276,9 @@ def _module_rule(m: nn.Module, args, out):
 class NodeCost:
     name: str
     target: str
-    family: str | None     # None: no rule for this op (counted 0 by attndsl)
-    own: int               # attndsl's count
-    torch: int             # FlopCounterMode's count of this node alone
+    family: str | None  # None: no rule for this op (counted 0 by attndsl)
+    own: int  # attndsl's count
+    torch: int  # FlopCounterMode's count of this node alone
 
     @property
     def flops(self) -> int:
@@ -227,10 +288,10 @@ class NodeCost:
 @dataclass
 class Profile:
     name: str
-    params: dict           # the spec's parameter values
-    shapes: dict           # input name -> shape
+    params: dict  # the spec's parameter values
+    shapes: dict  # input name -> shape
     n_params: int
-    nodes: list = field(default_factory=list)     # NodeCost per graph node that computes
+    nodes: list = field(default_factory=list)  # NodeCost per graph node that computes
     peak_bytes: int = 0
     saved_bytes: int | None = None
     device: str = "meta"
@@ -261,12 +322,14 @@ class Profile:
 
     def render(self) -> str:
         shapes = ", ".join(f"{k}=[{', '.join(map(str, v))}]" for k, v in self.shapes.items())
-        lines = [f"{self.name}: {shapes}",
-                 "parameters: " + ", ".join(f"{k}={v!r}" for k, v in self.params.items()),
-                 f"learned parameters: {self.n_params:,}",
-                 f"FLOPs: {self.flops:,} ({human(self.flops)})   MACs: {self.macs:,} ({human(self.macs)})",
-                 f"  of which counted by torch's FlopCounterMode: {self.torch_flops:,}",
-                 f"peak activation memory (forward): {human_bytes(self.peak_bytes)}"]
+        lines = [
+            f"{self.name}: {shapes}",
+            "parameters: " + ", ".join(f"{k}={v!r}" for k, v in self.params.items()),
+            f"learned parameters: {self.n_params:,}",
+            f"FLOPs: {self.flops:,} ({human(self.flops)})   MACs: {self.macs:,} ({human(self.macs)})",
+            f"  of which counted by torch's FlopCounterMode: {self.torch_flops:,}",
+            f"peak activation memory (forward): {human_bytes(self.peak_bytes)}",
+        ]
         if self.saved_bytes is not None:
             lines.append(f"saved for backward (training): {human_bytes(self.saved_bytes)}")
         lines.append("FLOPs by op family:")
@@ -285,7 +348,7 @@ def human(n: float) -> str:
 
 
 def human_bytes(n: int) -> str:
-    for unit, k in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    for unit, k in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= k:
             return f"{n / k:.3g} {unit}"
     return f"{n} B"
@@ -325,12 +388,12 @@ class _Counter(fx.Interpreter):
         for node in gm.graph.nodes:
             for i in node.all_input_nodes:
                 last[i] = node
-        self.frees = {}                        # node -> the nodes whose values die after it runs
+        self.frees = {}  # node -> the nodes whose values die after it runs
         for v, user in last.items():
             self.frees.setdefault(user, []).append(v)
-        self.live = {}                         # node -> its tensors' storage keys
-        self.sizes = {}                        # storage key -> bytes
-        self.fixed = set()                     # storages of inputs, parameters, buffers
+        self.live = {}  # node -> its tensors' storage keys
+        self.sizes = {}  # storage key -> bytes
+        self.fixed = set()  # storages of inputs, parameters, buffers
 
     def run_node(self, n):
         with FlopCounterMode(display=False) as counter:
@@ -344,8 +407,9 @@ class _Counter(fx.Interpreter):
             else:
                 rule = RULES.get(n.target)
                 family, own = (rule[0], rule[1](args, kwargs, out)) if rule else (None, 0)
-            self.costs.append(NodeCost(n.name, _target_name(n, self.module), family, int(own),
-                                       int(counter.get_total_flops())))
+            self.costs.append(
+                NodeCost(n.name, _target_name(n, self.module), family, int(own), int(counter.get_total_flops()))
+            )
             keys = []
             for t in _tensors(out):
                 k, size = _storage(t)
@@ -394,8 +458,9 @@ def _check_dims(spec, params, name, shape):
     """Sizes the spec fixes by a parameter or a number (up to a variadic part) must match the given shape."""
     decl = spec.inputs[name]
     if not any(isinstance(d, str) and d.startswith("*") for d in decl) and len(decl) != len(shape):
-        raise AttnDSLError(f"input `{name}` has {len(decl)} axes [{', '.join(map(str, decl))}], "
-                           f"the given shape {len(shape)}")
+        raise AttnDSLError(
+            f"input `{name}` has {len(decl)} axes [{', '.join(map(str, decl))}], the given shape {len(shape)}"
+        )
     for i, d in enumerate(decl):
         if isinstance(d, str) and d.startswith("*"):
             return
@@ -420,8 +485,9 @@ def _inputs(spec, params: dict, shapes: dict, device: str) -> list:
     return out
 
 
-def profile(spec, shapes: dict | None = None, *, passes=None, device: str = "meta", training: bool = True,
-            **params) -> Profile:
+def profile(
+    spec, shapes: dict | None = None, *, passes=None, device: str = "meta", training: bool = True, **params
+) -> Profile:
     """The cost report of a spec (name, path, or a module built by `attndsl.build`) at the given input shapes.
 
     Shapes and parameters not given come from the spec's example. `device="meta"` counts without
@@ -441,8 +507,11 @@ def profile(spec, shapes: dict | None = None, *, passes=None, device: str = "met
         c = compile_spec(s, {**(s.example.get("params") or {}), **params}, passes)
         gm = lower(c.graph, c.class_name)
     # inputs not given: the example's shapes, with the sizes the parameters fix taken from this build
-    ex = {k: _fit(c.spec.inputs[k], v, c.params) for k, v in (c.spec.example.get("inputs") or {}).items()
-          if k in c.spec.inputs}
+    ex = {
+        k: _fit(c.spec.inputs[k], v, c.params)
+        for k, v in (c.spec.example.get("inputs") or {}).items()
+        if k in c.spec.inputs
+    }
     shapes = {**ex, **(shapes or {})}
     for k in shapes:
         if k not in c.spec.inputs:
@@ -459,16 +528,26 @@ def profile(spec, shapes: dict | None = None, *, passes=None, device: str = "met
             break
         except AttnDSLError:
             raise
-        except Exception as e:       # an op without a meta kernel, data-dependent code, or a wrong shape
+        except Exception as e:  # an op without a meta kernel, data-dependent code, or a wrong shape
             if dev == "cpu":
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise AttnDSLError(f"`{c.spec.name}` does not run at these shapes: {msg}",
-                                   hint="inputs: " + ", ".join(f"{k}: {v}" for k, v in c.spec.inputs.items())) from None
+                raise AttnDSLError(
+                    f"`{c.spec.name}` does not run at these shapes: {msg}",
+                    hint="inputs: " + ", ".join(f"{k}: {v}" for k, v in c.spec.inputs.items()),
+                ) from None
     saved = None
     if training:
         try:
             saved = _saved_bytes(run, inputs)
-        except (RuntimeError, ValueError):     # e.g. batch norm over one value per channel in training
+        except (RuntimeError, ValueError):  # e.g. batch norm over one value per channel in training
             saved = None
-    return Profile(c.spec.name, dict(c.params), {k: list(v) for k, v in shapes.items() if k in c.spec.inputs},
-                   n_params, counter.costs, counter.peak, saved, dev)
+    return Profile(
+        c.spec.name,
+        dict(c.params),
+        {k: list(v) for k, v in shapes.items() if k in c.spec.inputs},
+        n_params,
+        counter.costs,
+        counter.peak,
+        saved,
+        dev,
+    )

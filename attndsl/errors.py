@@ -8,6 +8,7 @@ column and the offending source text, and renders as
           |       ^^^^^^^^
     hint: did you mean `sigmoid`?
 """
+
 from __future__ import annotations
 
 import difflib
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Span:
     """A place in a spec file: 1-based line and column, and the text there."""
+
     file: str
     line: int
     col: int
@@ -29,6 +31,7 @@ class Span:
 
 class AttnDSLError(Exception):
     """Base of every error attndsl raises on purpose."""
+
     stage = "error"
 
     def __init__(self, message: str, span: Span | None = None, hint: str | None = None):

@@ -7,6 +7,7 @@ loops unroll, user functions inline, static arithmetic is computed in Python
 (and recorded, so that a static used as a tensor operand becomes foldable IR).
 Entry point: `build_graph`.
 """
+
 from __future__ import annotations
 
 import keyword
@@ -23,12 +24,13 @@ from .shapes import Pack, assuming, is_int, is_symbolic, norm, sym
 from .spec import Spec, arith, check_value, eval_static
 from .syntax import Source, parse_expression, parse_program
 
-BUFFER_OPS = tuple(name for name, d in OPS.items() if d.buffer)     # constants rebuilt from parameters
+BUFFER_OPS = tuple(name for name, d in OPS.items() if d.buffer)  # constants rebuilt from parameters
 CONSTANTS = {"true": True, "false": False, "spatial": "spatial", "none": None, "pi": math.pi}
-RESERVED = ("true", "false", "spatial", "none")      # constants a program cannot rebind (pi it may: π_k)
+RESERVED = ("true", "false", "spatial", "none")  # constants a program cannot rebind (pi it may: π_k)
 # attributes of torch.nn.Module and torch.fx.GraphModule: a layer of that name would replace them
 # (kept torch-free here; tests/test_hostile.py checks the list against torch)
-MODULE_ATTRS = frozenset("""T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
+MODULE_ATTRS = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
 cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half
 ipu load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters
 register_backward_hook register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
@@ -36,12 +38,14 @@ register_full_backward_pre_hook register_load_state_dict_post_hook register_load
 register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
 set_extra_state set_submodule share_memory state_dict to to_empty train type xpu zero_grad training
 add_submodule code delete_all_unused_submodules delete_submodule graph print_readable recompile to_folder meta
-""".split())
-MAX_STATIC_DEPTH = 32       # a compile-time value's recorded computation; deeper ones become plain constants
+""".split()
+)
+MAX_STATIC_DEPTH = 32  # a compile-time value's recorded computation; deeper ones become plain constants
 STATIC_ONLY = static_builtins()
 
 
 # --- values of the evaluator -----------------------------------------------------------
+
 
 @dataclass
 class Tensor:
@@ -57,31 +61,54 @@ class Static:
     the parameter names (so generated code stays parametric), `deps` the
     parameters it depends on.
     """
+
     value: object
-    prov: tuple | None = None      # (op, Static, Static), ("neg", Static), ("param", name) or None
+    prov: tuple | None = None  # (op, Static, Static), ("neg", Static), ("param", name) or None
     src: str | None = None
     deps: frozenset = frozenset()
-    depth: int = 0                 # how deep prov and src nest
+    depth: int = 0  # how deep prov and src nest
 
     @property
     def source(self) -> str:
         return self.src if self.src is not None else repr(self.value)
 
 
-_PYOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "pow": "**",
-          "and": "and", "or": "or", "==": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+_PYOPS = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "div": "/",
+    "floordiv": "//",
+    "mod": "%",
+    "pow": "**",
+    "and": "and",
+    "or": "or",
+    "==": "==",
+    "!=": "!=",
+    "<": "<",
+    ">": ">",
+    "<=": "<=",
+    ">=": ">=",
+}
 _LOGIC = ("and", "or", "==", "!=", "<", ">", "<=", ">=")
-_TENSOR_LOGIC = {"and": "logical_and", "or": "logical_or", "==": "eq", "!=": "ne", "<": "lt", ">": "gt",
-                 "<=": "le", ">=": "ge"}
-_PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2",
-            "sqrt": "math.sqrt"}
+_TENSOR_LOGIC = {
+    "and": "logical_and",
+    "or": "logical_or",
+    "==": "eq",
+    "!=": "ne",
+    "<": "lt",
+    ">": "gt",
+    "<=": "le",
+    ">=": "ge",
+}
+_PYFUNCS = {"floor": "math.floor", "ceil": "math.ceil", "log": "math.log", "log2": "math.log2", "sqrt": "math.sqrt"}
 
 
 def _static_call(name, vals, value):
     srcs = [v.source for v in vals]
     deps = frozenset().union(*[v.deps for v in vals]) if vals else frozenset()
     if name == "odd":
-        src = f"({srcs[0]} | 1)"      # t if t is odd else t + 1, for t >= 0
+        src = f"({srcs[0]} | 1)"  # t if t is odd else t + 1, for t >= 0
     else:
         src = f"{_PYFUNCS.get(name, name)}({', '.join(srcs)})"
     return Static(value, None, src if deps else None, deps, 1 + max((v.depth for v in vals), default=0))
@@ -97,9 +124,11 @@ def _kind(v) -> str:
         if isinstance(v.value, (int, float)):
             return "a number"
         return {str: "a string", list: "a list", type(None): "none", inits.Init: "an init"}.get(
-            type(v.value), "a value")
-    return {Tensor: "a tensor", Many: "a list", LayerRef: "a layer", NewLayer: "a layer",
-            Func: "a function"}.get(type(v), "a value")
+            type(v.value), "a value"
+        )
+    return {Tensor: "a tensor", Many: "a list", LayerRef: "a layer", NewLayer: "a layer", Func: "a function"}.get(
+        type(v), "a value"
+    )
 
 
 def _has_tensor(v) -> bool:
@@ -108,8 +137,9 @@ def _has_tensor(v) -> bool:
 
 def _arith_operand(v) -> bool:
     """A tensor, a number, or a runtime number: what arithmetic takes."""
-    return isinstance(v, Tensor) or isinstance(v, Static) and (isinstance(v.value, (int, float))
-                                                               or is_symbolic(v.value))
+    return (
+        isinstance(v, Tensor) or isinstance(v, Static) and (isinstance(v.value, (int, float)) or is_symbolic(v.value))
+    )
 
 
 def _symbolic_in(v):
@@ -130,7 +160,7 @@ def _as_axis_names(v):
     return v
 
 
-_SYM_FUNCS = {"floor": sympy.floor, "ceil": sympy.ceiling}      # builtins that take run-time sizes
+_SYM_FUNCS = {"floor": sympy.floor, "ceil": sympy.ceiling}  # builtins that take run-time sizes
 _SYM_COMPARE = {"==": sympy.Eq, "!=": sympy.Ne, "<": sympy.Lt, ">": sympy.Gt, "<=": sympy.Le, ">=": sympy.Ge}
 
 
@@ -139,7 +169,7 @@ class NewLayer:
     kind: str
     args: dict
     span: Span
-    exprs: dict          # argument -> Python source over parameters, where it depends on them
+    exprs: dict  # argument -> Python source over parameters, where it depends on them
 
 
 @dataclass
@@ -150,7 +180,8 @@ class LayerRef:
 @dataclass
 class Many:
     """A list of values: `split` results, `u[i]` bindings, list literals with tensors."""
-    items: dict       # index -> value
+
+    items: dict  # index -> value
     base: str = ""
 
 
@@ -169,14 +200,19 @@ class Frontend:
         self.spec, self.params = spec, params
         self.graph = Graph(meta={"spec": spec.name, "params": dict(params)})
         self.scopes: list[dict] = [{}]
-        self.fixed: set = set()     # parameters that generated code cannot vary
-        self.axis_names = {d.lstrip("*") for dims in spec.inputs.values() for d in dims
-                           if isinstance(d, str) and d.lstrip("*").isidentifier() and d not in params}
-        self.pack_names = {d[1:] for dims in spec.inputs.values() for d in dims
-                           if isinstance(d, str) and d.startswith("*")}
-        self.depth = 0              # evaluation nesting, through inlined functions too
-        self.calls = 0              # user functions being inlined, one inside the other
-        self.steps = 0              # statements run (loops unrolled, functions inlined)
+        self.fixed: set = set()  # parameters that generated code cannot vary
+        self.axis_names = {
+            d.lstrip("*")
+            for dims in spec.inputs.values()
+            for d in dims
+            if isinstance(d, str) and d.lstrip("*").isidentifier() and d not in params
+        }
+        self.pack_names = {
+            d[1:] for dims in spec.inputs.values() for d in dims if isinstance(d, str) and d.startswith("*")
+        }
+        self.depth = 0  # evaluation nesting, through inlined functions too
+        self.calls = 0  # user functions being inlined, one inside the other
+        self.steps = 0  # statements run (loops unrolled, functions inlined)
 
     # --- names -------------------------------------------------------------------------
     def lookup(self, name: str, span: Span):
@@ -188,13 +224,16 @@ class Frontend:
         if name in CONSTANTS:
             return Static(CONSTANTS[name])
         if name in self.axis_names:
-            if name in self.pack_names:      # a run of axes: mean(x, dims=S)
+            if name in self.pack_names:  # a run of axes: mean(x, dims=S)
                 return Static(name)
             # a symbolic size: names its axis (softmax(a, dim=T)), or is its size, read at run time (H - 1)
             return Static(sym(name))
         known = [n for s in self.scopes for n in s] + list(self.params) + list(CONSTANTS)
-        raise NameError_(f"undefined name `{name}`", span,
-                         did_you_mean(name, known) or "assign it first, or declare it under `params`/`inputs`")
+        raise NameError_(
+            f"undefined name `{name}`",
+            span,
+            did_you_mean(name, known) or "assign it first, or declare it under `params`/`inputs`",
+        )
 
     def bind(self, name: str, value):
         self.scopes[-1][name] = value
@@ -205,16 +244,18 @@ class Frontend:
 
     def materialize(self, v: Static, span) -> int:
         """A static number as IR: its whole computation, so constant folding can see it."""
-        if is_symbolic(v.value):        # a run-time size: read off the inputs when the block runs
-            return self.graph.add("symsize", [], {"expr": v.value}, shape=None,
-                                  dtype="int" if is_int(v.value) else "float", span=span)
+        if is_symbolic(v.value):  # a run-time size: read off the inputs when the block runs
+            return self.graph.add(
+                "symsize", [], {"expr": v.value}, shape=None, dtype="int" if is_int(v.value) else "float", span=span
+            )
         if isinstance(v.prov, tuple) and v.prov[0] not in ("param",) and len(v.prov) == 3:
             op, a, b = v.prov
             ins = [self.materialize(a, span), self.materialize(b, span)]
             return self.graph.add(op, ins, shape=None, dtype=_scalar_type(v.value), span=span)
         if isinstance(v.prov, tuple) and v.prov[0] == "neg":
-            return self.graph.add("neg", [self.materialize(v.prov[1], span)], shape=None,
-                                  dtype=_scalar_type(v.value), span=span)
+            return self.graph.add(
+                "neg", [self.materialize(v.prov[1], span)], shape=None, dtype=_scalar_type(v.value), span=span
+            )
         attrs = {"value": v.value}
         if isinstance(v.prov, tuple) and v.prov[0] == "param":
             attrs["param"] = v.prov[1]
@@ -229,23 +270,29 @@ class Frontend:
         if isinstance(v, Static):
             size = _symbolic_in(v.value)
             if size is not None:
-                raise ShapeError(f"`{size}` is a run-time size; {what} must be known at compile time", span,
-                                 "run-time sizes go to op arguments (narrow, view, pad, interpolate...) and "
-                                 "arithmetic; conditions, loops, indices and layers take parameters")
+                raise ShapeError(
+                    f"`{size}` is a run-time size; {what} must be known at compile time",
+                    span,
+                    "run-time sizes go to op arguments (narrow, view, pad, interpolate...) and "
+                    "arithmetic; conditions, loops, indices and layers take parameters",
+                )
             if not render:
                 self.fixed |= v.deps
             return v.value
         if isinstance(v, Many):
             return [self.static(i, span, what, render) for _, i in sorted(v.items.items())]
         kind = {Tensor: "a tensor", LayerRef: "a layer", NewLayer: "a layer", Func: "a function"}.get(type(v), "?")
-        raise ShapeError(f"{what} must be known at compile time, got {kind}", span,
-                         "layer arguments, axes and sizes are numbers or parameters")
+        raise ShapeError(
+            f"{what} must be known at compile time, got {kind}",
+            span,
+            "layer arguments, axes and sizes are numbers or parameters",
+        )
 
     def derived(self, value, prov, src, deps, parts, span):
         """A static computed from others: checked against the limits; a deep computation becomes a constant."""
         value = check_value(value, span)
         depth = 1 + max((p.depth for p in parts), default=0)
-        if depth > MAX_STATIC_DEPTH:          # generated code and folding keep the value, not its history
+        if depth > MAX_STATIC_DEPTH:  # generated code and folding keep the value, not its history
             self.fixed |= deps
             return Static(value)
         return Static(value, prov, src, deps, depth)
@@ -255,8 +302,11 @@ class Frontend:
         self.depth += 1
         try:
             if self.depth > limits.MAX_NESTING:
-                raise SpecError(f"evaluation nests deeper than {limits.MAX_NESTING} levels", e.span,
-                                "functions inline into their callers: nest fewer calls (docs/language.md, Limits)")
+                raise SpecError(
+                    f"evaluation nests deeper than {limits.MAX_NESTING} levels",
+                    e.span,
+                    "functions inline into their callers: nest fewer calls (docs/language.md, Limits)",
+                )
             return self._eval(e)
         finally:
             self.depth -= 1
@@ -272,9 +322,14 @@ class Frontend:
             vals = [self.eval(i) for i in e.items]
             if all(isinstance(v, Static) for v in vals):
                 deps = frozenset().union(*[v.deps for v in vals]) if vals else frozenset()
-                return self.derived([v.value for v in vals], None,
-                                    "[" + ", ".join(v.source for v in vals) + "]" if deps else None, deps, vals,
-                                    e.span)
+                return self.derived(
+                    [v.value for v in vals],
+                    None,
+                    "[" + ", ".join(v.source for v in vals) + "]" if deps else None,
+                    deps,
+                    vals,
+                    e.span,
+                )
             return Many(dict(enumerate(vals)))
         if isinstance(e, S.Neg):
             v = self.eval(e.operand)
@@ -289,7 +344,7 @@ class Frontend:
             return self.apply_op("neg", [v], {}, e.span, {})
         if isinstance(e, S.Not):
             v = self.eval(e.operand)
-            if isinstance(v, Tensor):       # a mask
+            if isinstance(v, Tensor):  # a mask
                 return self.apply_op("logical_not", [v], {}, e.span, {})
             c = self.static(v, e.span, "a condition", render=True)
             return self.derived(not c, None, f"(not {v.source})" if v.deps else None, v.deps, [v], e.span)
@@ -308,17 +363,20 @@ class Frontend:
                 return self.derived(arith(e.op, a.value, b.value, e.span), (e.op, a, b), src, deps, [a, b], e.span)
             for v in (a, b):
                 if not _arith_operand(v):
-                    raise ShapeError(f"`{_PYOPS.get(e.op, e.op)}` needs tensors or numbers, got {_kind(v)}", e.span,
-                                     "lists of tensors go through stack() or concat(); a list of numbers "
-                                     "is not a tensor")
+                    raise ShapeError(
+                        f"`{_PYOPS.get(e.op, e.op)}` needs tensors or numbers, got {_kind(v)}",
+                        e.span,
+                        "lists of tensors go through stack() or concat(); a list of numbers is not a tensor",
+                    )
             return self.apply_op(e.op, [a, b], {}, e.span, {})
         if isinstance(e, S.Index):
             base = self.eval(e.base)
             idx = self.static(self.eval(e.index), e.index.span, "an index")
             if isinstance(base, Many):
                 if not isinstance(idx, (int, str)):
-                    raise ShapeError(f"an item key is an integer or a name, got {_kind(self.eval(e.index))}",
-                                     e.index.span)
+                    raise ShapeError(
+                        f"an item key is an integer or a name, got {_kind(self.eval(e.index))}", e.index.span
+                    )
                 if idx not in base.items:
                     raise ShapeError(f"index {idx} out of range (have {sorted(base.items)})", e.index.span)
                 return base.items[idx]
@@ -339,30 +397,45 @@ class Frontend:
         sym_op = _PYOPS.get(e.op, e.op)
         for v in (a, b):
             if not (_arith_operand(v) and not isinstance(v.value, bool)):
-                raise ShapeError(f"`{sym_op}` needs numbers, got {_kind(v)}", e.span,
-                                 "arithmetic on run-time sizes takes numbers, parameters and sizes")
+                raise ShapeError(
+                    f"`{sym_op}` needs numbers, got {_kind(v)}",
+                    e.span,
+                    "arithmetic on run-time sizes takes numbers, parameters and sizes",
+                )
         x, y = sympy.sympify(a.value), sympy.sympify(b.value)
         if e.op in _SYM_COMPARE:
             r = _SYM_COMPARE[e.op](x, y)
             if r in (sympy.true, sympy.false):
                 return Static(bool(r))
         if e.op in _LOGIC:
-            raise ShapeError(f"`{x} {sym_op} {y}` depends on run-time sizes; a condition must be known at "
-                             "compile time", e.span, "compare parameters, or make a mask from tensors")
+            raise ShapeError(
+                f"`{x} {sym_op} {y}` depends on run-time sizes; a condition must be known at compile time",
+                e.span,
+                "compare parameters, or make a mask from tensors",
+            )
         if e.op in ("div", "floordiv", "mod") and y == 0:
             raise ShapeError("division by zero", e.span)
-        self.fixed |= a.deps | b.deps       # a parameter's value is built into the expression
-        r = {"add": lambda: x + y, "sub": lambda: x - y, "mul": lambda: x * y, "div": lambda: x / y,
-             "floordiv": lambda: sympy.floor(x / y), "mod": lambda: sympy.Mod(x, y),
-             "pow": lambda: x ** y}[e.op]()
+        self.fixed |= a.deps | b.deps  # a parameter's value is built into the expression
+        r = {
+            "add": lambda: x + y,
+            "sub": lambda: x - y,
+            "mul": lambda: x * y,
+            "div": lambda: x / y,
+            "floordiv": lambda: sympy.floor(x / y),
+            "mod": lambda: sympy.Mod(x, y),
+            "pow": lambda: x**y,
+        }[e.op]()
         return self.size_value(r, [a, b], e.span)
 
     def size_value(self, r, parts, span):
         """A run-time size computed from `parts`, within the nesting limit (sympy works on the whole tree)."""
         depth = 1 + max(p.depth for p in parts)
         if depth > limits.MAX_SIZE_DEPTH:
-            raise SpecError(f"a run-time size expression nests more than {limits.MAX_SIZE_DEPTH} operations",
-                            span, "compute fewer steps on sizes (docs/language.md, Limits)")
+            raise SpecError(
+                f"a run-time size expression nests more than {limits.MAX_SIZE_DEPTH} operations",
+                span,
+                "compute fewer steps on sizes (docs/language.md, Limits)",
+            )
         r = _number(r)
         return Static(r, depth=depth) if is_symbolic(r) else Static(r)
 
@@ -370,8 +443,11 @@ class Frontend:
         """floor() or ceil() of a run-time size; other builtins need compile-time values."""
         if name not in _SYM_FUNCS or len(args) != 1 or e.kwargs:
             size = next(_symbolic_in(a.value) for a in args if _symbolic_in(a.value) is not None)
-            raise ShapeError(f"`{name}` of the run-time size `{size}` is not supported", e.span,
-                             "run-time sizes take + - * / // % ** and floor/ceil")
+            raise ShapeError(
+                f"`{name}` of the run-time size `{size}` is not supported",
+                e.span,
+                "run-time sizes take + - * / // % ** and floor/ceil",
+            )
         return self.size_value(_SYM_FUNCS[name](sympy.sympify(args[0].value)), args, e.span)
 
     def tensor_logic(self, e, a, b):
@@ -380,9 +456,11 @@ class Frontend:
         logical = name.startswith("logical")
         for v in (a, b):
             if not _arith_operand(v) or logical and not isinstance(v, Tensor):
-                raise ShapeError(f"`{_PYOPS[e.op]}` needs {'two masks' if logical else 'tensors or numbers'}, "
-                                 f"got {_kind(v)}", e.span,
-                                 "a condition known at compile time compares parameters; a mask compares tensors")
+                raise ShapeError(
+                    f"`{_PYOPS[e.op]}` needs {'two masks' if logical else 'tensors or numbers'}, got {_kind(v)}",
+                    e.span,
+                    "a condition known at compile time compares parameters; a mask compares tensors",
+                )
         return self.apply_op(name, [a, b], {}, e.span, {})
 
     def call(self, e: S.Call):
@@ -397,11 +475,15 @@ class Frontend:
                     return self.init_call(name, args, kwargs, e, kspans)
                 if name in LAYERS:
                     return self.new_layer(name, args, kwargs, e, kspans)
-                if name in OPS and (name not in STATIC_ONLY or any(
-                        not isinstance(v, Static) for v in list(args) + list(kwargs.values()))):
+                if name in OPS and (
+                    name not in STATIC_ONLY
+                    or any(not isinstance(v, Static) for v in list(args) + list(kwargs.values()))
+                ):
                     return self.apply_op(name, args, kwargs, e.span, kspans, e.args)
-                if name in STATIC_ONLY and any(isinstance(a, Static) and _symbolic_in(a.value) is not None
-                                               for a in list(args) + list(kwargs.values())):
+                if name in STATIC_ONLY and any(
+                    isinstance(a, Static) and _symbolic_in(a.value) is not None
+                    for a in list(args) + list(kwargs.values())
+                ):
                     return self.size_call(name, args, e)
                 if name in STATIC_ONLY:
                     if kwargs:
@@ -409,17 +491,28 @@ class Frontend:
                     try:
                         for a in args:
                             self.static(a, e.span, render=True)
-                        value = check_value(STATIC_ONLY[name](*[a.value for a in args]), e.span,
-                                            f"the result of `{name}`")
+                        value = check_value(
+                            STATIC_ONLY[name](*[a.value for a in args]), e.span, f"the result of `{name}`"
+                        )
                         return _static_call(name, args, value)
                     except (TypeError, ValueError, OverflowError) as err:
-                        raise ShapeError(f"`{name}`: {err}", e.span, "loops unroll at compile time "
-                                         "(docs/language.md, Limits)" if isinstance(err, limits.LimitExceeded)
-                                         else None) from None
-                known = list(OPS) + list(LAYERS) + list(STATIC_ONLY) + list(inits.TABLE) + [
-                    n for s in self.scopes for n in s]
-                raise NameError_(f"unknown op `{name}`", e.func.span,
-                                 did_you_mean(name, known) or "see `attndsl ops` for the list")
+                        raise ShapeError(
+                            f"`{name}`: {err}",
+                            e.span,
+                            "loops unroll at compile time (docs/language.md, Limits)"
+                            if isinstance(err, limits.LimitExceeded)
+                            else None,
+                        ) from None
+                known = (
+                    list(OPS)
+                    + list(LAYERS)
+                    + list(STATIC_ONLY)
+                    + list(inits.TABLE)
+                    + [n for s in self.scopes for n in s]
+                )
+                raise NameError_(
+                    f"unknown op `{name}`", e.func.span, did_you_mean(name, known) or "see `attndsl ops` for the list"
+                )
             target = local
         else:
             target = self.eval(e.func)
@@ -440,14 +533,23 @@ class Frontend:
                 return inits.Ref(self.graph.node(v.nid)["attrs"]["layer"])
             if isinstance(v, Static) and isinstance(v.value, (bool, int, float, str)):
                 return v.value, (v.source if v.deps else None)
-            raise ShapeError(f"`{name}`: an init argument is a number, a string, or a declared layer for `tied`, "
-                             f"got {_kind(v)}", sp, f"signature: {inits.signature(name)}")
+            raise ShapeError(
+                f"`{name}`: an init argument is a number, a string, or a declared layer for `tied`, got {_kind(v)}",
+                sp,
+                f"signature: {inits.signature(name)}",
+            )
+
         try:
-            value = inits.make(name, [conv(v, spans[i]) for i, v in enumerate(args)],
-                               {k: conv(v, kspans[k]) for k, v in kwargs.items()})
+            value = inits.make(
+                name,
+                [conv(v, spans[i]) for i, v in enumerate(args)],
+                {k: conv(v, kspans[k]) for k, v in kwargs.items()},
+            )
         except OpError as err:
-            where = kspans.get(err.arg) or next((spans[i] for i, (a, _, _) in enumerate(inits.TABLE[name][0])
-                                                 if a == err.arg and i < len(spans)), e.span)
+            where = kspans.get(err.arg) or next(
+                (spans[i] for i, (a, _, _) in enumerate(inits.TABLE[name][0]) if a == err.arg and i < len(spans)),
+                e.span,
+            )
             raise ShapeError(str(err), where, err.hint) from None
         return Static(value)
 
@@ -456,8 +558,11 @@ class Frontend:
         for v, sp in zip(list(args) + list(kwargs.values()), spans):
             size = _symbolic_in(v.value) if isinstance(v, Static) else None
             if size is not None:
-                raise ShapeError(f"`{size}` is a run-time size; layer sizes must be parameters", sp,
-                                 "declare a parameter and use it in the input's shape: x: [B, channels, H, W]")
+                raise ShapeError(
+                    f"`{size}` is a run-time size; layer sizes must be parameters",
+                    sp,
+                    "declare a parameter and use it in the input's shape: x: [B, channels, H, W]",
+                )
         try:
             sargs = [self.static(a, e.span, f"an argument of `{kind}`", render=True) for a in args]
             skw = {k: self.static(v, kspans[k], f"`{k}`", render=True) for k, v in kwargs.items()}
@@ -472,8 +577,11 @@ class Frontend:
             raise ShapeError(f"`{kind}`: {err}", kspans.get(err.arg, e.span), err.hint) from None
         n = layer_numel(kind, attrs)
         if n > limits.MAX_ELEMENTS:
-            raise ShapeError(f"`{kind}` would allocate {n:,} elements, over the limit of {limits.MAX_ELEMENTS:,}",
-                             e.span, "check the sizes and parameters (docs/language.md, Limits)")
+            raise ShapeError(
+                f"`{kind}` would allocate {n:,} elements, over the limit of {limits.MAX_ELEMENTS:,}",
+                e.span,
+                "check the sizes and parameters (docs/language.md, Limits)",
+            )
         return NewLayer(kind, attrs, e.span, exprs)
 
     def apply_layer(self, ref: LayerRef, args, kwargs, e):
@@ -500,12 +608,16 @@ class Frontend:
                 if arg in targs or arg in opdef.runtime:
                     return v.value
                 axis = arg is not None and (arg.startswith("dim") or name == "flatten" and arg in ("start", "end"))
-                value = _as_axis_names(v.value) if axis else v.value     # dim=T: the axis of size T
+                value = _as_axis_names(v.value) if axis else v.value  # dim=T: the axis of size T
                 size = _symbolic_in(value)
                 if size is not None:
-                    raise ShapeError(f"`{name}`: `{arg}` must be known at compile time; `{size}` is a run-time size",
-                                     sp, "an axis is an integer or a symbolic size alone (dim=T)" if axis
-                                     else "this argument takes numbers and parameters")
+                    raise ShapeError(
+                        f"`{name}`: `{arg}` must be known at compile time; `{size}` is a run-time size",
+                        sp,
+                        "an axis is an integer or a symbolic size alone (dim=T)"
+                        if axis
+                        else "this argument takes numbers and parameters",
+                    )
                 return value
             if isinstance(v, Many):
                 return [conv(i, sp, arg) for _, i in sorted(v.items.items())]
@@ -526,34 +638,43 @@ class Frontend:
         except OpError as err:
             where = kspans.get(err.arg) or _arg_span(opdef, err.arg, arg_exprs) or span
             raise ShapeError(f"`{name}`: {err}", where, err.hint) from None
-        except (TypeError, ValueError, ArithmeticError) as err:     # a value the rule did not expect
+        except (TypeError, ValueError, ArithmeticError) as err:  # a value the rule did not expect
             raise ShapeError(f"`{name}`: bad argument ({err})", span, f"signature: {name}{opdef.signature}") from None
         if out.n_outputs > limits.MAX_LIST:
-            raise ShapeError(f"`{name}` would make {out.n_outputs} results, over the limit of {limits.MAX_LIST}",
-                             span, "docs/language.md, Limits")
+            raise ShapeError(
+                f"`{name}` would make {out.n_outputs} results, over the limit of {limits.MAX_LIST}",
+                span,
+                "docs/language.md, Limits",
+            )
         if name in BUFFER_OPS:
             n = math.prod(out.shape)
             if n > limits.MAX_ELEMENTS:
-                raise ShapeError(f"`{name}` would allocate {n:,} elements, over the limit of "
-                                 f"{limits.MAX_ELEMENTS:,}", span, "docs/language.md, Limits")
+                raise ShapeError(
+                    f"`{name}` would allocate {n:,} elements, over the limit of {limits.MAX_ELEMENTS:,}",
+                    span,
+                    "docs/language.md, Limits",
+                )
         inputs = []
         for v in out.inputs:
             if isinstance(v, T):
                 inputs.append(v.nid)
-            else:   # a static operand of arithmetic
+            else:  # a static operand of arithmetic
                 sv = next((a for a in args if isinstance(a, Static) and a.value is v), Static(v))
                 inputs.append(self.materialize(sv, span))
         if out.n_outputs:
             nid = self.graph.add(name, inputs, out.attrs, None, dtype="tuple", span=span)
-            items = {i: Tensor(self.graph.add("getitem", [nid], {"index": i}, s, span=span))
-                     for i, s in enumerate(out.shapes)}
+            items = {
+                i: Tensor(self.graph.add("getitem", [nid], {"index": i}, s, span=span))
+                for i, s in enumerate(out.shapes)
+            }
             return Many(items)
         dtype = out.dtype if out.shape is not None else _scalar_type(0.0)
         nid = self.graph.add(name, inputs, out.attrs, out.shape, dtype=dtype, span=span)
         if name in BUFFER_OPS:
             sb = opdef.signature.bind(*args, **kwargs)
-            self.graph.node(nid)["exprs"] = {k: v.source for k, v in sb.arguments.items()
-                                             if isinstance(v, Static) and v.deps}
+            self.graph.node(nid)["exprs"] = {
+                k: v.source for k, v in sb.arguments.items() if isinstance(v, Static) and v.deps
+            }
         return Tensor(nid)
 
     def check_kinds(self, name, opdef, args, kwargs, spans, kspans, span):
@@ -570,15 +691,22 @@ class Frontend:
             for label, v in values:
                 if arg not in targs:
                     if _has_tensor(v):
-                        raise ShapeError(f"`{name}`: `{label}` must be known at compile time, got a tensor",
-                                         where, "sizes, axes and options are numbers, strings or parameters")
+                        raise ShapeError(
+                            f"`{name}`: `{label}` must be known at compile time, got a tensor",
+                            where,
+                            "sizes, axes and options are numbers, strings or parameters",
+                        )
                     if isinstance(v, (LayerRef, NewLayer, Func)):
                         raise ShapeError(f"`{name}`: `{label}` cannot be {_kind(v)}", where)
                 elif arg in LIST_ARGS:
                     if not isinstance(v, Many) or not all(isinstance(i, Tensor) for i in v.items.values()):
                         raise ShapeError(f"`{name}`: `{arg}` must be a list of tensors, got {_kind(v)}", where)
-                elif not (_arith_operand(v) or isinstance(v, Static) and v.value is None
-                          and opdef.signature.parameters[arg].default is None):
+                elif not (
+                    _arith_operand(v)
+                    or isinstance(v, Static)
+                    and v.value is None
+                    and opdef.signature.parameters[arg].default is None
+                ):
                     raise ShapeError(f"`{name}`: `{arg}` must be a tensor, got {_kind(v)}", where)
 
     def inline(self, fn: Func, args, kwargs, e):
@@ -586,8 +714,11 @@ class Frontend:
         if len(args) + len(kwargs) != len(d.params) or any(k not in d.params for k in kwargs):
             raise ShapeError(f"`{d.name}` takes {len(d.params)} argument(s) ({', '.join(d.params)})", e.span)
         if self.calls >= limits.MAX_CALL_DEPTH:
-            raise SpecError(f"functions call each other more than {limits.MAX_CALL_DEPTH} deep", e.span,
-                            "a function that calls itself never ends (docs/language.md, Limits)")
+            raise SpecError(
+                f"functions call each other more than {limits.MAX_CALL_DEPTH} deep",
+                e.span,
+                "a function that calls itself never ends (docs/language.md, Limits)",
+            )
         scope = dict(zip(d.params, args))
         scope.update(kwargs)
         self.scopes.append(scope)
@@ -607,12 +738,17 @@ class Frontend:
         for st in stmts:
             self.steps += 1
             if self.steps > limits.MAX_UNROLLED:
-                raise SpecError(f"unrolling runs more than {limits.MAX_UNROLLED:,} statements", st.span,
-                                "loops and functions unroll at compile time: fewer iterations "
-                                "(docs/language.md, Limits)")
+                raise SpecError(
+                    f"unrolling runs more than {limits.MAX_UNROLLED:,} statements",
+                    st.span,
+                    "loops and functions unroll at compile time: fewer iterations (docs/language.md, Limits)",
+                )
             if len(self.graph) > limits.MAX_IR_NODES:
-                raise SpecError(f"the program makes more than {limits.MAX_IR_NODES:,} IR nodes", st.span,
-                                "loops unroll at compile time: fewer iterations (docs/language.md, Limits)")
+                raise SpecError(
+                    f"the program makes more than {limits.MAX_IR_NODES:,} IR nodes",
+                    st.span,
+                    "loops unroll at compile time: fewer iterations (docs/language.md, Limits)",
+                )
             if isinstance(st, S.Assign):
                 self.assign(st)
             elif isinstance(st, S.Def):
@@ -653,22 +789,33 @@ class Frontend:
             raise SpecError(f"`{name}` is a parameter or constant and cannot be reassigned", t.span)
         _check_name(name, t.span)
         if isinstance(value, NewLayer) and (name in MODULE_ATTRS or name.startswith("_")):
-            raise SpecError(f"a layer cannot be named `{name}`: torch modules already use that name", t.span,
-                            "choose another name")
+            raise SpecError(
+                f"a layer cannot be named `{name}`: torch modules already use that name", t.span, "choose another name"
+            )
         if t.index is not None:
             idx = self.static(self.eval(t.index), t.index.span, "an index")
-            if not (isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < limits.MAX_LIST
-                    or isinstance(idx, str) and idx.isidentifier() and idx.isascii()):
-                raise ShapeError(f"an item key is an integer from 0 to {limits.MAX_LIST - 1} or a name, "
-                                 f"got {idx!r}", t.index.span)
+            if not (
+                isinstance(idx, int)
+                and not isinstance(idx, bool)
+                and 0 <= idx < limits.MAX_LIST
+                or isinstance(idx, str)
+                and idx.isidentifier()
+                and idx.isascii()
+            ):
+                raise ShapeError(
+                    f"an item key is an integer from 0 to {limits.MAX_LIST - 1} or a name, got {idx!r}", t.index.span
+                )
             full = f"{name}.{idx}"
             coll = next((s[name] for s in reversed(self.scopes) if name in s), None)
             if not isinstance(coll, Many):
                 coll = Many({}, name)
                 self.bind(name, coll)
             if any(isinstance(k, str) != isinstance(idx, str) for k in coll.items):
-                raise ShapeError(f"`{name}` mixes integer and name keys", t.index.span,
-                                 "a list takes u[0], u[1]...; a group of layers takes names")
+                raise ShapeError(
+                    f"`{name}` mixes integer and name keys",
+                    t.index.span,
+                    "a list takes u[0], u[1]...; a group of layers takes names",
+                )
             coll.items[idx] = self.declare(full, value, t.span)
             return
         self.bind(name, self.declare(name, value, t.span))
@@ -678,12 +825,16 @@ class Frontend:
             if len(self.scopes) > 1:
                 raise SpecError("declare layers at the top level of g or f, not inside a function", span)
             if name in self.graph.layers:
-                raise SpecError(f"layer `{name}` is declared twice", span,
-                                "use the first one again to share its weights")
+                raise SpecError(
+                    f"layer `{name}` is declared twice", span, "use the first one again to share its weights"
+                )
             self.graph.layers[name] = LayerDecl(value.kind, value.args, value.span, value.exprs)
             if value.kind == "param":
-                return Tensor(self.graph.add("param", [], {"layer": name}, value.args["shape"], span=span,
-                                             name=name.replace(".", "_")))
+                return Tensor(
+                    self.graph.add(
+                        "param", [], {"layer": name}, value.args["shape"], span=span, name=name.replace(".", "_")
+                    )
+                )
             return LayerRef(name)
         if isinstance(value, Tensor):
             node = self.graph.node(value.nid)
@@ -744,25 +895,32 @@ def input_shape(spec: Spec, params: dict, name: str) -> tuple:
 
             def get(n):
                 return params[n] if n in params else syms.setdefault(n, sym(n))
+
             names = _names(expr)
             multiple = multiple_of(expr, params)
-            if multiple is not None:            # "k * n": a multiple of the parameter expression k, n a symbol
+            if multiple is not None:  # "k * n": a multiple of the parameter expression k, n a symbol
                 factor, symbol = multiple
                 try:
                     k = eval_static(factor, params.__getitem__, set(_names(factor)))
                 except (TypeError, ValueError, AttributeError, ArithmeticError) as err:
                     raise SpecError(f"bad dimension {d!r} in input `{name}` ({err})", span) from None
                 if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limits.MAX_INT:
-                    raise SpecError(f"dimension {d!r} of input `{name}`: the factor is {k!r}, not a positive size",
-                                    span)
+                    raise SpecError(
+                        f"dimension {d!r} of input `{name}`: the factor is {k!r}, not a positive size", span
+                    )
                 dims.append(k * sym(symbol) if k > 1 else sym(symbol))
                 continue
             try:
                 v = norm(eval_static(expr, get, set(names)))
             except (TypeError, ValueError, AttributeError, ArithmeticError, sympy.SympifyError) as err:
                 raise SpecError(f"bad dimension {d!r} in input `{name}` ({err})", span) from None
-            if not (isinstance(v, int) and 1 <= v <= limits.MAX_INT or isinstance(v, sympy.Expr) and v.free_symbols
-                    and not v.is_Float):
+            if not (
+                isinstance(v, int)
+                and 1 <= v <= limits.MAX_INT
+                or isinstance(v, sympy.Expr)
+                and v.free_symbols
+                and not v.is_Float
+            ):
                 raise SpecError(f"dimension {d!r} of input `{name}` is {v!r}, not a positive size", span)
             dims.append(v)
         else:
@@ -777,8 +935,12 @@ def multiple_of(expr, params):
     if not (isinstance(expr, S.BinOp) and expr.op == "mul"):
         return None
     for sym_side, factor in ((expr.right, expr.left), (expr.left, expr.right)):
-        if (isinstance(sym_side, S.Var) and sym_side.name not in params and sym_side.name not in ("true", "false", "pi")
-                and all(n in params for n in _names(factor))):
+        if (
+            isinstance(sym_side, S.Var)
+            and sym_side.name not in params
+            and sym_side.name not in ("true", "false", "pi")
+            and all(n in params for n in _names(factor))
+        ):
             return factor, sym_side.name
     return None
 
@@ -821,8 +983,9 @@ def _build(fe, spec, params) -> Graph:
         span = spec.span("outputs")
         v = fe.scopes[0].get(name)
         if v is None:
-            raise NameError_(f"output `{name}` is never assigned", span,
-                             did_you_mean(name, fe.scopes[0]) or "assign it in `f`")
+            raise NameError_(
+                f"output `{name}` is never assigned", span, did_you_mean(name, fe.scopes[0]) or "assign it in `f`"
+            )
         if not isinstance(v, Tensor):
             raise ShapeError(f"output `{name}` is not a tensor", span)
         fe.graph.outputs.append((name, v.nid))

@@ -8,6 +8,7 @@ built model at module paths, with sizes read off one dry run on the meta device,
 the host's parameters and state-dict keys as they were.
 Entry points: `layer`, `attach`, `AttnLayer`.
 """
+
 from __future__ import annotations
 
 import copyreg
@@ -30,7 +31,7 @@ class _LayerType(type):
 
 
 def _reduce_layer_type(cls):
-    if cls.__dict__.get("spec_id") is None:           # AttnLayer itself, or a user's subclass
+    if cls.__dict__.get("spec_id") is None:  # AttnLayer itself, or a user's subclass
         return cls.__qualname__
     return _layer_class, (cls.spec_id, tuple(sorted(cls.fixed.items())))
 
@@ -57,6 +58,7 @@ class AttnLayer(nn.Module, metaclass=_LayerType):
     graph's code on them. The code is compiled once per distinct parameter set and looked up
     by key, so instances deep-copy, pickle and move between devices like any module.
     """
+
     spec_id: str | None = None
     fixed: dict = {}
 
@@ -67,7 +69,7 @@ class AttnLayer(nn.Module, metaclass=_LayerType):
             params["channels"] = channels
         gm = build(self.spec_id, **params)
         compiled = gm.meta["compiled"]
-        self.params = dict(compiled.params)                  # every parameter's value, defaults included
+        self.params = dict(compiled.params)  # every parameter's value, defaults included
         self._key = (self.spec_id, tuple(sorted((k, _freeze(v)) for k, v in self.params.items())))
         _FORWARDS.setdefault(self._key, type(gm).forward)
         for name, mod in gm.named_children():
@@ -83,7 +85,7 @@ class AttnLayer(nn.Module, metaclass=_LayerType):
 
     def forward(self, *inputs):
         fn = _FORWARDS.get(self._key)
-        if fn is None:                                       # unpickled in a fresh process
+        if fn is None:  # unpickled in a fresh process
             fn = _FORWARDS.setdefault(self._key, type(build(self.spec_id, **self.params)).forward)
         return fn(self, *inputs)
 
@@ -98,8 +100,16 @@ def _layer_class(spec_id: str, fixed_items: tuple):
         fixed = {k: _thaw(v) for k, v in fixed_items}
         name = load(spec_id).name
         cname = "".join(p[:1].upper() + p[1:] for p in name.split("_")) + "Layer"
-        cls = _LayerType(cname, (AttnLayer,), {"spec_id": spec_id, "fixed": fixed, "__module__": __name__,
-                                               "__doc__": f"attndsl.layer({spec_id!r}, **{fixed!r})"})
+        cls = _LayerType(
+            cname,
+            (AttnLayer,),
+            {
+                "spec_id": spec_id,
+                "fixed": fixed,
+                "__module__": __name__,
+                "__doc__": f"attndsl.layer({spec_id!r}, **{fixed!r})",
+            },
+        )
         _CLASSES[key] = cls
     return cls
 
@@ -114,12 +124,18 @@ def layer(spec, **params) -> type:
     s = load(spec_id)
     for k in params:
         if k not in s.params:
-            raise ParamError(f"`{s.name}` has no parameter `{k}`", s.span("params"),
-                             did_you_mean(k, s.params) or f"parameters: {', '.join(s.params)}")
+            raise ParamError(
+                f"`{s.name}` has no parameter `{k}`",
+                s.span("params"),
+                did_you_mean(k, s.params) or f"parameters: {', '.join(s.params)}",
+            )
     if "channels" not in s.params:
-        raise AttnDSLError(f"`{s.name}` has no `channels` parameter, so it cannot be an attention layer class "
-                           "that hosts call with the channel count", hint="use attndsl.build for it")
-    for k, v in params.items():                                # checked now, defaults resolved per instance
+        raise AttnDSLError(
+            f"`{s.name}` has no `channels` parameter, so it cannot be an attention layer class "
+            "that hosts call with the channel count",
+            hint="use attndsl.build for it",
+        )
+    for k, v in params.items():  # checked now, defaults resolved per instance
         check_range(s.params[k], coerce(s.params[k], v))
     return _layer_class(spec_id, tuple(sorted((k, _freeze(v)) for k, v in params.items())))
 
@@ -129,9 +145,18 @@ def layer(spec, **params) -> type:
 # `rd_channels`; activation and gate classes map to a spec's `activation`/`gate` string choice.
 _RATIO_PARAMS = ("reduction", "ratio")
 _HIDDEN_PARAMS = ("hidden", "inter_channels")
-_ACT_NAMES = {"ReLU": "relu", "SiLU": "silu", "Swish": "silu", "Hardswish": "hswish", "HardSwish": "hswish",
-              "GELU": "gelu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Hardsigmoid": "hsigmoid",
-              "HardSigmoid": "hsigmoid"}
+_ACT_NAMES = {
+    "ReLU": "relu",
+    "SiLU": "silu",
+    "Swish": "silu",
+    "Hardswish": "hswish",
+    "HardSwish": "hswish",
+    "GELU": "gelu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Hardsigmoid": "hsigmoid",
+    "HardSigmoid": "hsigmoid",
+}
 
 
 def _act_name(v):
@@ -147,8 +172,9 @@ def translate(spec_id, params: dict, kwargs: dict):
     device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
 
     def refuse(k, why):
-        raise ParamError(f"`{s.name}` cannot take timm's `{k}`: {why}", s.span("params"),
-                         f"its parameters: {', '.join(s.params)}")
+        raise ParamError(
+            f"`{s.name}` cannot take timm's `{k}`: {why}", s.span("params"), f"its parameters: {', '.join(s.params)}"
+        )
 
     for k, v in kwargs.items():
         if k in s.params:
@@ -171,7 +197,7 @@ def translate(spec_id, params: dict, kwargs: dict):
                 refuse(k, "the spec's hidden width is not a parameter")
             params[target] = v
         elif k in ("act_layer", "gate_layer"):
-            if v is None:                                    # timm's "the module's default"
+            if v is None:  # timm's "the module's default"
                 continue
             target = "activation" if k == "act_layer" else "gate"
             if target not in s.params:
@@ -192,10 +218,16 @@ def unused_parameters(compiled, module: nn.Module) -> list[str]:
     eval-mode side of `if_training`, or nothing. A DistributedDataParallel host of such a block
     needs find_unused_parameters=True."""
     g = compiled.graph
-    used = {g.node(nid)["attrs"]["layer"] for nid in g.order()
-            if g.node(nid)["op"] in ("layer", "param") and _gradient_reaches(g, nid)}
-    return [name for name, p in module.named_parameters() if p.requires_grad
-            and not any(name == u or name.startswith(u + ".") for u in used)]
+    used = {
+        g.node(nid)["attrs"]["layer"]
+        for nid in g.order()
+        if g.node(nid)["op"] in ("layer", "param") and _gradient_reaches(g, nid)
+    }
+    return [
+        name
+        for name, p in module.named_parameters()
+        if p.requires_grad and not any(name == u or name.startswith(u + ".") for u in used)
+    ]
 
 
 _NO_GRAD_OPS = ("detach", "hardmax", "sample_onehot")
@@ -254,8 +286,8 @@ def _glob_segment(seg: str) -> str:
             out.append("[^.]*")
         elif c == "?":
             out.append("[^.]")
-        elif end > 0:                                             # [0-9], [!x]: a character class
-            body = seg[i + 1:end]
+        elif end > 0:  # [0-9], [!x]: a character class
+            body = seg[i + 1 : end]
             cls = "^" + re.escape(body[1:]) if body.startswith("!") else re.escape(body)
             out.append("[" + cls.replace("\\-", "-") + "]")
             i = end
@@ -273,9 +305,11 @@ def match_paths(model: nn.Module, at) -> list[str]:
     out = [n for n in names if any(r.fullmatch(n) for r in rx)]
     if not out:
         shown = ", ".join(map(str, patterns))
-        raise AttnDSLError(f"no module path matches `{shown}`",
-                           hint=did_you_mean(str(patterns[0]), names) or
-                           f"paths look like: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}")
+        raise AttnDSLError(
+            f"no module path matches `{shown}`",
+            hint=did_you_mean(str(patterns[0]), names)
+            or f"paths look like: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}",
+        )
     return out
 
 
@@ -283,12 +317,14 @@ def _example_input(model: nn.Module, input_shape):
     if input_shape is not None:
         return tuple(input_shape)
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
-    if "input_size" in cfg:                                   # timm models say what they take
+    if "input_size" in cfg:  # timm models say what they take
         return (1, *cfg["input_size"])
     first = next((m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)
     if first is None:
-        raise AttnDSLError(f"cannot guess an input for {type(model).__name__}",
-                           hint="pass input_shape=(1, C, H, W), the shape of one example input")
+        raise AttnDSLError(
+            f"cannot guess an input for {type(model).__name__}",
+            hint="pass input_shape=(1, C, H, W), the shape of one example input",
+        )
     return (1, first.in_channels, *([224] * (first.weight.dim() - 2)))
 
 
@@ -299,29 +335,36 @@ def dry_run_shapes(model: nn.Module, paths, input_shape=None) -> dict:
     seen: dict = {}
     handles = []
     for p in paths:
+
         def hook(mod, args, out, p=p):
             if p not in seen:
                 first = args[0] if args else None
-                seen[p] = (tuple(first.shape) if isinstance(first, torch.Tensor) else None,
-                           tuple(out.shape) if isinstance(out, torch.Tensor) else None)
+                seen[p] = (
+                    tuple(first.shape) if isinstance(first, torch.Tensor) else None,
+                    tuple(out.shape) if isinstance(out, torch.Tensor) else None,
+                )
+
         handles.append(model.get_submodule(p).register_forward_hook(hook))
-    meta = {k: torch.empty_like(v, device="meta") for k, v in list(model.named_parameters())
-            + list(model.named_buffers())}
+    meta = {
+        k: torch.empty_like(v, device="meta") for k, v in list(model.named_parameters()) + list(model.named_buffers())
+    }
     try:
         with torch.no_grad():
             dtype = next((t.dtype for t in meta.values() if t.is_floating_point()), torch.get_default_dtype())
             torch.func.functional_call(model, meta, (torch.empty(shape, device="meta", dtype=dtype),))
-    except Exception as e:                                     # the host's own error, on a guessed input
-        raise AttnDSLError(f"the dry run of {type(model).__name__} on an input {list(shape)} failed: "
-                           f"{type(e).__name__}: {e}",
-                           hint="pass input_shape=(1, C, H, W), the shape of one example input") from None
+    except Exception as e:  # the host's own error, on a guessed input
+        raise AttnDSLError(
+            f"the dry run of {type(model).__name__} on an input {list(shape)} failed: {type(e).__name__}: {e}",
+            hint="pass input_shape=(1, C, H, W), the shape of one example input",
+        ) from None
     finally:
         for h in handles:
             h.remove()
     missing = [p for p in paths if p not in seen]
     if missing:
-        raise AttnDSLError(f"the dry run never called {', '.join(missing)}",
-                           hint="attach only to modules that run in forward")
+        raise AttnDSLError(
+            f"the dry run never called {', '.join(missing)}", hint="attach only to modules that run in forward"
+        )
     return seen
 
 
@@ -329,15 +372,18 @@ def sizes_from_shape(spec, shape, given: dict) -> dict:
     """Parameters named in the spec's input shape (`[B, channels, "*S"]`), read off a host shape."""
     s = load(spec)
     if len(s.inputs) != 1 or len(s.outputs) != 1:
-        raise AttnDSLError(f"`{s.name}` has {len(s.inputs)} inputs and {len(s.outputs)} outputs; attach places "
-                           "blocks of one input and one output", hint="call attndsl.build and wire it yourself")
+        raise AttnDSLError(
+            f"`{s.name}` has {len(s.inputs)} inputs and {len(s.outputs)} outputs; attach places "
+            "blocks of one input and one output",
+            hint="call attndsl.build and wire it yourself",
+        )
     dims = [str(d) for d in next(iter(s.inputs.values()))]
     star = [i for i, d in enumerate(dims) if d.startswith("*")]
     if (not star and len(dims) != len(shape)) or (star and len(shape) < len(dims) - 1):
         raise AttnDSLError(f"`{s.name}` takes an input {dims}, the host has {list(shape)} there")
-    head = dims[:star[0]] if star else dims
-    tail = dims[star[0] + 1:] if star else []
-    pairs = list(zip(head, shape)) + list(zip(tail, shape[len(shape) - len(tail):]))
+    head = dims[: star[0]] if star else dims
+    tail = dims[star[0] + 1 :] if star else []
+    pairs = list(zip(head, shape)) + list(zip(tail, shape[len(shape) - len(tail) :]))
     out = {}
     for d, n in pairs:
         if d in s.params and d not in given:
@@ -378,8 +424,9 @@ def attach(model: nn.Module, spec, at, where: str = "after", *, input_shape=None
     Symbolic tracing (torch.fx) does not see forward hooks: trace before attaching, or use replace.
     """
     if where not in WHERE:
-        raise AttnDSLError(f"where must be one of {', '.join(WHERE)}, got `{where}`",
-                           hint=did_you_mean(str(where), WHERE))
+        raise AttnDSLError(
+            f"where must be one of {', '.join(WHERE)}, got `{where}`", hint=did_you_mean(str(where), WHERE)
+        )
     cls = layer(spec)
     name = load(cls.spec_id).name
     paths = match_paths(model, at)
@@ -395,12 +442,16 @@ def attach(model: nn.Module, spec, at, where: str = "after", *, input_shape=None
         expect = shape_out if where == "replace" else host
         try:
             got = _block_shape(block, host)
-        except Exception as e:                                 # the block's own check of its input
-            raise AttnDSLError(f"`{name}` at `{path}` cannot take the host's {list(host)}: "
-                               f"{type(e).__name__}: {e}", hint="pass the block's size parameters") from None
+        except Exception as e:  # the block's own check of its input
+            raise AttnDSLError(
+                f"`{name}` at `{path}` cannot take the host's {list(host)}: {type(e).__name__}: {e}",
+                hint="pass the block's size parameters",
+            ) from None
         if got != expect:
-            raise AttnDSLError(f"`{name}` at `{path}` turns {list(host)} into {list(got)}, the host needs "
-                               f"{list(expect)}", hint="choose a shape-keeping block or another position")
+            raise AttnDSLError(
+                f"`{name}` at `{path}` turns {list(host)} into {list(got)}, the host needs {list(expect)}",
+                hint="choose a shape-keeping block or another position",
+            )
         if where == "replace":
             parent_path, _, leaf = path.rpartition(".")
             setattr(model.get_submodule(parent_path), leaf, block)
@@ -408,7 +459,7 @@ def attach(model: nn.Module, spec, at, where: str = "after", *, input_shape=None
             continue
         home_path = _home(model, path)
         home = model.get_submodule(home_path)
-        rel = path[len(home_path) + 1:] if home_path else path
+        rel = path[len(home_path) + 1 :] if home_path else path
         stem = name if home_path == path else f"{rel.replace('.', '_')}_{name}"
         new, k = stem, 1
         while hasattr(home, new):
@@ -436,14 +487,17 @@ def _home(model: nn.Module, path: str) -> str:
         if not isinstance(model.get_submodule(home), _CONTAINERS):
             return home
     if not isinstance(model.get_submodule(path), _CONTAINERS):  # e.g. a conv at the top of a Sequential:
-        return path                                              # the block becomes its child
-    raise AttnDSLError(f"no module at or above `{path}` can hold the block: they all run their children in order",
-                       hint="wrap the model in a module of your own, or use where='replace'")
+        return path  # the block becomes its child
+    raise AttnDSLError(
+        f"no module at or above `{path}` can hold the block: they all run their children in order",
+        hint="wrap the model in a module of your own, or use where='replace'",
+    )
 
 
 def _block_shape(block: nn.Module, shape) -> tuple:
-    meta = {k: torch.empty_like(v, device="meta") for k, v in list(block.named_parameters())
-            + list(block.named_buffers())}
+    meta = {
+        k: torch.empty_like(v, device="meta") for k, v in list(block.named_parameters()) + list(block.named_buffers())
+    }
     with torch.no_grad():
         dtype = next((t.dtype for t in meta.values() if t.is_floating_point()), torch.get_default_dtype())
         y = torch.func.functional_call(block, meta, (torch.empty(shape, device="meta", dtype=dtype),))

@@ -10,6 +10,7 @@ parameters, as the parameter expression the frontend recorded).
 (EANet's value memory starts as the transpose of its key memory).
 Entry points: `TABLE`, `Init`, `make`, `check_fits`, `apply_fn`, `source`.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,20 @@ from .ops import OpError
 REQUIRED = object()
 MODES = ("fan_in", "fan_out")
 # torch.nn.init.calculate_gain's names
-NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                  "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu")
+NONLINEARITIES = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
+)
 _NUM, _POS, _LAYER, _BOOL = "number", "positive", "layer", "bool"
 _KAIMING = (("a", 0.0, _NUM), ("mode", "fan_in", MODES), ("nonlinearity", "leaky_relu", NONLINEARITIES))
 
@@ -33,29 +46,29 @@ TABLE = {
     "constant": ((("value", REQUIRED, _NUM),), "constant_"),
     "normal": ((("mean", 0.0, _NUM), ("std", 1.0, _POS)), "normal_"),
     "uniform": ((("a", 0.0, _NUM), ("b", 1.0, _NUM)), "uniform_"),
-    "trunc_normal": ((("mean", 0.0, _NUM), ("std", 1.0, _POS), ("a", -2.0, _NUM), ("b", 2.0, _NUM)),
-                     "trunc_normal_"),
+    "trunc_normal": ((("mean", 0.0, _NUM), ("std", 1.0, _POS), ("a", -2.0, _NUM), ("b", 2.0, _NUM)), "trunc_normal_"),
     "xavier_normal": ((("gain", 1.0, _POS),), "xavier_normal_"),
     "xavier_uniform": ((("gain", 1.0, _POS),), "xavier_uniform_"),
     "kaiming_normal": (_KAIMING, "kaiming_normal_"),
     "kaiming_uniform": (_KAIMING, "kaiming_uniform_"),
     "tied": ((("layer", REQUIRED, _LAYER), ("transpose", False, _BOOL)), None),
 }
-_TORCH_NAMES = {"value": "val"}      # where torch.nn.init names an argument otherwise
+_TORCH_NAMES = {"value": "val"}  # where torch.nn.init names an argument otherwise
 FAN_SCALED = ("xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform")
 
 
 @dataclass(frozen=True)
 class Ref:
     """A declared layer (or `param`) named as an init argument: `tied(linear_0)`."""
+
     name: str
 
 
 @dataclass(frozen=True)
 class Init:
     name: str
-    args: tuple = ()      # ((argument, value), ...): every argument of TABLE[name], in its order
-    srcs: tuple = ()      # ((argument, Python source over parameters), ...) where a value depends on them
+    args: tuple = ()  # ((argument, value), ...): every argument of TABLE[name], in its order
+    srcs: tuple = ()  # ((argument, Python source over parameters), ...) where a value depends on them
 
     def arg(self, key):
         return dict(self.args)[key]
@@ -72,13 +85,17 @@ def make(name: str, args: list, kwargs: dict) -> Init:
     sig, _ = TABLE[name]
     names = [a for a, _, _ in sig]
     if len(args) > len(sig):
-        raise OpError(f"`{name}` takes at most {len(sig)} argument(s) ({', '.join(names) or 'none'}), "
-                      f"got {len(args)}", None, f"signature: {signature(name)}")
+        raise OpError(
+            f"`{name}` takes at most {len(sig)} argument(s) ({', '.join(names) or 'none'}), got {len(args)}",
+            None,
+            f"signature: {signature(name)}",
+        )
     given = dict(zip(names, args))
     for k, v in kwargs.items():
         if k not in names:
-            raise OpError(f"`{name}` has no argument `{k}`", k,
-                          did_you_mean(k, names) or f"signature: {signature(name)}")
+            raise OpError(
+                f"`{name}` has no argument `{k}`", k, did_you_mean(k, names) or f"signature: {signature(name)}"
+            )
         if k in given:
             raise OpError(f"`{name}` got `{k}` twice", k)
         given[k] = v
@@ -108,8 +125,9 @@ def _what(v) -> str:
     if isinstance(v, Ref):
         return "a layer"
     v = v[0] if isinstance(v, tuple) else v
-    return {bool: "a boolean", str: "a string", type(None): "none"}.get(type(v), "a number" if isinstance(
-        v, (int, float)) else "a value")
+    return {bool: "a boolean", str: "a string", type(None): "none"}.get(
+        type(v), "a number" if isinstance(v, (int, float)) else "a value"
+    )
 
 
 def _checked(name, arg, kind, v):
@@ -119,8 +137,11 @@ def _checked(name, arg, kind, v):
         return v
     if isinstance(kind, tuple):
         if v not in kind:
-            raise OpError(f"`{name}`: `{arg}` must be one of {', '.join(kind)}, got {v!r}", arg,
-                          did_you_mean(str(v), kind) if isinstance(v, str) else None)
+            raise OpError(
+                f"`{name}`: `{arg}` must be one of {', '.join(kind)}, got {v!r}",
+                arg,
+                did_you_mean(str(v), kind) if isinstance(v, str) else None,
+            )
         return v
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise OpError(f"`{name}`: `{arg}` must be a number, got {_what(v)} {v!r}", arg)
@@ -135,8 +156,11 @@ def _check_together(init: Init) -> None:
     if init.name in ("uniform", "trunc_normal") and not a["a"] < a["b"]:
         raise OpError(f"`{init.name}`: the bounds must satisfy a < b, got a={a['a']!r}, b={a['b']!r}", "b")
     if init.name == "trunc_normal" and (a["mean"] < a["a"] - 2 * a["std"] or a["mean"] > a["b"] + 2 * a["std"]):
-        raise OpError(f"`trunc_normal`: mean {a['mean']!r} lies more than 2 std from [a, b]; the draw "
-                      "would not follow the truncated normal", "mean")
+        raise OpError(
+            f"`trunc_normal`: mean {a['mean']!r} lies more than 2 std from [a, b]; the draw "
+            "would not follow the truncated normal",
+            "mean",
+        )
 
 
 def signature(name: str) -> str:
@@ -174,11 +198,17 @@ def check_fits(kind: str, args: dict, layers: dict) -> None:
         if not isinstance(init, Init):
             continue
         if shape is None:
-            raise OpError(f"`{key}={init.name}(...)`: this {kind} has no {which}", key,
-                          "bias=false (or affine=false) leaves it out")
+            raise OpError(
+                f"`{key}={init.name}(...)`: this {kind} has no {which}",
+                key,
+                "bias=false (or affine=false) leaves it out",
+            )
         if init.name in FAN_SCALED and len(shape) < 2:
-            raise OpError(f"`{init.name}` needs a tensor of 2 or more axes (its fans), the {which} has shape "
-                          f"{list(shape)}", key, "normal(std=...) or uniform(a=..., b=...) for vectors")
+            raise OpError(
+                f"`{init.name}` needs a tensor of 2 or more axes (its fans), the {which} has shape {list(shape)}",
+                key,
+                "normal(std=...) or uniform(a=..., b=...) for vectors",
+            )
         if init.name == "tied":
             other = init.arg("layer")
             okind, oargs = layers[other]
@@ -190,9 +220,12 @@ def check_fits(kind: str, args: dict, layers: dict) -> None:
                     raise OpError(f"`tied`: transpose=true needs 2 or more axes, `{other}` has {list(oshape)}", key)
                 oshape = (oshape[1], oshape[0], *oshape[2:])
             if tuple(oshape) != tuple(shape):
-                raise OpError(f"`tied`: the {which} {list(shape)} cannot start as `{other}`'s "
-                              f"{list(oshape)}{' transposed' if init.arg('transpose') else ''}", key,
-                              "tie layers of the same shape (transpose=true swaps the first two axes)")
+                raise OpError(
+                    f"`tied`: the {which} {list(shape)} cannot start as `{other}`'s "
+                    f"{list(oshape)}{' transposed' if init.arg('transpose') else ''}",
+                    key,
+                    "tie layers of the same shape (transpose=true swaps the first two axes)",
+                )
 
 
 def tie_source(init: Init, which: str, other_kind: str) -> tuple:
@@ -204,6 +237,7 @@ def tie_source(init: Init, which: str, other_kind: str) -> tuple:
 def apply_fn(init: Init):
     """What the built module runs on a tensor, in place (not for `tied`, which needs the whole module)."""
     from torch import nn
+
     fn = getattr(nn.init, TABLE[init.name][1])
     kwargs = {_TORCH_NAMES.get(k, k): v for k, v in init.args}
     return lambda t: fn(t, **kwargs)
@@ -212,8 +246,7 @@ def apply_fn(init: Init):
 def source(init: Init) -> str:
     """The same as Python source over "{t}": the table's function, each argument a repr or a parameter expression."""
     srcs = dict(init.srcs)
-    parts = ["{t}"] + [f"{_TORCH_NAMES.get(k, k)}={_braces(srcs[k]) if k in srcs else repr(v)}"
-                       for k, v in init.args]
+    parts = ["{t}"] + [f"{_TORCH_NAMES.get(k, k)}={_braces(srcs[k]) if k in srcs else repr(v)}" for k, v in init.args]
     return f"nn.init.{TABLE[init.name][1]}({', '.join(parts)})"
 
 

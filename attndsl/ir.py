@@ -6,6 +6,7 @@ it (edge key = operand slot), so NetworkX algorithms see the real dataflow.
 All graph surgery goes through the methods of `Graph`; passes never touch the
 NetworkX object directly. Entry points: `Graph`, `Graph.dump`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -21,26 +22,28 @@ from .shapes import fmt_shape
 @dataclass
 class LayerDecl:
     """A parameterised layer declared inline (`fc1 = linear(64, 4)`): becomes a submodule."""
-    kind: str                   # linear, conv2d, batchnorm, param, ...
-    args: dict                  # constructor arguments, static values only
+
+    kind: str  # linear, conv2d, batchnorm, param, ...
+    args: dict  # constructor arguments, static values only
     span: Span | None = None
-    exprs: dict = field(default_factory=dict)   # argument -> Python source over parameters
+    exprs: dict = field(default_factory=dict)  # argument -> Python source over parameters
 
 
 @dataclass
 class Graph:
     g: nx.MultiDiGraph = field(default_factory=nx.MultiDiGraph)
-    inputs: list = field(default_factory=list)     # [(name, node id)]
-    outputs: list = field(default_factory=list)    # [(name, node id)]
-    layers: dict = field(default_factory=dict)     # submodule name -> LayerDecl, in declaration order
-    meta: dict = field(default_factory=dict)       # spec name, params...
+    inputs: list = field(default_factory=list)  # [(name, node id)]
+    outputs: list = field(default_factory=list)  # [(name, node id)]
+    layers: dict = field(default_factory=dict)  # submodule name -> LayerDecl, in declaration order
+    meta: dict = field(default_factory=dict)  # spec name, params...
     _ids: Any = field(default_factory=lambda: itertools.count())
 
     # --- construction -----------------------------------------------------------
     def add(self, op: str, inputs=(), attrs=None, shape=None, dtype="float", span=None, name=None) -> int:
         nid = next(self._ids)
-        self.g.add_node(nid, op=op, inputs=list(inputs), attrs=dict(attrs or {}), shape=shape,
-                        dtype=dtype, span=span, name=name)
+        self.g.add_node(
+            nid, op=op, inputs=list(inputs), attrs=dict(attrs or {}), shape=shape, dtype=dtype, span=span, name=name
+        )
         for slot, src in enumerate(inputs):
             self.g.add_edge(src, nid, key=slot)
         return nid

@@ -4,6 +4,7 @@ One table drives both, so a built module and generated code construct the
 same submodules with the same state-dict keys. Entry points: `make_layer`,
 `layer_source`, `init_source`, `apply_ties`.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,21 +25,57 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
 
 # kind -> (class name, [(torch argument, our argument, positional?)])
 _TABLE = {
-    "linear": ("Linear", [("in_features", "in_features", True), ("out_features", "out_features", True),
-                          ("bias", "bias", False)]),
-    "conv": ("Conv{n}d", [("in_channels", "in_channels", True), ("out_channels", "out_channels", True),
-                          ("kernel_size", "kernel", True), ("stride", "stride", False),
-                          ("padding", "padding", False), ("dilation", "dilation", False),
-                          ("groups", "groups", False), ("bias", "bias", False)]),
-    "batchnorm": ("BatchNorm{n}d", [("num_features", "num_features", True), ("eps", "eps", False),
-                                    ("momentum", "momentum", False), ("affine", "affine", False)]),
-    "layernorm": ("LayerNorm", [("normalized_shape", "shape", True), ("eps", "eps", False),
-                                ("elementwise_affine", "affine", False)]),
-    "groupnorm": ("GroupNorm", [("num_groups", "groups", True), ("num_channels", "channels", True),
-                                ("eps", "eps", False), ("affine", "affine", False)]),
+    "linear": (
+        "Linear",
+        [("in_features", "in_features", True), ("out_features", "out_features", True), ("bias", "bias", False)],
+    ),
+    "conv": (
+        "Conv{n}d",
+        [
+            ("in_channels", "in_channels", True),
+            ("out_channels", "out_channels", True),
+            ("kernel_size", "kernel", True),
+            ("stride", "stride", False),
+            ("padding", "padding", False),
+            ("dilation", "dilation", False),
+            ("groups", "groups", False),
+            ("bias", "bias", False),
+        ],
+    ),
+    "batchnorm": (
+        "BatchNorm{n}d",
+        [
+            ("num_features", "num_features", True),
+            ("eps", "eps", False),
+            ("momentum", "momentum", False),
+            ("affine", "affine", False),
+        ],
+    ),
+    "layernorm": (
+        "LayerNorm",
+        [("normalized_shape", "shape", True), ("eps", "eps", False), ("elementwise_affine", "affine", False)],
+    ),
+    "groupnorm": (
+        "GroupNorm",
+        [
+            ("num_groups", "groups", True),
+            ("num_channels", "channels", True),
+            ("eps", "eps", False),
+            ("affine", "affine", False),
+        ],
+    ),
 }
-_DEFAULTS = {"bias": True, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "eps": 1e-5,
-             "momentum": 0.1, "affine": True, "elementwise_affine": True}
+_DEFAULTS = {
+    "bias": True,
+    "stride": 1,
+    "padding": 0,
+    "dilation": 1,
+    "groups": 1,
+    "eps": 1e-5,
+    "momentum": 0.1,
+    "affine": True,
+    "elementwise_affine": True,
+}
 
 
 def _entry(kind: str, rank: int | None):
@@ -62,8 +99,9 @@ def make_layer(kind: str, args: dict, rank: int | None = None) -> nn.Module | nn
     if kind == "param":
         return nn.Parameter(_param_init(args["init"], args["shape"]))
     fold = args.get("fold")
-    if fold:    # a conv/linear with a batch norm folded in: both built as unfolded, then the fresh BN folded
+    if fold:  # a conv/linear with a batch norm folded in: both built as unfolded, then the fresh BN folded
         from .passes.fold_bn import fold_module
+
         module = make_layer(kind, {**args, "bias": fold["conv_bias"], "fold": None})
         fold_module(module, make_layer("batchnorm", fold["bn_args"], rank))
         return module
@@ -118,6 +156,7 @@ def _init_recipe(how):
         if len(how) != t.numel():
             raise LoweringError(f"an init lists {len(how)} values for a tensor of {t.numel()}")
         t.copy_(torch.tensor(list(how), dtype=t.dtype).view_as(t))
+
     return copy, f"with torch.no_grad():\n    {{t}}.copy_(torch.tensor({list(how)!r}).view_as({{t}}))"
 
 
@@ -136,7 +175,7 @@ def _ties(kind: str, args: dict):
     """(tensor path suffix, Init) of each tie of a layer: ("weight", ...), or ("", ...) for a param."""
     for key in ("init",) if kind == "param" else ("weight_init", "bias_init"):
         if _is_tie(args.get(key)):
-            yield ("" if kind == "param" else key[:-len("_init")]), args[key]
+            yield ("" if kind == "param" else key[: -len("_init")]), args[key]
 
 
 def _tied_path(name: str, which: str, layers: dict, init: Init) -> tuple:
@@ -155,12 +194,14 @@ def apply_ties(root: nn.Module, layers: dict) -> None:
                 root.get_parameter(own).copy_(src.transpose(0, 1) if transpose else src)
 
 
-def init_source(kind: str, args: dict, target: str, name: str = "", layers: dict | None = None,
-                ref=None) -> list[str]:
+def init_source(kind: str, args: dict, target: str, name: str = "", layers: dict | None = None, ref=None) -> list[str]:
     """Statements that re-create the init overrides of a layer; ties need the layers and `ref` (path -> source)."""
     # a bias init of a layer built without a bias (`bias=qkv_bias`, false) does nothing, as in `_apply_init`
-    out = [src.format(t=f"{target}.{which}") for which, (_, src) in _overrides(args)
-           if not (which == "bias" and args.get("bias") is False)]
+    out = [
+        src.format(t=f"{target}.{which}")
+        for which, (_, src) in _overrides(args)
+        if not (which == "bias" and args.get("bias") is False)
+    ]
     for which, init in _ties(kind, args):
         _, other, transpose = _tied_path(name, which, layers, init)
         head, _, attr = other.rpartition(".") if layers[init.arg("layer")].kind != "param" else (other, "", "")
@@ -179,7 +220,7 @@ def _apply_init(module: nn.Module, args: dict) -> None:
 
 def _param_init(init, shape):
     t = torch.zeros(shape)
-    if init not in ("zeros", None, "default") and not _is_tie(init):     # a tie is copied by apply_ties
+    if init not in ("zeros", None, "default") and not _is_tie(init):  # a tie is copied by apply_ties
         with torch.no_grad():
             _init_recipe(init)[0](t)
     return t
@@ -189,7 +230,7 @@ def _param_init_source(init, shape_src):
     if init in ("zeros", None, "default") or _is_tie(init):
         return f"torch.zeros({shape_src})"
     src = _init_recipe(init)[1]
-    if "\n" in src:     # a list of values
+    if "\n" in src:  # a list of values
         return f"torch.tensor({list(init)!r}).view({shape_src})"
     # the init functions work in place and return their tensor
     return src.format(t=f"torch.empty({shape_src})")

@@ -5,6 +5,7 @@ forward takes the spec's inputs in order and returns its outputs (a tuple
 when there are several). The fx graph is built node by node, never traced.
 Entry point: `lower`.
 """
+
 from __future__ import annotations
 
 import operator
@@ -23,8 +24,17 @@ from .ops import OPS
 from .shapes import Pack, assuming, fmt_dim, is_int, is_symbolic, split_pack, sym
 from .spec import eval_static
 
-INFIX = {operator.ne: "!=", operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
-         operator.pow: "**", operator.matmul: "@", operator.floordiv: "//", operator.mod: "%"}
+INFIX = {
+    operator.ne: "!=",
+    operator.add: "+",
+    operator.sub: "-",
+    operator.mul: "*",
+    operator.truediv: "/",
+    operator.pow: "**",
+    operator.matmul: "@",
+    operator.floordiv: "//",
+    operator.mod: "%",
+}
 
 
 def source_name(fn) -> str | None:
@@ -43,15 +53,15 @@ BUFFERS = {name: d.buffer for name, d in OPS.items() if d.buffer}
 class _Builder:
     def __init__(self, graph: Graph):
         self.ir, self.fx, self.root = graph, fx.Graph(), nn.Module()
-        self.buffers = {}      # buffer name -> (runtime fn name, args)
-        self.current = None    # IR node being lowered
-        self.values = {}       # run-time size expression -> its fx value, computed once
+        self.buffers = {}  # buffer name -> (runtime fn name, args)
+        self.current = None  # IR node being lowered
+        self.values = {}  # run-time size expression -> its fx value, computed once
 
     def node(self, kind, target, args=(), kwargs=None, name=None):
         n = self.current
         label = name or (n["name"] if n and n["name"] else (n["op"] if n else None))
         out = self.fx.create_node(kind, target, tuple(args), kwargs or {}, name=label)
-        out.meta["span"] = n["span"] if n else None     # codegen quotes the spec line
+        out.meta["span"] = n["span"] if n else None  # codegen quotes the spec line
         return out
 
     def call(self, fn, args=(), kwargs=None, name=None):
@@ -98,8 +108,9 @@ class _Builder:
             if isinstance(e, sympy.floor):
                 out = self._op(operator.floordiv, self.value(num), self.value(den))
             else:
-                out = self.call(operator.neg, (self._op(operator.floordiv, self.value(-num), self.value(den)),),
-                                name="size")
+                out = self.call(
+                    operator.neg, (self._op(operator.floordiv, self.value(-num), self.value(den)),), name="size"
+                )
         elif isinstance(e, sympy.Mod):
             out = self._op(operator.mod, self.value(e.args[0]), self.value(e.args[1]))
         elif e.is_Add:
@@ -118,13 +129,16 @@ class _Builder:
             else:
                 coeff, rest = e.as_coeff_mul()
                 out = self.value(rest[0]) if coeff == 1 else self.value(coeff)
-                for f in rest[1 if coeff == 1 else 0:]:
+                for f in rest[1 if coeff == 1 else 0 :]:
                     out = self._op(operator.mul, out, self.value(f))
         elif e.is_Pow:
             out = self._op(operator.pow, self.value(e.base), self.value(e.exp))
         else:
-            raise LoweringError(f"cannot compute the run-time size `{e}`", self.current["span"] if self.current
-                                else None, "run-time sizes take + - * / // % ** and floor/ceil")
+            raise LoweringError(
+                f"cannot compute the run-time size `{e}`",
+                self.current["span"] if self.current else None,
+                "run-time sizes take + - * / // % ** and floor/ceil",
+            )
         self.values[e] = out
         return out
 
@@ -142,8 +156,10 @@ class _Builder:
             if axes:
                 x = next(n for n in self.fx.nodes if n.op == "placeholder" and n.target == name)
                 return self.node("call_method", "size", (x, axes[0]), name=str(d))
-        raise LoweringError(f"size `{d}` is no axis of an input: name a symbol of the inputs' shapes",
-                            self.current["span"] if self.current else None)
+        raise LoweringError(
+            f"size `{d}` is no axis of an input: name a symbol of the inputs' shapes",
+            self.current["span"] if self.current else None,
+        )
 
     def buffer(self, n: dict):
         """Register the buffer of constant op n (its `buffer=` entry) and read it."""
@@ -162,14 +178,14 @@ def lower_node(b: _Builder, n: dict, ins: list):
     op = n["op"]
     if op == "const":
         return n["attrs"]["value"]
-    if op == "symsize":         # a run-time size used as a number: read off the inputs
+    if op == "symsize":  # a run-time size used as a number: read off the inputs
         return b.value(n["attrs"]["expr"])
-    if op == "getitem":         # one result of a multi-output op (split, chunk, split_like)
+    if op == "getitem":  # one result of a multi-output op (split, chunk, split_like)
         return b.call(operator.getitem, (ins[0], n["attrs"]["index"]))
     d = OPS.get(op)
     if d is None or d.lower is None:
         raise LoweringError(f"no lowering for op `{op}`", n["span"])
-    if d.runtime and _has_symbolic(n["attrs"]):       # run-time sizes in the attributes: their fx values
+    if d.runtime and _has_symbolic(n["attrs"]):  # run-time sizes in the attributes: their fx values
         n = {**n, "attrs": _run_time(b, n["attrs"])}
     return d.lower(b, n, ins)
 
@@ -251,22 +267,29 @@ def _lower(graph: Graph, class_name: str, check_inputs: bool) -> fx.GraphModule:
         set_submodule(b.root, name, make_layer(decl.kind, decl.args, ranks.get(name)))
     apply_ties(b.root, graph.layers)
     env = {}
-    for name, nid in graph.inputs:      # placeholders in the spec's order, then the input check
+    for name, nid in graph.inputs:  # placeholders in the spec's order, then the input check
         env[nid] = b.fx.placeholder(name)
     if check_inputs:
-        b.call(runtime.check_input_shapes, (input_layout(graph), *[env[nid] for _, nid in graph.inputs]),
-               name="check_inputs")
+        b.call(
+            runtime.check_input_shapes,
+            (input_layout(graph), *[env[nid] for _, nid in graph.inputs]),
+            name="check_inputs",
+        )
     for nid in graph.order():
         n = graph.node(nid)
         b.current = n
         if n["op"] == "input":
             continue
         elif n["op"] == "param":
-            attr = n["attrs"].get("attr")      # a layer's own tensor (fuse_projections reads `q.weight`)
+            attr = n["attrs"].get("attr")  # a layer's own tensor (fuse_projections reads `q.weight`)
             env[nid] = b.fx.get_attr(n["attrs"]["layer"] + (f".{attr}" if attr else ""))
         elif n["op"] == "layer":
-            env[nid] = b.node("call_module", n["attrs"]["layer"], (env[n["inputs"][0]],),
-                              name=n["name"] or n["attrs"]["layer"].replace(".", "_"))
+            env[nid] = b.node(
+                "call_module",
+                n["attrs"]["layer"],
+                (env[n["inputs"][0]],),
+                name=n["name"] or n["attrs"]["layer"].replace(".", "_"),
+            )
         else:
             env[nid] = lower_node(b, n, [env[i] for i in n["inputs"]])
     outs = [env[o] for _, o in graph.outputs]
@@ -281,17 +304,18 @@ def _lower(graph: Graph, class_name: str, check_inputs: bool) -> fx.GraphModule:
 
 # --- run-time input checks ------------------------------------------------------------------
 
-SPATIAL_AXES = (1, 3)       # the axes a `*S` run may stand for: 1-D, 2-D and 3-D inputs
-fx.node.has_side_effect(runtime.check_input_shapes)     # its node has no users: dead-code passes must keep it
+SPATIAL_AXES = (1, 3)  # the axes a `*S` run may stand for: 1-D, 2-D and 3-D inputs
+fx.node.has_side_effect(runtime.check_input_shapes)  # its node has no users: dead-code passes must keep it
 
 
 @dataclass
 class InputDim:
     """One declared axis of an input, as the check sees it."""
-    value: object       # int: fixed by the parameters; str: a symbol ("B"), a run ("*S"), or a shown expression;
-                        # (k, "n"): a multiple of k, n the quotient (a symbol)
-    text: object        # the spec's text for it (an int, a name or an expression)
-    params: tuple       # the parameters behind a fixed size, for the message
+
+    value: object  # int: fixed by the parameters; str: a symbol ("B"), a run ("*S"), or a shown expression;
+    # (k, "n"): a multiple of k, n the quotient (a symbol)
+    text: object  # the spec's text for it (an int, a name or an expression)
+    params: tuple  # the parameters behind a fixed size, for the message
 
 
 def input_dims(graph: Graph) -> list:
@@ -308,7 +332,7 @@ def input_dims(graph: Graph) -> list:
                 dims.append(InputDim(f"*{d.name}", text, ()))
             elif isinstance(d, int):
                 dims.append(InputDim(d, text, _deps(text, params)))
-            elif _multiple(d, text, params) is not None:    # k * n: a multiple of k, the quotient n a symbol
+            elif _multiple(d, text, params) is not None:  # k * n: a multiple of k, the quotient n a symbol
                 dims.append(InputDim(_multiple(d, text, params), text, _deps(text, params)))
             else:
                 dims.append(InputDim(fmt_dim(d), text, ()))
@@ -319,6 +343,7 @@ def input_dims(graph: Graph) -> list:
 def _multiple(d, text, params: dict):
     """(k, "n") for a size declared `k * n` (a parameter expression times a symbol n), else None."""
     from .frontend import multiple_of
+
     if not isinstance(text, str) or text.isidentifier():
         return None
     m = multiple_of(S.parse_expression(S.Source("<input>", text)), params)
@@ -344,8 +369,9 @@ def _deps(text, params: dict) -> tuple:
                 found.append(e.name)
         elif isinstance(e, S.Node):
             for v in vars(e).values():
-                for item in (v if isinstance(v, list) else [v]):
+                for item in v if isinstance(v, list) else [v]:
                     walk(item)
+
     walk(S.parse_expression(S.Source("<input>", text)))
     return tuple(found)
 
@@ -356,7 +382,12 @@ def input_layout(graph: Graph) -> dict:
     entries = []
     for name, dims in input_dims(graph):
         pack = any(isinstance(d.value, str) and d.value.startswith("*") for d in dims)
-        entries.append((name, tuple(d.value for d in dims),
-                        tuple(tuple((k, params[k]) for k in d.params) for d in dims),
-                        SPATIAL_AXES if pack else None))
+        entries.append(
+            (
+                name,
+                tuple(d.value for d in dims),
+                tuple(tuple((k, params[k]) for k in d.params) for d in dims),
+                SPATIAL_AXES if pack else None,
+            )
+        )
     return {"spec": graph.meta.get("spec", "block"), "inputs": tuple(entries)}

@@ -5,6 +5,7 @@ any run of axes (the variadic spatial part); `1` is a unit axis. Sizes that a
 pattern cannot infer are given as keywords. `parse` is shared by the shape
 rule (`infer`, no torch) and the runtime (`attndsl.runtime.rearrange`).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -58,8 +59,8 @@ def infer(pattern: str, shape, sizes: dict):
         else:
             if len(shape) < n_fixed:
                 raise ValueError(f"pattern `{pattern}` needs at least {n_fixed} axes, got {len(shape)}")
-            ell = tuple(shape[idx: idx + len(shape) - n_fixed])
-        dims = list(shape[:idx]) + [ell] + list(shape[idx + len(ell):])
+            ell = tuple(shape[idx : idx + len(shape) - n_fixed])
+        dims = list(shape[:idx]) + [ell] + list(shape[idx + len(ell) :])
     else:
         if pack is not None:
             raise ValueError("a variadic shape needs `...` in the pattern")
@@ -78,13 +79,14 @@ def infer(pattern: str, shape, sizes: dict):
             if a in known:
                 prod *= sympy.sympify(known[a])
         if len(unknown) > 1:
-            raise ValueError(f"cannot infer sizes of {', '.join(unknown)} in `({' '.join(names)})`; "
-                             "give them as keywords")
+            raise ValueError(
+                f"cannot infer sizes of {', '.join(unknown)} in `({' '.join(names)})`; give them as keywords"
+            )
         if unknown:
             q = sympy.sympify(d) / prod
             if q.is_Rational and not q.is_Integer:
                 raise ValueError(f"size {d} is not divisible by {prod}")
-            if not q.is_integer and prod.is_Integer:      # the run-time reshape checks prod | d: shapes may rely on it
+            if not q.is_integer and prod.is_Integer:  # the run-time reshape checks prod | d: shapes may rely on it
                 divisible(d, prod)
             known[unknown[0]] = norm(q)
         elif not dim_eq(d, prod):

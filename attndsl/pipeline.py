@@ -3,6 +3,7 @@
 Entry points: `compile_spec` (every stage's result, for the CLI and tests) and
 `build` (the module a user wants).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,8 @@ class Compiled:
     params: dict
     graph: Graph
     nodes_before: int
-    stats: dict = field(default_factory=dict)     # pass name -> counters
-    dumps: dict = field(default_factory=dict)     # stage -> IR text, when asked for
+    stats: dict = field(default_factory=dict)  # pass name -> counters
+    dumps: dict = field(default_factory=dict)  # stage -> IR text, when asked for
 
     @property
     def class_name(self) -> str:
@@ -48,25 +49,27 @@ def pass_names(passes) -> list:
     """The passes to run: None is the default pipeline; a comma-separated string ("cse,dce", "none" or ""
     for none) or a list/tuple of names is taken as given."""
     from .errors import AttnDSLError
+
     if passes is None:
         return list(DEFAULT_PIPELINE)
     if isinstance(passes, str):
         names = [p.strip() for p in passes.split(",")]
         return [] if names in (["none"], [""]) else [p for p in names if p]
     if not isinstance(passes, (list, tuple)) or not all(isinstance(p, str) for p in passes):
-        raise AttnDSLError(f"passes must be a comma-separated string or a list of pass names, got {passes!r}",
-                           hint='e.g. passes="cse,dce" or passes=["cse", "dce"]')
+        raise AttnDSLError(
+            f"passes must be a comma-separated string or a list of pass names, got {passes!r}",
+            hint='e.g. passes="cse,dce" or passes=["cse", "dce"]',
+        )
     return list(passes)
 
 
-def compile_spec(spec, params: dict | None = None, passes=None, *, check: bool = False,
-                 dump: tuple = ()) -> Compiled:
+def compile_spec(spec, params: dict | None = None, passes=None, *, check: bool = False, dump: tuple = ()) -> Compiled:
     """Run the front half of the compiler; `dump` names stages ("frontend", a pass, "all") to keep IR text of.
 
     `passes`: see `pass_names`."""
     spec = load(spec)
     values = spec.resolve(**(params or {}))
-    graph = build_graph(spec, values)                       # parse, evaluate, infer shapes
+    graph = build_graph(spec, values)  # parse, evaluate, infer shapes
     out = Compiled(spec, values, graph, len(graph))
     keep = set(dump)
     if keep & {"frontend", "all"}:
@@ -74,7 +77,7 @@ def compile_spec(spec, params: dict | None = None, passes=None, *, check: bool =
     if check:
         verify(graph)
     for name in pass_names(passes):
-        out.stats[name] = get_pass(name).apply(graph)       # optimise
+        out.stats[name] = get_pass(name).apply(graph)  # optimise
         if check:
             verify(graph)
         if keep & {name, "all"}:
@@ -82,8 +85,17 @@ def compile_spec(spec, params: dict | None = None, passes=None, *, check: bool =
     return out
 
 
-def build(spec, *, compile: bool = False, passes=None, check_inputs: bool = True, inference: bool = False,
-          state_dict=None, inplace: bool = False, **params):
+def build(
+    spec,
+    *,
+    compile: bool = False,
+    passes=None,
+    check_inputs: bool = True,
+    inference: bool = False,
+    state_dict=None,
+    inplace: bool = False,
+    **params,
+):
     """The spec as a torch module: an fx.GraphModule, or that module under torch.compile(fullgraph=True).
 
     Its forward first checks the inputs' shapes against the spec (`runtime.InputShapeError`, a ValueError,
@@ -95,6 +107,7 @@ def build(spec, *, compile: bool = False, passes=None, check_inputs: bool = True
     `meta["compiled"].stats["inplace"]`).
     """
     from .lowering import lower
+
     names = pass_names(passes)
     if inference and "fold_bn" not in names:
         names.append("fold_bn")
@@ -103,14 +116,17 @@ def build(spec, *, compile: bool = False, passes=None, check_inputs: bool = True
     gm.meta["compiled"] = c
     if inplace:
         from .passes.inplace import mark_inplace
+
         c.stats["inplace"] = mark_inplace(gm)
     if inference:
         gm.eval()
     if state_dict is not None:
         from .passes.fold_bn import fold_state_dict
+
         gm.load_state_dict(fold_state_dict(c.graph, state_dict) if inference else state_dict)
     if compile:
         import torch
+
         return torch.compile(gm, fullgraph=True)
     return gm
 
@@ -122,19 +138,23 @@ def fold_batchnorm(module, spec=None, **params):
     conv/linear. The spec and parameters come from the module (`meta["compiled"]`), or pass them.
     """
     from .errors import AttnDSLError
-    module = getattr(module, "_orig_mod", module)        # under torch.compile
+
+    module = getattr(module, "_orig_mod", module)  # under torch.compile
     c = getattr(module, "meta", {}).get("compiled")
     if spec is None and c is None:
-        raise AttnDSLError("fold_batchnorm: this module does not say which spec it was built from",
-                           hint="pass it: fold_batchnorm(module, \"cbam\", channels=...)")
+        raise AttnDSLError(
+            "fold_batchnorm: this module does not say which spec it was built from",
+            hint='pass it: fold_batchnorm(module, "cbam", channels=...)',
+        )
     if spec is None:
         spec, params = c.spec, dict(c.params)
     passes = list(c.stats) if c is not None else None
     check = any(n.name == "check_inputs" for n in module.graph.nodes) if hasattr(module, "graph") else True
     folded = build(spec, passes=passes, check_inputs=check, inference=True, **params)
     p = next(module.parameters(), None)
-    if p is not None:       # the trained module's dtype and device, before its values are copied in
+    if p is not None:  # the trained module's dtype and device, before its values are copied in
         folded.to(device=p.device, dtype=p.dtype)
     from .passes.fold_bn import fold_state_dict
+
     folded.load_state_dict(fold_state_dict(folded.meta["compiled"].graph, module.state_dict()))
     return folded

@@ -5,6 +5,7 @@ A name (`"cbam"`) is looked up, first match wins, in: folders passed as `extra`,
 `attndsl/specs` data package of an installed wheel. A path (`my/block.yaml`) is used as is.
 Entry points: `spec_dirs`, `find_spec`, `all_specs`.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,5 +55,7 @@ def find_spec(name_or_path: str | os.PathLike, extra=()) -> Path:
     specs = all_specs(extra)
     if str(name_or_path) in specs:
         return specs[str(name_or_path)]
-    raise SpecError(f"no spec named `{name_or_path}`",
-                    hint=did_you_mean(str(name_or_path), specs) or "`attndsl list` shows the specs")
+    raise SpecError(
+        f"no spec named `{name_or_path}`",
+        hint=did_you_mean(str(name_or_path), specs) or "`attndsl list` shows the specs",
+    )

@@ -5,6 +5,7 @@ self-contained: it may use only tensor methods, `torch` (imported inside the
 function), the standard library, and other helpers of this module named in
 `NEEDS`. Importing this module does not import torch.
 """
+
 NEEDS = {"rearrange": ["parse_pattern"]}
 
 
@@ -26,6 +27,7 @@ def leaf(fn):
             if proxy is not None:
                 return proxy.tracer.create_proxy("call_function", call, args, kwargs)
         return fn(*args, **kwargs)
+
     return call
 
 
@@ -128,6 +130,7 @@ def rearrange(x, pattern, **sizes):
 def adaptive_pool(x, kind, size):
     """Adaptive avg/max pooling of the spatial axes to `size`; x itself when it has that size already."""
     import torch.nn.functional as F
+
     if tuple(x.shape[2:]) == tuple(size):
         return x
     return getattr(F, f"adaptive_{kind}_pool{len(size)}d")(x, size)
@@ -137,6 +140,7 @@ def adaptive_pool(x, kind, size):
 def interpolate_like(x, like, mode="nearest", align_corners=None):
     """Resize the spatial axes of x to those of `like`."""
     import torch.nn.functional as F
+
     return F.interpolate(x, size=tuple(like.shape[2:]), mode=mode, align_corners=align_corners)
 
 
@@ -147,17 +151,19 @@ def affine_grid_like(theta, like, align_corners=False):
     have affine_grid only from opset 20."""
     import torch
 
-    def coords(n):    # pixel centres (corners when align_corners) of an axis of n pixels, in [-1, 1]
+    def coords(n):  # pixel centres (corners when align_corners) of an axis of n pixels, in [-1, 1]
         i = torch.arange(n, dtype=theta.dtype, device=theta.device)
-        last = i[-1:]               # n - 1 as a tensor: no Python branch on a size, so traces stay generic
+        last = i[-1:]  # n - 1 as a tensor: no Python branch on a size, so traces stay generic
         if align_corners:
             return (i * 2 - last) / last.clamp(min=1)
         return (i * 2 - last) / (last + 1)
+
     ys, xs = coords(like.shape[2]), coords(like.shape[3])
     h, w = ys.shape[0], xs.shape[0]
-    base = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w), torch.ones_like(ys)[:, None].expand(h, w)],
-                       dim=-1)
-    grid = base.reshape(1, h * w, 3) @ theta.transpose(1, 2)        # [B, H*W, 2]
+    base = torch.stack(
+        [xs[None, :].expand(h, w), ys[:, None].expand(h, w), torch.ones_like(ys)[:, None].expand(h, w)], dim=-1
+    )
+    grid = base.reshape(1, h * w, 3) @ theta.transpose(1, 2)  # [B, H*W, 2]
     return grid.reshape(theta.shape[0], h, w, 2)
 
 
@@ -166,12 +172,16 @@ def pool_nd(x, op, kernel, stride, padding, **kwargs):
     """avg_pool/max_pool of x [B, C, *spatial] at any rank; a list size lines up with the last axes.
     `kwargs` go to the pooling function (count_include_pad=False)."""
     import torch.nn.functional as F
+
     n = x.dim() - 2
 
     def fit(v, fill):
         return tuple(([fill] * n + (list(v) if isinstance(v, (list, tuple)) else [v] * n))[-n:])
-    pool = {"avg_pool": (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d),
-            "max_pool": (F.max_pool1d, F.max_pool2d, F.max_pool3d)}[op][n - 1]
+
+    pool = {
+        "avg_pool": (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d),
+        "max_pool": (F.max_pool1d, F.max_pool2d, F.max_pool3d),
+    }[op][n - 1]
     return pool(x, fit(kernel, 1), stride=fit(stride, 1), padding=fit(padding, 0), **kwargs)
 
 
@@ -181,17 +191,18 @@ def sliding(x, dim, size, step=1, padding=0):
     Tensor.unfold, gathered by an index of window starts plus offsets: Unfold has no ONNX form."""
     import torch
     import torch.nn.functional as F
+
     dim = dim % x.dim()
     if padding:
         x = F.pad(x, [0, 0] * (x.dim() - 1 - dim) + [padding, padding])
     offsets = torch.arange(size, device=x.device)
     starts = torch.arange(0, x.shape[dim] - (size - 1), step, device=x.device)
-    index = (starts[:, None] + offsets[None, :]).reshape(-1)        # [windows * size]
+    index = (starts[:, None] + offsets[None, :]).reshape(-1)  # [windows * size]
     # reshape by sizes read one index at a time: unflatten loses the dynamic batch in the TorchScript ONNX exporter
     sizes = [x.shape[i] for i in range(x.dim())]
-    out = x.index_select(dim, index).reshape(sizes[:dim] + [-1, size] + sizes[dim + 1:])
+    out = x.index_select(dim, index).reshape(sizes[:dim] + [-1, size] + sizes[dim + 1 :])
     perm = list(range(out.dim()))
-    return out.permute(perm[:dim + 1] + perm[dim + 2:] + [dim + 1])
+    return out.permute(perm[: dim + 1] + perm[dim + 2 :] + [dim + 1])
 
 
 @leaf
@@ -202,11 +213,12 @@ def fold_windows(x, dim, length, size, step=1, padding=0):
     entry k is spread to stride `step` by interleaving zeros, shifted by k, and the shifts summed."""
     import torch
     import torch.nn.functional as F
+
     dim = dim % x.dim()
     total = None
     for k in range(size):
-        t = x.select(-1, k)                                          # [..., windows (at dim), ...]
-        if step > 1:                                                  # window i at position i * step
+        t = x.select(-1, k)  # [..., windows (at dim), ...]
+        if step > 1:  # window i at position i * step
             t = torch.stack([t] + [torch.zeros_like(t)] * (step - 1), dim + 1).flatten(dim, dim + 1)
         t = F.pad(t, [0, 0] * (t.dim() - 1 - dim) + [k, size - 1 - k])
         total = t if total is None else total + t
@@ -222,27 +234,36 @@ def dct_filters(channels, height, width, freqs):
     """
     import math
     import torch
+
     if isinstance(freqs, str):
-        tables = {   # (u indices, v indices) on a 7x7 grid, official FcaNet get_freq_indices
-            "top": ([0, 0, 6, 0, 0, 1, 1, 4, 5, 1, 3, 0, 0, 0, 3, 2, 4, 6, 3, 5, 5, 2, 6, 5, 5, 3, 3, 4, 2, 2, 6, 1],
-                    [0, 1, 0, 5, 2, 0, 2, 0, 0, 6, 0, 4, 6, 3, 5, 2, 6, 3, 3, 3, 5, 1, 1, 2, 4, 2, 1, 1, 3, 0, 5, 3]),
-            "low": ([0, 0, 1, 1, 0, 2, 2, 1, 2, 0, 3, 4, 0, 1, 3, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4],
-                    [0, 1, 0, 1, 2, 0, 1, 2, 2, 3, 0, 0, 4, 3, 1, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3]),
-            "bot": ([6, 1, 3, 3, 2, 4, 1, 2, 4, 4, 5, 1, 4, 6, 2, 5, 6, 1, 6, 2, 2, 4, 3, 3, 5, 5, 6, 2, 5, 5, 3, 6],
-                    [6, 4, 4, 6, 6, 3, 1, 4, 4, 5, 6, 5, 2, 2, 5, 1, 4, 3, 5, 0, 3, 1, 1, 2, 4, 2, 1, 1, 5, 3, 3, 3]),
+        tables = {  # (u indices, v indices) on a 7x7 grid, official FcaNet get_freq_indices
+            "top": (
+                [0, 0, 6, 0, 0, 1, 1, 4, 5, 1, 3, 0, 0, 0, 3, 2, 4, 6, 3, 5, 5, 2, 6, 5, 5, 3, 3, 4, 2, 2, 6, 1],
+                [0, 1, 0, 5, 2, 0, 2, 0, 0, 6, 0, 4, 6, 3, 5, 2, 6, 3, 3, 3, 5, 1, 1, 2, 4, 2, 1, 1, 3, 0, 5, 3],
+            ),
+            "low": (
+                [0, 0, 1, 1, 0, 2, 2, 1, 2, 0, 3, 4, 0, 1, 3, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4],
+                [0, 1, 0, 1, 2, 0, 1, 2, 2, 3, 0, 0, 4, 3, 1, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3],
+            ),
+            "bot": (
+                [6, 1, 3, 3, 2, 4, 1, 2, 4, 4, 5, 1, 4, 6, 2, 5, 6, 1, 6, 2, 2, 4, 3, 3, 5, 5, 6, 2, 5, 5, 3, 6],
+                [6, 4, 4, 6, 6, 3, 1, 4, 4, 5, 6, 5, 2, 2, 5, 1, 4, 3, 5, 0, 3, 1, 1, 2, 4, 2, 1, 1, 5, 3, 3, 3],
+            ),
         }
         us, vs = tables[freqs[:3]]
         n = int(freqs[3:])
         freqs = [(u * (height // 7), v * (width // 7)) for u, v in zip(us[:n], vs[:n])]
+
     def basis(pos, freq, n):
         r = math.cos(math.pi * freq * (pos + 0.5) / n) / math.sqrt(n)
         return r if freq == 0 else r * math.sqrt(2)
+
     out = torch.zeros(channels, height, width)
     part = channels // len(freqs)
     for i, (u, v) in enumerate(freqs):
         for tx in range(height):
             for ty in range(width):
-                out[i * part:(i + 1) * part, tx, ty] = basis(tx, u, height) * basis(ty, v, width)
+                out[i * part : (i + 1) * part, tx, ty] = basis(tx, u, height) * basis(ty, v, width)
     return out
 
 
@@ -257,6 +278,7 @@ def cov(x, unbiased=True):
 def apply_dropout(x, p, channelwise, training):
     """Dropout (train mode only); channelwise zeroes whole channels of [B, C, *S] as Dropout1d/2d/3d."""
     import torch.nn.functional as F
+
     if not channelwise:
         return F.dropout(x, p, training)
     fn = F.dropout1d if x.dim() == 3 else F.dropout2d if x.dim() == 4 else F.dropout3d
@@ -275,12 +297,14 @@ def numel_over(x, dims):
 def eye(n):
     """Identity matrix [n, n]."""
     import torch
+
     return torch.eye(n)
 
 
 def triu_flat(n, offset=0):
     """Flat (row-major) indices of the upper triangle of an n x n matrix, from diagonal `offset` on."""
     import torch
+
     i, j = torch.triu_indices(n, n, offset)
     return i * n + j
 
@@ -289,7 +313,8 @@ def triu_flat(n, offset=0):
 def gather(x, dim, index):
     """torch.gather, the index broadcast over the leading axes of x it lacks."""
     import torch
-    lead = [x.shape[i] for i in range(x.dim() - index.dim())]      # indexed: traces keep the batch dynamic
+
+    lead = [x.shape[i] for i in range(x.dim() - index.dim())]  # indexed: traces keep the batch dynamic
     return torch.gather(x, dim, index.expand(*lead, *[-1] * index.dim()))
 
 
@@ -297,6 +322,7 @@ def gather(x, dim, index):
 def sample_onehot(p, u, dim):
     """One-hot of the first index along dim whose cumulative probability exceeds u (inverse CDF), no gradient."""
     import torch
+
     cdf = p.detach().cumsum(dim)
     idx = (cdf <= u.unsqueeze(dim)).sum(dim, keepdim=True).clamp_max(p.shape[dim] - 1)
     return torch.zeros_like(p).scatter_(dim, idx, 1.0)
@@ -305,6 +331,7 @@ def sample_onehot(p, u, dim):
 def window_index(h, w, mask_h, mask_w):
     """[h*w, h*w] long: [j, i] = row-major offset of j in the mask_h x mask_w window centred on i, mask_h*mask_w outside."""
     import torch
+
     ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)
     dy = ys[:, None] - ys[None, :] + (mask_h - 1) // 2
@@ -318,9 +345,11 @@ def gate(x, s, act, plus_one, inplace=False):
     """x * act(s), or x * (1 + act(s)) as one fused multiply-add; written into x when `inplace` and
     `can_write_into` allow (build(..., inplace=True) sets it where nothing reads x afterwards)."""
     import torch
+
     fn = getattr(torch, act, None)
-    if fn is None:                 # hardsigmoid and friends live in torch.nn.functional only
+    if fn is None:  # hardsigmoid and friends live in torch.nn.functional only
         import torch.nn.functional as F
+
         fn = getattr(F, act)
     a = fn(s)
     if inplace and can_write_into(x, a):
@@ -339,6 +368,7 @@ def can_write_into(x, other) -> bool:
     result has x's shape and dtype (other has x's dtype: no promotion), and x is dense (an expanded input has
     elements that share memory)."""
     import torch
+
     if torch.is_grad_enabled() and (x.requires_grad or getattr(other, "requires_grad", False)):
         return False
     if isinstance(other, torch.Tensor):
@@ -357,10 +387,11 @@ def split_matrix(x, dim, n):
     """[size, n] float membership of the rows of axis `dim` in the n parts torch.tensor_split makes: part k
     starts at k * q + min(k, r) for size = q * n + r. Tensor arithmetic only, so traces and exports keep it."""
     import torch
+
     size = x.shape[dim]
     q = size // n
     k = torch.arange(n + 1, device=x.device)
-    starts = k * q + k - (k - (size - q * n)).clamp(min=0)       # min(k, r) = k - max(k - r, 0)
+    starts = k * q + k - (k - (size - q * n)).clamp(min=0)  # min(k, r) = k - max(k - r, 0)
     rows = torch.arange(size, device=x.device)[:, None]
     return ((rows >= starts[None, :-1]) & (rows < starts[None, 1:])).to(x.dtype)
 
@@ -369,6 +400,7 @@ def split_matrix(x, dim, n):
 def hardmax(x, dim=-1):
     """One-hot of x.argmax(dim) along dim (first maximum on ties), x's dtype, no gradient."""
     import torch
+
     idx = x.detach().argmax(dim=dim, keepdim=True)
     return torch.zeros_like(x).scatter_(dim, idx, 1.0)
 
@@ -380,6 +412,7 @@ def patch_grid(l, like, size):
     Pixel spacing as align_corners=False: one pixel is 2 / W wide in x, 2 / H in y.
     """
     import torch
+
     offs = torch.arange(size, dtype=l.dtype, device=l.device) * 2 - (size - 1)
     gx = l[:, 0, None] + offs / like.shape[3]
     gy = l[:, 1, None] + offs / like.shape[2]
@@ -390,6 +423,7 @@ def patch_grid(l, like, size):
 def random_bases(shape, std=1.0, norm_dim=None):
     """A [shape] tensor of N(0, std) entries, L2-normalised along norm_dim (eps 1e-6) when given."""
     import torch
+
     t = torch.randn(shape) * std
     if norm_dim is not None:
         t = t / (1e-6 + t.norm(dim=norm_dim, keepdim=True))
@@ -401,6 +435,7 @@ def ema_update(buffer, value, training, momentum, dims):
     """In training: buffer <- momentum * buffer + (1 - momentum) * value averaged over dims, in place, without
     gradient. Returns value unchanged."""
     import torch
+
     if training:
         with torch.no_grad():
             mean = value.mean(dim=dims, keepdim=True) if dims else value
@@ -412,6 +447,7 @@ def ema_update(buffer, value, training, momentum, dims):
 def split_like(x, likes, dim):
     """Split x along dim into parts as long as that axis of each tensor in likes."""
     import torch
+
     return torch.split(x, [v.shape[dim] for v in likes], dim)
 
 
@@ -422,18 +458,20 @@ def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
     the batch size, so traces and exports stay batch-generic (sizes are read one index at a time, which
     traces record as dynamic). `kernel` gives (kh, kw) as plain ints where known: the ONNX exporter needs them."""
     import torch.nn.functional as F
+
     if weight.dim() == 4:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     def pair(v):
         return tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
     out_ch = weight.shape[1]
     kh, kw = kernel if kernel is not None else (weight.shape[3], weight.shape[4])
-    cols = F.unfold(x, (kh, kw), (dh, dw), (ph, pw), (sh, sw))               # [B, C*kh*kw, L]
-    cols = cols.reshape(cols.shape[0], groups, -1, cols.shape[2])           # [B, g, C/g*kh*kw, L]
-    w = weight.reshape(weight.shape[0], groups, out_ch // groups, -1)        # [B, g, O/g, C/g*kh*kw]
-    y = (w @ cols).flatten(1, 2)                                             # [B, O, L]
+    cols = F.unfold(x, (kh, kw), (dh, dw), (ph, pw), (sh, sw))  # [B, C*kh*kw, L]
+    cols = cols.reshape(cols.shape[0], groups, -1, cols.shape[2])  # [B, g, C/g*kh*kw, L]
+    w = weight.reshape(weight.shape[0], groups, out_ch // groups, -1)  # [B, g, O/g, C/g*kh*kw]
+    y = (w @ cols).flatten(1, 2)  # [B, O, L]
     if bias is not None:
         y = y + bias[:, :, None]
     out_h = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
@@ -445,8 +483,9 @@ def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
 def rand_like(x, last=None):
     """U[0, 1) noise from the global RNG, x's shape (last axis `last` if given), dtype and device."""
     import torch
+
     keep = x.dim() if last is None else x.dim() - 1
-    shape = [x.shape[i] for i in range(keep)] + ([] if last is None else [last])     # indexed: traces stay dynamic
+    shape = [x.shape[i] for i in range(keep)] + ([] if last is None else [last])  # indexed: traces stay dynamic
     return torch.rand(shape, dtype=x.dtype, device=x.device)
 
 
@@ -454,6 +493,7 @@ def rand_like(x, last=None):
 def arange_like(x, dim):
     """0, 1, ..., n-1 for the n entries of axis dim of x, in x's dtype and device."""
     import torch
+
     return torch.arange(x.shape[dim], dtype=x.dtype, device=x.device)
 
 
@@ -461,6 +501,7 @@ def arange_like(x, dim):
 def arange_n(n, like):
     """0, 1, ..., n-1 in like's dtype and device."""
     import torch
+
     return torch.arange(n, dtype=like.dtype, device=like.device)
 
 
@@ -468,6 +509,7 @@ def arange_n(n, like):
 def linspace_like(start, end, steps, like):
     """steps evenly spaced values from start to end, in like's dtype and device."""
     import torch
+
     return torch.linspace(start, end, steps, dtype=like.dtype, device=like.device)
 
 
@@ -494,22 +536,24 @@ def check_input_shapes(layout, *inputs):
     under torch.compile or torch.export the check costs guards that the graph's own ops already imply.
     """
     import torch
-    if torch.jit.is_tracing():      # a trace keeps no Python check, and its sizes are traced values
+
+    if torch.jit.is_tracing():  # a trace keeps no Python check, and its sizes are traced values
         return
     spec = layout["spec"]
 
-    def fail(name, dims, got, why=(), more=""):     # one f-string: dynamo cannot add strings
+    def fail(name, dims, got, why=(), more=""):  # one f-string: dynamo cannot add strings
         why = f" ({', '.join(why)})" if why else ""
         shown = ", ".join(f"{d[0]}*{d[1]}" if isinstance(d, tuple) else str(d) for d in dims)
-        raise InputShapeError(f"{spec}: input {name}: expected [{shown}]{why}{more}, "
-                              f"got {[int(n) for n in got]}")
-    seen = {}                       # symbol -> (input, axis, size) where it was first met
+        raise InputShapeError(f"{spec}: input {name}: expected [{shown}]{why}{more}, got {[int(n) for n in got]}")
+
+    seen = {}  # symbol -> (input, axis, size) where it was first met
     for (name, dims, notes, spatial), t in zip(layout["inputs"], inputs):
         if not isinstance(t, torch.Tensor):
-            raise InputShapeError(f"{spec}: input {name}: expected a tensor [{', '.join(str(d) for d in dims)}], "
-                                  f"got {type(t).__name__}")
+            raise InputShapeError(
+                f"{spec}: input {name}: expected a tensor [{', '.join(str(d) for d in dims)}], got {type(t).__name__}"
+            )
         got = t.shape
-        pack, extra = len(dims), len(got) - len(dims)     # axes after a run of 1 + extra axes shift by extra
+        pack, extra = len(dims), len(got) - len(dims)  # axes after a run of 1 + extra axes shift by extra
         if spatial is None and extra:
             fail(name, dims, got)
         if spatial is not None:
@@ -522,7 +566,7 @@ def check_input_shapes(layout, *inputs):
                 continue
             axis = i if i < pack else i + extra
             size = got[axis]
-            if isinstance(d, tuple):        # a multiple of d[0]; the quotient is the symbol d[1]
+            if isinstance(d, tuple):  # a multiple of d[0]; the quotient is the symbol d[1]
                 if got[axis] % d[0] != 0:
                     wrong = True
                     why += [f"{k}={v!r}" for k, v in notes[i] if f"{k}={v!r}" not in why]
@@ -544,10 +588,12 @@ def check_input_shapes(layout, *inputs):
             d, axis, mine = clash
             other, first, size = seen[d]
             if other == name:
-                raise InputShapeError(f"{spec}: input {name}: axes {first} and {axis} must agree on {d}, "
-                                      f"got {[int(n) for n in got]}")
-            raise InputShapeError(f"{spec}: inputs {other} and {name} must agree on {d}: "
-                                  f"{other} has {int(size)}, {name} has {int(mine)}")
+                raise InputShapeError(
+                    f"{spec}: input {name}: axes {first} and {axis} must agree on {d}, got {[int(n) for n in got]}"
+                )
+            raise InputShapeError(
+                f"{spec}: inputs {other} and {name} must agree on {d}: {other} has {int(size)}, {name} has {int(mine)}"
+            )
 
 
 NEEDS["check_input_shapes"] = ["InputShapeError"]
@@ -559,9 +605,16 @@ def compare_mask(a, b, op):
     dtype (the default one for integer operands): 1 where true, 0 where false. Spelled with the
     operators themselves: generated code imports torch only."""
     import torch
+
     t = a if isinstance(a, torch.Tensor) else b
-    m = {"lt": lambda: a < b, "le": lambda: a <= b, "gt": lambda: a > b, "ge": lambda: a >= b,
-         "eq": lambda: a == b, "ne": lambda: a != b}[op]()
+    m = {
+        "lt": lambda: a < b,
+        "le": lambda: a <= b,
+        "gt": lambda: a > b,
+        "ge": lambda: a >= b,
+        "eq": lambda: a == b,
+        "ne": lambda: a != b,
+    }[op]()
     return m.to(t.dtype if t.is_floating_point() else torch.get_default_dtype())
 
 
@@ -569,6 +622,7 @@ def compare_mask(a, b, op):
 def logical_mask(op, a, b=None):
     """logical_and/or/not of masks (nonzero is true) as a mask in a's floating dtype, as `compare_mask`."""
     import torch
+
     m = getattr(torch, op)(a, b) if b is not None else torch.logical_not(a)
     return m.to(a.dtype if a.is_floating_point() else torch.get_default_dtype())
 
@@ -577,6 +631,7 @@ def relative_position_index(h, w):
     """[h*w, h*w] long: [i, j] = (yi - yj + h - 1) * (2w - 1) + (xi - xj + w - 1), a row of a relative position
     bias table of (2h - 1) * (2w - 1) rows (Swin's relative_position_index)."""
     import torch
+
     ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)
     return (ys[:, None] - ys[None, :] + h - 1) * (2 * w - 1) + (xs[:, None] - xs[None, :] + w - 1)

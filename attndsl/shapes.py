@@ -11,6 +11,7 @@ that splits `H` into `(h p)` with p = 4 checks 4 | H at run time, so within
 such splits) `H / 4` and `floor(H / 4)` are the same size. Without that
 fact they stay different.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,6 +29,7 @@ class Pack:
     `ones` packs are the same run with every axis of size 1 (what a reduction
     with keepdim, or `unsqueeze(..., like=x)`, leaves behind).
     """
+
     name: str
     ones: bool = False
 
@@ -91,8 +93,11 @@ def _under_facts(e):
     step: dict = {}
     for name, k in facts:
         step[name] = math.lcm(step.get(name, 1), k)
-    subs = {s: step[s.name] * sympy.Dummy(f"{s.name}_{step[s.name]}", positive=True, integer=True)
-            for s in e.free_symbols if s.name in step}
+    subs = {
+        s: step[s.name] * sympy.Dummy(f"{s.name}_{step[s.name]}", positive=True, integer=True)
+        for s in e.free_symbols
+        if s.name in step
+    }
     return e.subs(subs) if subs else None
 
 
@@ -123,7 +128,7 @@ def split_pack(shape):
     """(prefix, pack or None, suffix)."""
     for i, d in enumerate(shape):
         if isinstance(d, Pack):
-            return tuple(shape[:i]), d, tuple(shape[i + 1:])
+            return tuple(shape[:i]), d, tuple(shape[i + 1 :])
     return tuple(shape), None, ()
 
 

@@ -7,6 +7,7 @@ values, evaluating default expressions. Nothing is executed as Python: YAML is
 composed with the safe loader and any Python-object tag is refused.
 Entry points: `load_spec`, `Spec.resolve`.
 """
+
 from __future__ import annotations
 
 import ast
@@ -24,23 +25,53 @@ from . import limits
 from .errors import ParamError, Span, SpecError, did_you_mean
 from .syntax import Source, parse_expression
 
-TOP_KEYS = ("name", "title", "family", "paper", "code", "notes", "params", "inputs", "g", "f", "outputs",
-            "example", "shapes", "convert", "maps")
-RESERVED_PARAMS = ("check_inputs", "compile", "passes", "inplace")     # build()'s own keywords
+TOP_KEYS = (
+    "name",
+    "title",
+    "family",
+    "paper",
+    "code",
+    "notes",
+    "params",
+    "inputs",
+    "g",
+    "f",
+    "outputs",
+    "example",
+    "shapes",
+    "convert",
+    "maps",
+)
+RESERVED_PARAMS = ("check_inputs", "compile", "passes", "inplace")  # build()'s own keywords
 REQUIRED = ("name", "title", "family", "paper", "inputs", "f", "outputs", "example")
 # the survey's families, then the post-survey ones: token-mixing self-attention of vision transformers
 # (windowed, sparse, linear) and focal modulation, which replaces attention by gated aggregation
-FAMILIES = ("channel", "spatial", "temporal", "branch", "channel_spatial", "spatial_temporal", "transformer",
-            "modulation")
-TYPES = {"int": int, "float": float, "bool": bool, "str": str, "list[int]": list, "list[str]": list,
-         "list[float]": list}
+FAMILIES = (
+    "channel",
+    "spatial",
+    "temporal",
+    "branch",
+    "channel_spatial",
+    "spatial_temporal",
+    "transformer",
+    "modulation",
+)
+TYPES = {
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str": str,
+    "list[int]": list,
+    "list[str]": list,
+    "list[float]": list,
+}
 
 
 @dataclass
 class Param:
     name: str
     type: str
-    default: object = None      # a value, or a Source holding an expression
+    default: object = None  # a value, or a Source holding an expression
     has_default: bool = False
     doc: str = ""
     choices: tuple | None = None
@@ -56,14 +87,14 @@ class Spec:
     family: str
     paper: str
     code: str
-    params: dict                 # name -> Param, in file order
-    inputs: dict                 # name -> list of dim texts
+    params: dict  # name -> Param, in file order
+    inputs: dict  # name -> list of dim texts
     g: Source | None
     f: Source
     outputs: list
     example: dict
-    shapes: list = field(default_factory=list)   # extra input-shape sets for tests
-    spans: dict = field(default_factory=dict)    # key path -> Span
+    shapes: list = field(default_factory=list)  # extra input-shape sets for tests
+    spans: dict = field(default_factory=dict)  # key path -> Span
     lines: tuple = ()
 
     def span(self, *path) -> Span | None:
@@ -73,8 +104,11 @@ class Spec:
         """Every parameter's value: the given ones checked, the others from defaults."""
         for k in values:
             if k not in self.params:
-                raise ParamError(f"`{self.name}` has no parameter `{k}`", self.span("params"),
-                                 did_you_mean(k, self.params) or f"parameters: {', '.join(self.params)}")
+                raise ParamError(
+                    f"`{self.name}` has no parameter `{k}`",
+                    self.span("params"),
+                    did_you_mean(k, self.params) or f"parameters: {', '.join(self.params)}",
+                )
         out: dict = {}
         busy: set = set()
 
@@ -85,8 +119,11 @@ class Spec:
             if name in values:
                 v = coerce(p, values[name])
             elif not p.has_default:
-                raise ParamError(f"parameter `{name}` of `{self.name}` has no default and was not given", p.span,
-                                 f"pass it, e.g. `-p {name}=...` or build(\"{self.name}\", {name}=...)")
+                raise ParamError(
+                    f"parameter `{name}` of `{self.name}` has no default and was not given",
+                    p.span,
+                    f'pass it, e.g. `-p {name}=...` or build("{self.name}", {name}=...)',
+                )
             elif isinstance(p.default, Source):
                 if name in busy:
                     raise ParamError(f"the default of `{name}` depends on itself", p.span)
@@ -123,22 +160,32 @@ def check_value(v, span, what="a value"):
         return v
     if isinstance(v, int):
         if abs(v) > limits.MAX_INT:
-            raise ParamError(f"{what} is too large: magnitude above 2**53", span,
-                             "numbers are limited to 2**53 (docs/language.md, Limits)")
+            raise ParamError(
+                f"{what} is too large: magnitude above 2**53",
+                span,
+                "numbers are limited to 2**53 (docs/language.md, Limits)",
+            )
     elif isinstance(v, float):
         if not math.isfinite(v):
-            raise ParamError(f"{what} is not a finite number ({v})", span,
-                             "numbers must be finite (docs/language.md, Limits)")
+            raise ParamError(
+                f"{what} is not a finite number ({v})", span, "numbers must be finite (docs/language.md, Limits)"
+            )
     elif isinstance(v, str):
         if len(v) > limits.MAX_STRING:
-            raise ParamError(f"{what}: a string of {len(v)} characters is over the limit of {limits.MAX_STRING}",
-                             span, "docs/language.md, Limits")
+            raise ParamError(
+                f"{what}: a string of {len(v)} characters is over the limit of {limits.MAX_STRING}",
+                span,
+                "docs/language.md, Limits",
+            )
     elif isinstance(v, complex):
         raise ParamError(f"{what} is a complex number", span, "a negative number to a fractional power?")
     elif isinstance(v, (list, tuple)):
         if len(v) > limits.MAX_LIST:
-            raise ParamError(f"{what}: a list of {len(v)} items is over the limit of {limits.MAX_LIST}", span,
-                             "docs/language.md, Limits")
+            raise ParamError(
+                f"{what}: a list of {len(v)} items is over the limit of {limits.MAX_LIST}",
+                span,
+                "docs/language.md, Limits",
+            )
         for i in v:
             check_value(i, span, what)
     return v
@@ -160,8 +207,9 @@ def coerce(p: Param, v, span=None):
             "float": lambda x: isinstance(x, float),
             "bool": lambda x: isinstance(x, bool),
             "str": lambda x: isinstance(x, str),
-            "list[int]": lambda x: isinstance(x, list) and all(
-                isinstance(i, int) and not isinstance(i, bool) for i in x),
+            "list[int]": lambda x: (
+                isinstance(x, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in x)
+            ),
             "list[float]": lambda x: isinstance(x, list) and all(isinstance(i, (int, float)) for i in x),
             "list[str]": lambda x: isinstance(x, list) and all(isinstance(i, str) for i in x),
         }[want]
@@ -169,8 +217,9 @@ def coerce(p: Param, v, span=None):
             raise ValueError
     except (ValueError, TypeError):
         shown = repr(v) if len(repr(v)) <= 80 else repr(v)[:77] + "..."
-        raise ParamError(f"parameter `{p.name}` must be {want}, got {shown}", span,
-                         f"for example {p.name}={_example(want)}") from None
+        raise ParamError(
+            f"parameter `{p.name}` must be {want}, got {shown}", span, f"for example {p.name}={_example(want)}"
+        ) from None
     return check_value(v, span, f"parameter `{p.name}`")
 
 
@@ -191,14 +240,24 @@ def _from_text(text: str, want: str):
 
 
 def _example(want):
-    return {"int": "16", "float": "0.5", "bool": "true", "str": "avg", "list[int]": "3,5",
-            "list[float]": "0.5,1", "list[str]": "avg,max"}[want]
+    return {
+        "int": "16",
+        "float": "0.5",
+        "bool": "true",
+        "str": "avg",
+        "list[int]": "3,5",
+        "list[float]": "0.5,1",
+        "list[str]": "avg,max",
+    }[want]
 
 
 def check_range(p: Param, v):
     if p.choices is not None and v not in p.choices:
-        raise ParamError(f"parameter `{p.name}` must be one of {list(p.choices)}, got {v!r}", p.span,
-                         did_you_mean(str(v), [str(c) for c in p.choices]))
+        raise ParamError(
+            f"parameter `{p.name}` must be one of {list(p.choices)}, got {v!r}",
+            p.span,
+            did_you_mean(str(v), [str(c) for c in p.choices]),
+        )
     if p.minimum is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and v < p.minimum:
         raise ParamError(f"parameter `{p.name}` must be at least {p.minimum}, got {v}", p.span)
 
@@ -222,8 +281,11 @@ def eval_static(expr, lookup, known=()):
                 return e.name == "true"
             if e.name == "pi":
                 return math.pi
-            raise ParamError(f"unknown name `{e.name}` in a parameter expression", e.span,
-                             did_you_mean(e.name, list(known) + list(builtins)))
+            raise ParamError(
+                f"unknown name `{e.name}` in a parameter expression",
+                e.span,
+                did_you_mean(e.name, list(known) + list(builtins)),
+            )
         if isinstance(e, S.Neg):
             return -ev(e.operand)
         if isinstance(e, S.Not):
@@ -232,7 +294,7 @@ def eval_static(expr, lookup, known=()):
             return ev(e.then) if ev(e.cond) else ev(e.orelse)
         if isinstance(e, S.ListExpr):
             return [ev(i) for i in e.items]
-        if isinstance(e, S.Index):          # an entry of a list parameter: feat_size[0]
+        if isinstance(e, S.Index):  # an entry of a list parameter: feat_size[0]
             base, i = ev(e.base), ev(e.index)
             if not isinstance(base, list) or not isinstance(i, int) or isinstance(i, bool):
                 raise ParamError("only a list parameter can be indexed, by an int", e.span)
@@ -244,8 +306,11 @@ def eval_static(expr, lookup, known=()):
         if isinstance(e, S.Call) and isinstance(e.func, S.Var):
             fn = builtins.get(e.func.name)
             if fn is None:
-                raise ParamError(f"unknown function `{e.func.name}` in a parameter expression", e.func.span,
-                                 did_you_mean(e.func.name, builtins) or f"available: {', '.join(sorted(builtins))}")
+                raise ParamError(
+                    f"unknown function `{e.func.name}` in a parameter expression",
+                    e.func.span,
+                    did_you_mean(e.func.name, builtins) or f"available: {', '.join(sorted(builtins))}",
+                )
             try:
                 return check_value(fn(*[ev(a) for a in e.args]), e.span, f"the result of `{e.func.name}`")
             except (TypeError, ValueError, OverflowError) as err:
@@ -259,6 +324,7 @@ def check_default(expr, params):
     """A default expression uses only what `eval_static` knows: it is also written into generated code."""
     from . import syntax as S
     from .ops import static_builtins
+
     names = set(params) | {"true", "false", "pi"}
     stack = [expr]
     while stack:
@@ -267,8 +333,11 @@ def check_default(expr, params):
             continue
         if isinstance(e, S.Var):
             if e.name not in names:
-                raise ParamError(f"unknown name `{e.name}` in a parameter expression", e.span,
-                                 did_you_mean(e.name, names) or "use numbers and other parameters")
+                raise ParamError(
+                    f"unknown name `{e.name}` in a parameter expression",
+                    e.span,
+                    did_you_mean(e.name, names) or "use numbers and other parameters",
+                )
         elif isinstance(e, (S.Neg, S.Not)):
             stack.append(e.operand)
         elif isinstance(e, S.IfExp):
@@ -279,16 +348,28 @@ def check_default(expr, params):
             stack += [e.left, e.right]
         elif isinstance(e, S.Call) and isinstance(e.func, S.Var) and not e.kwargs:
             if e.func.name not in static_builtins():
-                raise ParamError(f"unknown function `{e.func.name}` in a parameter expression", e.func.span,
-                                 f"available: {', '.join(sorted(static_builtins()))}")
+                raise ParamError(
+                    f"unknown function `{e.func.name}` in a parameter expression",
+                    e.func.span,
+                    f"available: {', '.join(sorted(static_builtins()))}",
+                )
             stack += e.args
         else:
-            raise ParamError("not allowed in a parameter expression", e.span,
-                             "numbers, parameters, arithmetic and " + ", ".join(sorted(static_builtins())))
+            raise ParamError(
+                "not allowed in a parameter expression",
+                e.span,
+                "numbers, parameters, arithmetic and " + ", ".join(sorted(static_builtins())),
+            )
 
 
-COMPARISONS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-               ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
+COMPARISONS = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+}
 
 
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//", "mod": "%", "pow": "**"}
@@ -302,15 +383,23 @@ def arith(op, a, b, span=None):
     """Python arithmetic on static values, typed and bounded, with the language's error messages."""
     if op in _SYMBOLS and not (_number(a) and _number(b)):
         bad = b if _number(a) else a
-        raise ParamError(f"`{_SYMBOLS[op]}` needs numbers, got {_kind(bad)}", span,
-                         "arithmetic works on numbers, parameters and tensors")
-    if op in ("<", ">", "<=", ">=") and not (_number(a) and _number(b)) and not (
-            isinstance(a, str) and isinstance(b, str)):
+        raise ParamError(
+            f"`{_SYMBOLS[op]}` needs numbers, got {_kind(bad)}",
+            span,
+            "arithmetic works on numbers, parameters and tensors",
+        )
+    if (
+        op in ("<", ">", "<=", ">=")
+        and not (_number(a) and _number(b))
+        and not (isinstance(a, str) and isinstance(b, str))
+    ):
         raise ParamError(f"`{op}` compares two numbers or two strings, got {_kind(a)} and {_kind(b)}", span)
-    if op == "pow" and isinstance(a, int) and isinstance(b, int) and abs(a) > 1 and (
-            b * math.log2(abs(a)) > 54):
-        raise ParamError(f"{a} ** {b} is too large: magnitude above 2**53", span,
-                         "numbers are limited to 2**53 (docs/language.md, Limits)")
+    if op == "pow" and isinstance(a, int) and isinstance(b, int) and abs(a) > 1 and (b * math.log2(abs(a)) > 54):
+        raise ParamError(
+            f"{a} ** {b} is too large: magnitude above 2**53",
+            span,
+            "numbers are limited to 2**53 (docs/language.md, Limits)",
+        )
     return check_value(_arith(op, a, b, span), span, "the result")
 
 
@@ -329,7 +418,7 @@ def _arith(op, a, b, span):
         if op == "mod":
             return a % b
         if op == "pow":
-            return a ** b
+            return a**b
         if op in COMPARISONS:
             return COMPARISONS[op](a, b)
         if op == "and":
@@ -339,14 +428,18 @@ def _arith(op, a, b, span):
     except ZeroDivisionError:
         raise ParamError("division by zero", span) from None
     except OverflowError:
-        raise ParamError(f"`{op}` overflows: the result is not a finite number", span,
-                         "numbers must be finite (docs/language.md, Limits)") from None
+        raise ParamError(
+            f"`{op}` overflows: the result is not a finite number",
+            span,
+            "numbers must be finite (docs/language.md, Limits)",
+        ) from None
     except TypeError:
         raise ParamError(f"cannot apply `{op}` to {a!r} and {b!r}", span) from None
     raise ParamError(f"`{op}` needs tensors", span)
 
 
 # --- loading -------------------------------------------------------------------------------
+
 
 class _Loader(yaml.SafeLoader):
     """Safe loader that also refuses anchors and aliases (no alias bombs) and deep nesting."""
@@ -358,22 +451,27 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         ev = self.peek_event()
         if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None) is not None:
-            raise SpecError("YAML anchors and aliases (`&name`, `*name`) are not allowed in a spec",
-                            _mark_span(self.file, self.lines, ev.start_mark),
-                            "write the value out where it is used")
+            raise SpecError(
+                "YAML anchors and aliases (`&name`, `*name`) are not allowed in a spec",
+                _mark_span(self.file, self.lines, ev.start_mark),
+                "write the value out where it is used",
+            )
         if not isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             return super().compose_node(parent, index)
         self.depth += 1
         if self.depth > limits.MAX_YAML_DEPTH:
-            raise SpecError(f"YAML nested deeper than {limits.MAX_YAML_DEPTH} levels",
-                            _mark_span(self.file, self.lines, ev.start_mark), "docs/language.md, Limits")
+            raise SpecError(
+                f"YAML nested deeper than {limits.MAX_YAML_DEPTH} levels",
+                _mark_span(self.file, self.lines, ev.start_mark),
+                "docs/language.md, Limits",
+            )
         try:
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
 
-_NOT_ALLOWED = yaml.reader.Reader.NON_PRINTABLE     # the characters YAML refuses in a document
+_NOT_ALLOWED = yaml.reader.Reader.NON_PRINTABLE  # the characters YAML refuses in a document
 
 
 def _position(text: str, index: int) -> tuple[int, int, str]:
@@ -395,20 +493,29 @@ def read_text(path: str) -> str:
     except OSError as e:
         raise SpecError(f"cannot read spec: {e.strerror}", Span(path, 1, 1)) from None
     if len(data) > limits.MAX_FILE_BYTES:
-        raise SpecError(f"the spec file is larger than {limits.MAX_FILE_BYTES // 1024} KiB", Span(path, 1, 1),
-                        "docs/language.md, Limits")
+        raise SpecError(
+            f"the spec file is larger than {limits.MAX_FILE_BYTES // 1024} KiB",
+            Span(path, 1, 1),
+            "docs/language.md, Limits",
+        )
     nul = data.find(b"\0")
     if nul >= 0:
         line, col, src = _position(data.decode("utf-8", "replace"), len(data[:nul].decode("utf-8", "replace")))
-        raise SpecError("this is a binary file, not a spec: it holds a NUL byte", Span(path, line, col, 1,
-                        _printable(src)), "a spec is a YAML text file in UTF-8")
+        raise SpecError(
+            "this is a binary file, not a spec: it holds a NUL byte",
+            Span(path, line, col, 1, _printable(src)),
+            "a spec is a YAML text file in UTF-8",
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         text = data.decode("utf-8", "replace")
-        line, col, src = _position(text, len(data[:e.start].decode("utf-8", "replace")))
-        raise SpecError(f"the spec file is not UTF-8 (byte 0x{data[e.start]:02x})", Span(path, line, col, 1,
-                        _printable(src)), "save the file as UTF-8") from None
+        line, col, src = _position(text, len(data[: e.start].decode("utf-8", "replace")))
+        raise SpecError(
+            f"the spec file is not UTF-8 (byte 0x{data[e.start]:02x})",
+            Span(path, line, col, 1, _printable(src)),
+            "save the file as UTF-8",
+        ) from None
 
 
 def _printable(text: str) -> str:
@@ -418,13 +525,17 @@ def _printable(text: str) -> str:
 def _check_text(path: str, text: str) -> None:
     """Size and characters of a spec's text, before YAML sees it."""
     if len(text) > limits.MAX_FILE_BYTES:
-        raise SpecError(f"the spec is larger than {limits.MAX_FILE_BYTES // 1024} KiB", Span(path, 1, 1),
-                        "docs/language.md, Limits")
+        raise SpecError(
+            f"the spec is larger than {limits.MAX_FILE_BYTES // 1024} KiB", Span(path, 1, 1), "docs/language.md, Limits"
+        )
     bad = _NOT_ALLOWED.search(text)
     if bad:
         line, col, src = _position(text, bad.start())
-        raise SpecError(f"character U+{ord(bad.group()):04X} is not allowed in a spec", Span(
-            path, line, col, 1, _printable(src)), "a spec is a YAML text file of printable characters")
+        raise SpecError(
+            f"character U+{ord(bad.group()):04X} is not allowed in a spec",
+            Span(path, line, col, 1, _printable(src)),
+            "a spec is a YAML text file of printable characters",
+        )
 
 
 def _check_tags(node, file, lines):
@@ -432,8 +543,11 @@ def _check_tags(node, file, lines):
     if not std:
         m = node.start_mark
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-        raise SpecError(f"YAML tag `{tag}` is not allowed in a spec", _mark_span(file, lines, m, len(tag)),
-                        "specs are plain data; nothing in them is run as Python")
+        raise SpecError(
+            f"YAML tag `{tag}` is not allowed in a spec",
+            _mark_span(file, lines, m, len(tag)),
+            "specs are plain data; nothing in them is run as Python",
+        )
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             _check_tags(k, file, lines), _check_tags(v, file, lines)
@@ -450,8 +564,12 @@ def _mark_span(file, lines, mark, length=1) -> Span:
 
 def _collect_spans(node, file, lines, path=(), out=None):
     out = {} if out is None else out
-    out[path] = _mark_span(file, lines, node.start_mark, max(1, len(str(getattr(node, "value", "")))
-                                                         if isinstance(node, yaml.ScalarNode) else 1))
+    out[path] = _mark_span(
+        file,
+        lines,
+        node.start_mark,
+        max(1, len(str(getattr(node, "value", ""))) if isinstance(node, yaml.ScalarNode) else 1),
+    )
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = k.value if isinstance(k, yaml.ScalarNode) else "?"
@@ -485,8 +603,7 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
     _check_text(path, text)
     lines = text.splitlines()
     if not text.strip():
-        raise SpecError("the spec file is empty", Span(path, 1, 1),
-                        "a spec needs at least: " + ", ".join(REQUIRED))
+        raise SpecError("the spec file is empty", Span(path, 1, 1), "a spec needs at least: " + ", ".join(REQUIRED))
     loader = _Loader(text, path, lines)
     try:
         node = loader.get_single_node()
@@ -497,8 +614,11 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         span = _mark_span(path, lines, mark) if mark else Span(path, 1, 1)
-        raise SpecError(f"invalid YAML: {e.problem or e.context}", span,
-                        "check the brackets, quotes and indentation here and on the lines above") from None
+        raise SpecError(
+            f"invalid YAML: {e.problem or e.context}",
+            span,
+            "check the brackets, quotes and indentation here and on the lines above",
+        ) from None
     except yaml.YAMLError as e:
         raise SpecError(f"invalid YAML: {e}", Span(path, 1, 1)) from None
     finally:
@@ -525,8 +645,11 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
     if path.endswith((".yaml", ".yml")) and data["name"] != stem:
         raise err(f"spec name `{data['name']}` differs from its file name `{stem}`", "name")
     if data["family"] not in FAMILIES:
-        raise err(f"unknown family `{data['family']}`", "family",
-                  hint=did_you_mean(data["family"], FAMILIES) or f"families: {', '.join(FAMILIES)}")
+        raise err(
+            f"unknown family `{data['family']}`",
+            "family",
+            hint=did_you_mean(data["family"], FAMILIES) or f"families: {', '.join(FAMILIES)}",
+        )
 
     params = {}
     if not isinstance(data.get("params") or {}, dict):
@@ -534,8 +657,13 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
     for name, decl in (data.get("params") or {}).items():
         check_identifier(name, "parameter name", spans.get(("params", name, "@key")) or spans[()])
         if name in RESERVED_PARAMS:
-            raise err(f"`{name}` cannot be a parameter name", "params", name, key=True,
-                      hint=f"{', '.join(RESERVED_PARAMS)} are keywords of attndsl.build and of generated constructors")
+            raise err(
+                f"`{name}` cannot be a parameter name",
+                "params",
+                name,
+                key=True,
+                hint=f"{', '.join(RESERVED_PARAMS)} are keywords of attndsl.build and of generated constructors",
+            )
         params[name] = _param(name, decl, spans, path, lines, err)
     for p in params.values():
         if isinstance(p.default, Source):
@@ -556,8 +684,9 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
         if key in data and data[key] is not None:
             if not isinstance(data[key], str):
                 raise err(f"`{key}` must be a program (a YAML block `|`)", key)
-            programs[key] = _program_source(spans[(key, "@node")] if (key, "@node") in spans else node,
-                                            path, lines, data[key])
+            programs[key] = _program_source(
+                spans[(key, "@node")] if (key, "@node") in spans else node, path, lines, data[key]
+            )
     outputs = data["outputs"]
     if isinstance(outputs, str):
         outputs = [outputs]
@@ -568,12 +697,29 @@ def load_spec(path: str | os.PathLike, text: str | None = None) -> Spec:
         raise err("`example` needs `inputs` (and usually `params`)", "example")
     for k in ("params", "inputs"):
         if not isinstance(example.get(k) or {}, dict):
-            raise err(f"`example.{k}` must be a mapping (name: value)", "example", k,
-                      hint="e.g. `example: {params: {channels: 64}, inputs: {x: [2, 64, 7, 9]}}`")
-    return Spec(path, data["name"], data["title"], data["family"], data["paper"], data.get("code", ""),
-                params, inputs, programs.get("g"), programs["f"], outputs, example,
-                list(data.get("shapes") or []), {k: v for k, v in spans.items() if k[-1:] != ("@node",)},
-                tuple(lines))
+            raise err(
+                f"`example.{k}` must be a mapping (name: value)",
+                "example",
+                k,
+                hint="e.g. `example: {params: {channels: 64}, inputs: {x: [2, 64, 7, 9]}}`",
+            )
+    return Spec(
+        path,
+        data["name"],
+        data["title"],
+        data["family"],
+        data["paper"],
+        data.get("code", ""),
+        params,
+        inputs,
+        programs.get("g"),
+        programs["f"],
+        outputs,
+        example,
+        list(data.get("shapes") or []),
+        {k: v for k, v in spans.items() if k[-1:] != ("@node",)},
+        tuple(lines),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -587,19 +733,24 @@ def code_names() -> frozenset:
 def check_identifier(name, what: str, span: Span | None, spec_name: bool = False) -> None:
     """A name from a spec that generated code uses as a Python identifier (a class, an argument)."""
     if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
-        raise SpecError(f"{what} {_shown(name)} is not a valid name", span,
-                        "a name is letters, digits and `_`, not starting with a digit")
+        raise SpecError(
+            f"{what} {_shown(name)} is not a valid name",
+            span,
+            "a name is letters, digits and `_`, not starting with a digit",
+        )
     if keyword.iskeyword(name):
         raise SpecError(f"{what} `{name}` is a Python keyword", span, "choose another name")
     taken = code_names()
     if spec_name:
         cls = "".join(p[:1].upper() + p[1:] for p in name.split("_"))
         if cls in taken or not cls.isidentifier() or name.startswith("_"):
-            raise SpecError(f"{what} `{name}` gives the class name `{cls}`, which generated code already uses",
-                            span, "choose another name")
+            raise SpecError(
+                f"{what} `{name}` gives the class name `{cls}`, which generated code already uses",
+                span,
+                "choose another name",
+            )
     elif name in taken or name.startswith("__"):
-        raise SpecError(f"{what} `{name}` is a name that generated code already uses", span,
-                        "choose another name")
+        raise SpecError(f"{what} `{name}` is a name that generated code already uses", span, "choose another name")
 
 
 def _shown(v) -> str:
@@ -619,14 +770,31 @@ def _param(name, decl, spans, path, lines, err) -> Param:
         raise err(f"`min` of parameter `{name}` must be a number", "params", name, "min")
     for k in decl:
         if k not in ("type", "default", "doc", "choices", "min"):
-            raise err(f"unknown field `{k}` in parameter `{name}`", "params", name, k, key=True,
-                      hint=did_you_mean(str(k), ("type", "default", "doc", "choices", "min")))
+            raise err(
+                f"unknown field `{k}` in parameter `{name}`",
+                "params",
+                name,
+                k,
+                key=True,
+                hint=did_you_mean(str(k), ("type", "default", "doc", "choices", "min")),
+            )
     typ = decl.get("type")
     if not isinstance(typ, str) or typ not in TYPES:
-        raise err(f"parameter `{name}` has unknown type `{typ}`", "params", name, "type" if "type" in decl else "",
-                  hint=did_you_mean(str(typ), TYPES) or f"types: {', '.join(TYPES)}")
-    p = Param(name, typ, doc=str(decl.get("doc", "")), span=span,
-              choices=tuple(decl["choices"]) if "choices" in decl else None, minimum=decl.get("min"))
+        raise err(
+            f"parameter `{name}` has unknown type `{typ}`",
+            "params",
+            name,
+            "type" if "type" in decl else "",
+            hint=did_you_mean(str(typ), TYPES) or f"types: {', '.join(TYPES)}",
+        )
+    p = Param(
+        name,
+        typ,
+        doc=str(decl.get("doc", "")),
+        span=span,
+        choices=tuple(decl["choices"]) if "choices" in decl else None,
+        minimum=decl.get("min"),
+    )
     if "default" in decl:
         p.has_default = True
         d = decl["default"]

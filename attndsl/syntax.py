@@ -5,6 +5,7 @@ Input: the text of a `g`/`f` program (or a parameter default expression) and a
 statements (or one expression) made of the dataclasses below, each carrying a
 `Span`. Entry points: `parse_program`, `parse_expression`.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,15 +23,16 @@ from .errors import ParseError, Span
 @dataclass(frozen=True)
 class Source:
     """Where a program's text sits in its file: line/column offsets of its first character."""
+
     file: str
     text: str
-    line0: int = 0          # file line (0-based) of the program's first line
-    col0: int = 0           # column offset added to every program line
+    line0: int = 0  # file line (0-based) of the program's first line
+    col0: int = 0  # column offset added to every program line
     file_lines: tuple = ()  # the file's lines, to show the offending one
 
     def span(self, line: int, col: int, length: int = 1) -> Span:
         """Span of a 1-based program position."""
-        fline = self.line0 + line            # 1-based file line
+        fline = self.line0 + line  # 1-based file line
         fcol = col + (self.col0 if line >= 1 else 0)
         src = self.file_lines[fline - 1] if 0 < fline <= len(self.file_lines) else self._line(line)
         return Span(self.file, fline, fcol, max(1, length), src.rstrip("\n"))
@@ -41,6 +43,7 @@ class Source:
 
 
 # --- AST -------------------------------------------------------------------------
+
 
 @dataclass
 class Node:
@@ -69,7 +72,7 @@ class ListExpr(Node):
 
 @dataclass
 class BinOp(Node):
-    op: str            # add sub mul div floordiv mod matmul pow
+    op: str  # add sub mul div floordiv mod matmul pow
     left: Any
     right: Any
 
@@ -83,7 +86,7 @@ class Neg(Node):
 class Call(Node):
     func: Any
     args: list
-    kwargs: dict       # name -> (expr, span)
+    kwargs: dict  # name -> (expr, span)
 
 
 @dataclass
@@ -108,7 +111,7 @@ class Assign(Node):
 class Def(Node):
     name: str
     params: list
-    body: list         # statements; the last one is a Return
+    body: list  # statements; the last one is a Return
 
 
 @dataclass
@@ -144,8 +147,10 @@ class Not(Node):
 
 # --- parser ------------------------------------------------------------------------
 
+
 class _BracketNewlines:
     """Postlexer: newlines inside ( ) and [ ] do not end a statement."""
+
     always_accept = ("_NL",)
 
     def process(self, stream):
@@ -162,18 +167,42 @@ class _BracketNewlines:
 
 @cache
 def _parser(start: str) -> Lark:
-    return Lark.open("grammar.lark", rel_to=__file__, parser="lalr", start=start,
-                     propagate_positions=True, postlex=_BracketNewlines(), maybe_placeholders=True)
+    return Lark.open(
+        "grammar.lark",
+        rel_to=__file__,
+        parser="lalr",
+        start=start,
+        propagate_positions=True,
+        postlex=_BracketNewlines(),
+        maybe_placeholders=True,
+    )
 
 
 _BINOPS = ("add", "sub", "mul", "div", "floordiv", "mod", "matmul", "pow", "and_", "or_")
 
 _TOKEN_NAMES = {
-    "_NL": "end of line", "NAME": "a name", "NUMBER": "a number", "STRING": "a string",
-    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "EQUAL": "`=`", "COMMA": "`,`",
-    "LBRACE": "`{`", "RBRACE": "`}`", "$END": "end of program", "MINUS": "`-`", "PLUS": "`+`",
-    "STAR": "`*`", "SLASH": "`/`", "AT": "`@`", "PERCENT": "`%`", "DOUBLESTAR": "`**`",
-    "DOUBLESLASH": "`//`", "COMPARE": "a comparison",
+    "_NL": "end of line",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "EQUAL": "`=`",
+    "COMMA": "`,`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "$END": "end of program",
+    "MINUS": "`-`",
+    "PLUS": "`+`",
+    "STAR": "`*`",
+    "SLASH": "`/`",
+    "AT": "`@`",
+    "PERCENT": "`%`",
+    "DOUBLESTAR": "`**`",
+    "DOUBLESLASH": "`//`",
+    "COMPARE": "a comparison",
 }
 
 
@@ -198,14 +227,20 @@ class _ToAST(Transformer):
         digits = text.split("e")[0].split("E")[0].lstrip("0").replace(".", "")
         value = float(text) if any(c in text for c in ".eE") else int(text) if len(digits) <= 20 else math.inf
         if not math.isfinite(value) or abs(value) > limits.MAX_INT and isinstance(value, int):
-            raise ParseError(f"number `{_cut(text)}` is too large", self._span(meta),
-                             "numbers are finite, integers at most 2**53 (docs/language.md, Limits)")
+            raise ParseError(
+                f"number `{_cut(text)}` is too large",
+                self._span(meta),
+                "numbers are finite, integers at most 2**53 (docs/language.md, Limits)",
+            )
         return Num(self._span(meta), value)
 
     def string(self, meta, tok):
         if len(tok) - 2 > limits.MAX_STRING:
-            raise ParseError(f"a string of {len(tok) - 2} characters is over the limit of {limits.MAX_STRING}",
-                             self._span(meta), "docs/language.md, Limits")
+            raise ParseError(
+                f"a string of {len(tok) - 2} characters is over the limit of {limits.MAX_STRING}",
+                self._span(meta),
+                "docs/language.md, Limits",
+            )
         return Str(self._span(meta), str(tok)[1:-1])
 
     def var(self, meta, tok):
@@ -219,7 +254,7 @@ class _ToAST(Transformer):
 
     def call(self, meta, func, args):
         pos, kw = [], {}
-        for a in (args or []):
+        for a in args or []:
             if isinstance(a, tuple):
                 name, expr, span = a
                 if name in kw:
@@ -292,8 +327,15 @@ class _ToAST(Transformer):
 
 
 for _op in _BINOPS:
-    setattr(_ToAST, _op, (lambda op: v_args(meta=True, inline=True)(
-        lambda self, meta, a, b: BinOp(self._span(meta), op.rstrip("_"), a, b)))(_op))
+    setattr(
+        _ToAST,
+        _op,
+        (
+            lambda op: v_args(meta=True, inline=True)(
+                lambda self, meta, a, b: BinOp(self._span(meta), op.rstrip("_"), a, b)
+            )
+        )(_op),
+    )
 
 
 def _syntax_error(err: UnexpectedInput, source: Source) -> ParseError:
@@ -304,8 +346,9 @@ def _syntax_error(err: UnexpectedInput, source: Source) -> ParseError:
         if tok.type == "$END":
             line = len(source.text.splitlines()) or 1
             col = len(source._line(line)) + 1
-            return ParseError("unexpected end of program", source.span(line, col),
-                              "an expression or a closing bracket is missing")
+            return ParseError(
+                "unexpected end of program", source.span(line, col), "an expression or a closing bracket is missing"
+            )
         shown = "end of line" if tok.type == "_NL" else f"`{tok}`"
         expected = sorted(_TOKEN_NAMES.get(e, f"`{e.lower()}`") for e in err.expected if not e.startswith("__"))
         hint = ("expected " + ", ".join(expected[:6])) if expected else None
@@ -315,9 +358,12 @@ def _syntax_error(err: UnexpectedInput, source: Source) -> ParseError:
             hint = "write `} else {` on one line"
         return ParseError(f"unexpected {shown}", source.span(line, col, len(str(tok).strip()) or 1), hint)
     if isinstance(err, UnexpectedCharacters):
-        ch = source._line(line)[col - 1: col] or "?"
-        return ParseError(f"unexpected character `{ch}`", source.span(line, col),
-                          "operators are + - * / // % @ **; strings use quotes")
+        ch = source._line(line)[col - 1 : col] or "?"
+        return ParseError(
+            f"unexpected character `{ch}`",
+            source.span(line, col),
+            "operators are + - * / // % @ **; strings use quotes",
+        )
     if isinstance(err, UnexpectedEOF):
         line = len(source.text.splitlines()) or 1
         return ParseError("unexpected end of program", source.span(line, len(source._line(line)) + 1))
@@ -325,7 +371,7 @@ def _syntax_error(err: UnexpectedInput, source: Source) -> ParseError:
 
 
 def _cut(text: str, n: int = 24) -> str:
-    return text if len(text) <= n else text[:n - 3] + "..."
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 _STATEMENTS = ("assign", "def_expr", "def_block", "for_loop", "if_stmt", "return_stmt")
@@ -345,13 +391,19 @@ def _check_limits(tree, source: Source) -> None:
         if depth > limits.MAX_NESTING:
             meta = node.meta
             line, col = (meta.line, meta.column) if not getattr(meta, "empty", True) else (1, 1)
-            raise ParseError(f"expression or block nested deeper than {limits.MAX_NESTING} levels",
-                             source.span(line, col), "split it into several statements (docs/language.md, Limits)")
+            raise ParseError(
+                f"expression or block nested deeper than {limits.MAX_NESTING} levels",
+                source.span(line, col),
+                "split it into several statements (docs/language.md, Limits)",
+            )
         if node.data in _STATEMENTS:
             statements += 1
             if statements > limits.MAX_STATEMENTS:
-                raise ParseError(f"more than {limits.MAX_STATEMENTS} statements in one program",
-                                 source.span(node.meta.line, node.meta.column), "docs/language.md, Limits")
+                raise ParseError(
+                    f"more than {limits.MAX_STATEMENTS} statements in one program",
+                    source.span(node.meta.line, node.meta.column),
+                    "docs/language.md, Limits",
+                )
         stack.extend((c, depth + 1) for c in reversed(node.children))
 
 

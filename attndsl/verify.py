@@ -5,6 +5,7 @@ every op and layer exists, operands are tensors where tensors are needed, and
 that the shapes of layers, arithmetic and fused ops still follow from their
 operands. Entry point: `verify`.
 """
+
 from __future__ import annotations
 
 import networkx as nx

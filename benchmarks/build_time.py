@@ -5,6 +5,7 @@
 The first call of each spec (cold: YAML parse, grammar load, imports) is reported apart;
 the median of the following calls is the number that matters (target: under 50 ms).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=20)
     args = ap.parse_args(argv)
     names = args.names or sorted(attndsl.all_specs())
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, python {platform.python_version()}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, python {platform.python_version()}"
+    )
     print(f"{'spec':<20} {'first ms':>9} {'median ms':>10} {'min ms':>8} {'IR nodes':>9}")
     medians = []
     for name in names:
@@ -42,8 +45,10 @@ def main(argv=None) -> int:
         medians.append(med)
         n = len(gm.meta["compiled"].graph)
         print(f"{name:<20} {first:9.1f} {med:10.1f} {min(times):8.1f} {n:9d}")
-    print(f"{'all specs':<20} {'':9} {statistics.median(medians):10.1f} (median of medians); "
-          f"max median {max(medians):.1f} ms")
+    print(
+        f"{'all specs':<20} {'':9} {statistics.median(medians):10.1f} (median of medians); "
+        f"max median {max(medians):.1f} ms"
+    )
     return 0
 
 

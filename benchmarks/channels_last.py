@@ -7,6 +7,7 @@ torch.compile, with the block and its input in the default (NCHW-contiguous) for
 torch.channels_last, timm's layer likewise; all eight columns in alternation on one 56 x 56 map
 (eval forward). The ratios say whether channels-last pays here: `cl/nchw` below 1 is faster.
 """
+
 import argparse
 
 import torch
@@ -24,10 +25,14 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     shape = (args.batch,) + SHAPES["56"][1:]
-    print(f"# torch {torch.__version__}, {args.threads} threads, eval fp32, x = {'x'.join(map(str, shape))}, "
-          "median ms of alternating runs")
-    print(f"{'layer':22s} {'nchw':>8s} {'cl':>8s} {'nchw+c':>8s} {'cl+c':>8s} {'timm+c':>8s} {'timm cl+c':>9s}"
-          f" {'cl/nchw':>8s} {'cl/nchw +c':>10s}")
+    print(
+        f"# torch {torch.__version__}, {args.threads} threads, eval fp32, x = {'x'.join(map(str, shape))}, "
+        "median ms of alternating runs"
+    )
+    print(
+        f"{'layer':22s} {'nchw':>8s} {'cl':>8s} {'nchw+c':>8s} {'cl+c':>8s} {'timm+c':>8s} {'timm cl+c':>9s}"
+        f" {'cl/nchw':>8s} {'cl/nchw +c':>10s}"
+    )
     layers = _timm_layers()
     for name in args.only.split(","):
         if name not in layers:
@@ -39,12 +44,20 @@ def main():
         tm_cl = make_pair(name, shape, "timm")[1].to(memory_format=torch.channels_last)
         with torch.no_grad():
             torch.testing.assert_close(gm_cl(xc), gm(x), atol=1e-4, rtol=1e-4)
-        cells = {"nchw": eval_step(gm, x), "cl": eval_step(gm_cl, xc),
-                 "nchw+c": eval_step(torch.compile(gm), x), "cl+c": eval_step(torch.compile(gm_cl), xc),
-                 "timm+c": eval_step(torch.compile(tm), x), "timm cl+c": eval_step(torch.compile(tm_cl), xc)}
+        cells = {
+            "nchw": eval_step(gm, x),
+            "cl": eval_step(gm_cl, xc),
+            "nchw+c": eval_step(torch.compile(gm), x),
+            "cl+c": eval_step(torch.compile(gm_cl), xc),
+            "timm+c": eval_step(torch.compile(tm), x),
+            "timm cl+c": eval_step(torch.compile(tm_cl), xc),
+        }
         t = timed(cells, args.budget)
-        print(f"{name:22s} {t['nchw']:8.1f} {t['cl']:8.1f} {t['nchw+c']:8.1f} {t['cl+c']:8.1f} {t['timm+c']:8.1f}"
-              f" {t['timm cl+c']:9.1f} {t['cl'] / t['nchw']:8.2f} {t['cl+c'] / t['nchw+c']:10.2f}", flush=True)
+        print(
+            f"{name:22s} {t['nchw']:8.1f} {t['cl']:8.1f} {t['nchw+c']:8.1f} {t['cl+c']:8.1f} {t['timm+c']:8.1f}"
+            f" {t['timm cl+c']:9.1f} {t['cl'] / t['nchw']:8.2f} {t['cl+c'] / t['nchw+c']:10.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Prints one row per case; see RESULTS.md.
 
     OMP_NUM_THREADS=1 python benchmarks/fuse_projections.py --repeat 5
 """
+
 from passbench import run
 
 CASES = [  # (label, spec, params, input shape): ResNet-50 stage sizes, PVT v2 stage-1 tokens

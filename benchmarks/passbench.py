@@ -3,6 +3,7 @@ pass, from the same weights, run in alternation (eval forward, fp32, one thread)
 
 Used by reassociate.py and fuse_projections.py; each prints one row per case (see RESULTS.md).
 """
+
 import argparse
 import statistics
 import time
@@ -20,8 +21,10 @@ def run(cases, extra_pass: str, counter: str, description: str):
     ap.add_argument("--only", default=None, help="run the cases whose label contains this")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread, eval fp32, median of {args.repeat} "
-          "alternating runs, ms")
+    print(
+        f"# torch {torch.__version__}, {torch.get_num_threads()} thread, eval fp32, median of {args.repeat} "
+        "alternating runs, ms"
+    )
     print(f"{'case':48s} {'off ms':>9s} {'on ms':>9s} {'on/off':>7s}  rewrites  rel diff")
     for label, spec, params, shape in cases:
         if args.only and args.only not in label:
@@ -40,7 +43,7 @@ def run(cases, extra_pass: str, counter: str, description: str):
             diff = ((a - b).abs().max() / a.abs().max()).item()
             for _ in range(args.repeat):
                 for name, m in (("off", off), ("on", on)):
-                    torch.manual_seed(1)        # specs that draw (hamnet's random bases) draw the same for both
+                    torch.manual_seed(1)  # specs that draw (hamnet's random bases) draw the same for both
                     t = time.perf_counter()
                     m(x)
                     times[name].append((time.perf_counter() - t) * 1e3)

@@ -29,6 +29,7 @@ beyond what existed before it (the input and the weights), output and saved acti
 Unlike RSS it is not blurred by malloc caching or by other processes, and it needs no subprocess
 per configuration (each would pay the compiles again). It counts tensor bytes, not Python objects.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,19 +78,27 @@ def _timm_layers():
         "ecanet": (lambda c: EcaModule(c), "EcaModule(C): adaptive k (gamma 2, b 1), k read off timm's conv"),
         "cbam": (lambda c: CbamModule(c), "CbamModule(C): bias-free MLP, spatial pools (mean, max), conv+BN"),
         "coordinate_attention": (lambda c: CoordAttn(c), "CoordAttn(C): h-swish, bias-free convs, BN"),
-        "gcnet": (lambda c: GlobalContext(c, fuse_add=True, fuse_scale=False),
-                  "GlobalContext(C, fuse_add, no scale): the paper's channel_add fusion, LN eps 1e-6"),
-        "resnest": (lambda c: SplitAttn(c, c, kernel_size=3, radix=2, groups=1, norm_layer=nn.BatchNorm2d),
-                    "SplitAttn(C, C, 3x3, radix 2, cardinality 1, BN as in resnest*), hidden from timm's rd_ratio 1/4"),
-        "sknet": (lambda c: SelectiveKernel(c, c, groups=min(32, c // 4)),     # --quick: fewer channels
-                  "SelectiveKernel(C, C, groups=32): two paths (3x3, 3x3 dil. 2), input split, 32 groups both sides"),
-        "non_local": (lambda c: NonLocalAttn(c),
-                      "NonLocalAttn(C): no sub-sampling (N = HW), C/8 inner width, logits scaled by C^-1/2"),
+        "gcnet": (
+            lambda c: GlobalContext(c, fuse_add=True, fuse_scale=False),
+            "GlobalContext(C, fuse_add, no scale): the paper's channel_add fusion, LN eps 1e-6",
+        ),
+        "resnest": (
+            lambda c: SplitAttn(c, c, kernel_size=3, radix=2, groups=1, norm_layer=nn.BatchNorm2d),
+            "SplitAttn(C, C, 3x3, radix 2, cardinality 1, BN as in resnest*), hidden from timm's rd_ratio 1/4",
+        ),
+        "sknet": (
+            lambda c: SelectiveKernel(c, c, groups=min(32, c // 4)),  # --quick: fewer channels
+            "SelectiveKernel(C, C, groups=32): two paths (3x3, 3x3 dil. 2), input split, 32 groups both sides",
+        ),
+        "non_local": (
+            lambda c: NonLocalAttn(c),
+            "NonLocalAttn(C): no sub-sampling (N = HW), C/8 inner width, logits scaled by C^-1/2",
+        ),
         "genet": (ge, "GatherExcite(C) global extent with its ConvMlp (timm's default form)"),
     }
 
 
-GATES = {"senet", "ecanet", "genet", "gcnet", "cbam", "coordinate_attention"}   # candidates for inplace=True
+GATES = {"senet", "ecanet", "genet", "gcnet", "cbam", "coordinate_attention"}  # candidates for inplace=True
 
 
 class Progress:
@@ -118,7 +127,7 @@ class Progress:
 
 def _rebuild(name: str, block: nn.Module, **kw) -> nn.Module:
     """`attndsl.build` at the converted block's parameters, with its weights."""
-    params = block.params if hasattr(block, "params") else block.meta["compiled"].params    # layer() or build()
+    params = block.params if hasattr(block, "params") else block.meta["compiled"].params  # layer() or build()
     gm = attndsl.build(name, **params, **kw)
     gm.load_state_dict(block.state_dict())
     return gm
@@ -127,6 +136,7 @@ def _rebuild(name: str, block: nn.Module, **kw) -> nn.Module:
 def _reference_pair(name: str, shape):
     """(attndsl block, eager reference) with shared weights, for a spec timm lacks."""
     from tests.oracle import randomize, transfer
+
     spec = attndsl.pipeline.load(name)
     params = dict(spec.example.get("params") or {})
     params["channels"] = shape[1]
@@ -187,6 +197,7 @@ def _grad_reset(mods):
     def reset():
         for p in ps:
             p.grad = None
+
     return reset
 
 
@@ -194,6 +205,7 @@ def eval_step(module, x):
     def run():
         with torch.no_grad():
             module(x)
+
     return run
 
 
@@ -207,24 +219,27 @@ def train_step(module, x):
         out = module(x)
         out = out if isinstance(out, torch.Tensor) else out[0]
         out.sum().backward()
+
     return run
 
 
 def inplace_step(module, x, saved):
     """(setup, run): the input is restored from `saved` before each repetition, outside the timing."""
+
     def setup():
         x.copy_(saved)
 
     def run():
         with torch.no_grad():
             module(x)
+
     return setup, run
 
 
 def timed(cells: dict, budget_s: float, progress=None, label="") -> dict:
     """Median ms per cell, one repetition of each in turn; cells map a column to run or (setup, run)."""
     fns = {k: (v if isinstance(v, tuple) else (None, v)) for k, v in cells.items()}
-    for setup, run in fns.values():          # warm-up: compiles, first-touch page faults
+    for setup, run in fns.values():  # warm-up: compiles, first-touch page faults
         for _ in range(2):
             if setup:
                 setup()
@@ -250,8 +265,9 @@ def peak_bytes(run) -> int:
     """Largest tensor memory held at once during run() beyond what existed before (profiler accounting)."""
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
+
     gc.collect()
-    saved = os.dup(2)                      # kineto prints its start/stop on fd 2 whatever the log level
+    saved = os.dup(2)  # kineto prints its start/stop on fd 2 whatever the log level
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
@@ -326,8 +342,16 @@ def run_row(name, other, shape, mode, args, progress) -> dict:
     progress.step(label)
     del mods, cells
     gc.collect()
-    return {"name": name, "other": other, "shape": shape, "mode": mode, "ms": t, "mem": mem, "note": note,
-            "x_bytes": x.numel() * x.element_size()}
+    return {
+        "name": name,
+        "other": other,
+        "shape": shape,
+        "mode": mode,
+        "ms": t,
+        "mem": mem,
+        "note": note,
+        "x_bytes": x.numel() * x.element_size(),
+    }
 
 
 _INPLACE = None
@@ -337,6 +361,7 @@ def _has_inplace() -> bool:
     global _INPLACE
     if _INPLACE is None:
         import inspect
+
         _INPLACE = "inplace" in inspect.signature(attndsl.build).parameters
     return _INPLACE
 
@@ -363,9 +388,12 @@ def report(rows, args, load_note, markdown: bool) -> str:
     out = []
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     import timm
+
     cpu = _cpu_model()
-    head = (f"machine: {cpu}, {_cores()} cores, {args.threads} threads; torch {torch.__version__}, timm {timm.__version__}; "
-            f"{stamp}; load average at start {load_note}")
+    head = (
+        f"machine: {cpu}, {_cores()} cores, {args.threads} threads; torch {torch.__version__}, timm {timm.__version__}; "
+        f"{stamp}; load average at start {load_note}"
+    )
     out.append(head)
     groups = {}
     for r in rows:
@@ -374,28 +402,55 @@ def report(rows, args, load_note, markdown: bool) -> str:
         dims = "x".join(map(str, shape))
         title = f"{'eval forward' if mode == 'eval' else 'train forward+backward'}, x = {dims} (median ms; peak MiB beyond the input)"
         extra = any("inplace" in r["ms"] for r in rs)
-        cols = ["layer", "vs", "attndsl", "attndsl+c", "other", "other+c", "eager ratio", "compiled ratio",
-                "MiB attndsl", "MiB attndsl+c", "MiB other", "MiB other+c"]
+        cols = [
+            "layer",
+            "vs",
+            "attndsl",
+            "attndsl+c",
+            "other",
+            "other+c",
+            "eager ratio",
+            "compiled ratio",
+            "MiB attndsl",
+            "MiB attndsl+c",
+            "MiB other",
+            "MiB other+c",
+        ]
         if extra:
             cols += ["inplace", "inplace+c", "rw", "clone", "MiB inplace"]
         lines = []
         for r in rs:
             t, m = r["ms"], r["mem"]
-            cells = [r["name"], r["other"], _fmt_ms(t['attndsl']), _fmt_ms(t['attndsl+c']), _fmt_ms(t['other']),
-                     _fmt_ms(t['other+c']), f"{t['attndsl'] / t['other']:.2f}", f"{t['attndsl+c'] / t['other+c']:.2f}"]
+            cells = [
+                r["name"],
+                r["other"],
+                _fmt_ms(t["attndsl"]),
+                _fmt_ms(t["attndsl+c"]),
+                _fmt_ms(t["other"]),
+                _fmt_ms(t["other+c"]),
+                f"{t['attndsl'] / t['other']:.2f}",
+                f"{t['attndsl+c'] / t['other+c']:.2f}",
+            ]
             cells += [_fmt_mib(m[k]) for k in ("attndsl", "attndsl+c", "other", "other+c")]
             if extra:
                 if "inplace" in t:
-                    cells += [_fmt_ms(t['inplace']), _fmt_ms(t['inplace+c']), _fmt_ms(t['rw']), _fmt_ms(t['clone']),
-                              _fmt_mib(m['inplace'])]
+                    cells += [
+                        _fmt_ms(t["inplace"]),
+                        _fmt_ms(t["inplace+c"]),
+                        _fmt_ms(t["rw"]),
+                        _fmt_ms(t["clone"]),
+                        _fmt_mib(m["inplace"]),
+                    ]
                 else:
                     cells += ["", "", "", "", ""]
             lines.append(cells)
         tr = [r for r in rs if r["other"] == "timm"]
         gm_e = geomean([r["ms"]["attndsl"] / r["ms"]["other"] for r in tr])
         gm_c = geomean([r["ms"]["attndsl+c"] / r["ms"]["other+c"] for r in tr])
-        summary = (f"geomean over the {len(tr)} timm layers: attndsl/timm eager {gm_e:.2f}, "
-                   f"attndsl-compiled/timm-compiled {gm_c:.2f}")
+        summary = (
+            f"geomean over the {len(tr)} timm layers: attndsl/timm eager {gm_e:.2f}, "
+            f"attndsl-compiled/timm-compiled {gm_c:.2f}"
+        )
         out.append("")
         out.append(("### " if markdown else "") + title)
         out.append("")
@@ -421,10 +476,12 @@ def report(rows, args, load_note, markdown: bool) -> str:
         b, _, h, w = r["shape"]
         n = h * w
         nn_bytes = b * n * n * 4
-        out.append(f"non_local at N={n}: one N x N float32 map for the batch is {_fmt_mib(nn_bytes)} MiB; peak beyond "
-                   f"the input: attndsl {_fmt_mib(r['mem']['attndsl'])}, attndsl+c {_fmt_mib(r['mem']['attndsl+c'])}, "
-                   f"timm {_fmt_mib(r['mem']['other'])}, timm+c {_fmt_mib(r['mem']['other+c'])} MiB (x is "
-                   f"{_fmt_mib(r['x_bytes'])} MiB)")
+        out.append(
+            f"non_local at N={n}: one N x N float32 map for the batch is {_fmt_mib(nn_bytes)} MiB; peak beyond "
+            f"the input: attndsl {_fmt_mib(r['mem']['attndsl'])}, attndsl+c {_fmt_mib(r['mem']['attndsl+c'])}, "
+            f"timm {_fmt_mib(r['mem']['other'])}, timm+c {_fmt_mib(r['mem']['other+c'])} MiB (x is "
+            f"{_fmt_mib(r['x_bytes'])} MiB)"
+        )
     return "\n".join(out)
 
 
@@ -470,8 +527,10 @@ def main(argv=None) -> int:
         elif n in ref_names:
             jobs.append((n, "reference"))
         else:
-            ap.error(f"{n}: neither a timm layer nor a spec with a [B, channels, H, W] reference "
-                     f"(timm: {', '.join(timm_names)})")
+            ap.error(
+                f"{n}: neither a timm layer nor a spec with a [B, channels, H, W] reference "
+                f"(timm: {', '.join(timm_names)})"
+            )
     load_note = f"{os.getloadavg()[0]:.2f}"
     todo = [(n, o, shapes[s], m) for m in args.modes.split(",") for s in args.shapes.split(",") for n, o in jobs]
     progress = Progress(len(todo), enabled=not args.no_progress)

@@ -3,6 +3,7 @@ alternation (eval forward, fp32, one thread). Prints one row per case; see RESUL
 
     OMP_NUM_THREADS=1 python benchmarks/reassociate.py --repeat 5
 """
+
 from passbench import run
 
 from attndsl.spec import load_spec
@@ -28,10 +29,13 @@ example: {params: {channels: 256}, inputs: {x: [2, 49, 256]}}
 """
 
 CASES = [  # (label, spec, params, input shape)
-    ("linear attention d=32, N=3136", load_spec("linear_attention.yaml", LINEAR_ATTENTION), {},
-     (8, 3136, 256)),
-    ("hamnet d=1 (ham_channels=groups=4, rank 3)", "hamnet",
-     {"channels": 256, "ham_channels": 4, "groups": 4, "rank": 3}, (8, 256, 56, 56)),
+    ("linear attention d=32, N=3136", load_spec("linear_attention.yaml", LINEAR_ATTENTION), {}, (8, 3136, 256)),
+    (
+        "hamnet d=1 (ham_channels=groups=4, rank 3)",
+        "hamnet",
+        {"channels": 256, "ham_channels": 4, "groups": 4, "rank": 3},
+        (8, 256, 56, 56),
+    ),
     ("hamnet official widths (pass keeps all)", "hamnet", {"channels": 256}, (8, 256, 56, 56)),
     ("a2net (pass keeps its chain)", "a2net", {"channels": 256}, (8, 256, 56, 56)),
 ]

@@ -8,6 +8,7 @@ random inputs of the spec's example shapes (batch overridable). Prints median mi
 the ratios attndsl/reference (eager) and attndsl-compiled/reference-compiled; < 1 means attndsl
 is faster. Forward in eval mode by default; --train times forward+backward in train mode.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,15 +59,18 @@ def timed(fns, repeat):
 
 def step(module, xs, train):
     if not train:
+
         def infer():
             with torch.no_grad():
                 return module(*xs)
+
         return infer
 
     def run():
         out = module(*[x.requires_grad_() for x in xs])
         out = out if isinstance(out, tuple) else (out,)
         sum(o.sum() for o in out).backward()
+
     return run
 
 
@@ -81,8 +85,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = args.names or sorted(attndsl.all_specs())
-    print(f"# {platform.machine()} {platform.processor()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"{'train fwd+bwd' if args.train else 'eval forward'}, median of {args.repeat}")
+    print(
+        f"# {platform.machine()} {platform.processor()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"{'train fwd+bwd' if args.train else 'eval forward'}, median of {args.repeat}"
+    )
     head = f"{'spec':<20} {'attndsl':>9} {'ref':>9} {'ratio':>6}"
     if not args.no_compile:
         head += f" {'attndsl+c':>10} {'ref+c':>9} {'ratio':>6}"
@@ -99,7 +105,7 @@ def main(argv=None) -> int:
         randomize(built)
         try:
             ref = reference_for(name, params, built)
-        except Exception as e:     # a reference with another signature: report, go on
+        except Exception as e:  # a reference with another signature: report, go on
             print(f"{name:<20} reference not built: {type(e).__name__}: {e}")
             continue
         for m in (built, ref):
@@ -110,7 +116,7 @@ def main(argv=None) -> int:
             fns += [step(torch.compile(built), xs, args.train), step(torch.compile(ref), xs, args.train)]
         try:
             t = timed(fns, args.repeat)
-        except Exception as e:     # a reference whose forward takes other inputs (explicit noise...)
+        except Exception as e:  # a reference whose forward takes other inputs (explicit noise...)
             print(f"{name:<20} not comparable: {type(e).__name__}: {str(e).splitlines()[0][:70]}")
             continue
         line = f"{name:<20} {t[0]:9.3f} {t[1]:9.3f} {t[0] / t[1]:6.2f}"

@@ -11,6 +11,7 @@ features are the photograph's CIE Lab colours (standardised), then
   feature dot products, `maps: [a]`, which the default passes fuse into
   scaled_dot_product_attention) shows where one query pixel looks: the pixels of like colour.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 def lab_features(rgb: np.ndarray, step: int = 4) -> torch.Tensor:
     """[1, 3, H/step, W/step] standardised Lab colours of an RGB uint8 image."""
     from skimage.color import rgb2lab
+
     lab = rgb2lab(rgb[::step, ::step])
     t = torch.tensor(lab, dtype=torch.float32).permute(2, 0, 1)[None]
     return (t - t.mean((2, 3), keepdim=True)) / t.std((2, 3), keepdim=True)
@@ -35,7 +37,7 @@ def lab_features(rgb: np.ndarray, step: int = 4) -> torch.Tensor:
 def model(sharpness: float = 1.5) -> nn.Module:
     simam = attndsl.build("simam", channels=3)
     non_local = attndsl.build("non_local", channels=3, inter_channels=3)
-    with torch.no_grad():             # identity projections: the map compares the colours themselves
+    with torch.no_grad():  # identity projections: the map compares the colours themselves
         for proj in (non_local.theta, non_local.phi):
             proj.weight.copy_(torch.eye(3) * sharpness)
             proj.bias.zero_()
@@ -48,7 +50,7 @@ def attention_maps(features: torch.Tensor, query: tuple[int, int]) -> dict:
     with torch.no_grad(), attndsl.capture(net) as maps:
         net(features)
     h, w = features.shape[2:]
-    a = maps["1"]["a"][0]                               # [H*W, H/2 * W/2]: keys on the 2x2 max-pooled grid
+    a = maps["1"]["a"][0]  # [H*W, H/2 * W/2]: keys on the 2x2 max-pooled grid
     return {"simam": maps["0"]["a"][0].mean(0), "non_local": a[query[0] * w + query[1]].reshape(h // 2, w // 2)}
 
 
@@ -58,13 +60,14 @@ def _np(t):
 
 def main(out: Path = HERE / "attention_maps.png") -> Path:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from skimage import data
 
-    photo = data.chelsea()                              # Chelsea the cat, shipped with scikit-image
+    photo = data.chelsea()  # Chelsea the cat, shipped with scikit-image
     feats = lab_features(photo)
-    query = (30, 42)                                    # the cat's right eye (row, col of the features)
+    query = (30, 42)  # the cat's right eye (row, col of the features)
     maps = attention_maps(feats, query)
     extent = (0, photo.shape[1], photo.shape[0], 0)
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 2.6), dpi=64)

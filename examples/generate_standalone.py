@@ -4,6 +4,7 @@
 
 The generated file needs only torch: copy it into any project.
 """
+
 import importlib.util
 import sys
 import tempfile
@@ -24,7 +25,7 @@ def main(name="ecanet", channels=64):
     cls_name = "".join(p.capitalize() for p in name.split("_"))
     generated = getattr(mod, cls_name)(channels=channels)
     built = attndsl.build(name, channels=channels)
-    generated.load_state_dict(built.state_dict())       # same keys, same shapes
+    generated.load_state_dict(built.state_dict())  # same keys, same shapes
     x = torch.randn(2, channels, 9, 11)
     diff = (generated(x) - built(x)).abs().max().item()
     print(f"wrote {path} ({len(src.splitlines())} lines), class {cls_name}; max |generated - built| = {diff:.2e}")

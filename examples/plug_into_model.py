@@ -5,6 +5,7 @@
 The same pattern works for torchvision or timm backbones: wrap a stage as
 `nn.Sequential(stage, attndsl.build("senet", channels=stage_out_channels))`.
 """
+
 import torch
 from torch import nn
 
@@ -20,7 +21,7 @@ class TinyNet(nn.Module):
         super().__init__()
         layers, cin = [], 3
         for w in widths:
-            layers += [stage(cin, w), attndsl.build("senet", channels=w)]    # SE after every stage
+            layers += [stage(cin, w), attndsl.build("senet", channels=w)]  # SE after every stage
             cin = w
         layers.append(attndsl.build("cbam", channels=cin))
         self.features = nn.Sequential(*layers)

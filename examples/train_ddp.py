@@ -11,6 +11,7 @@ DDP needs `find_unused_parameters=True` when some parameter gets no gradient in 
 blocks list theirs in `block.unused_parameters` (EMANet's conv1 under its default no-grad EM),
 and the script sets the flag from them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,7 @@ def backbone(specs, classes=10, widths=(16, 32)):
 
 def unused_parameters(model: nn.Module) -> list[str]:
     """Parameters of attndsl blocks that get no gradient in training, by model path."""
-    return [f"{path}.{p}" for path, m in model.named_modules() if isinstance(m, AttnLayer)
-            for p in m.unused_parameters]
+    return [f"{path}.{p}" for path, m in model.named_modules() if isinstance(m, AttnLayer) for p in m.unused_parameters]
 
 
 def spread(t: torch.Tensor) -> float:
@@ -57,8 +57,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--fsdp", action="store_true", help="shard with FSDP2 (fully_shard) instead of DDP")
     ap.add_argument("--out", help="folder for one JSON report per rank")
-    ap.add_argument("--find-unused", choices=("auto", "off"), default="auto",
-                    help="auto: find_unused_parameters=True when a block lists unused parameters")
+    ap.add_argument(
+        "--find-unused",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: find_unused_parameters=True when a block lists unused parameters",
+    )
     args = ap.parse_args(argv)
 
     cuda = torch.cuda.is_available()
@@ -68,11 +72,12 @@ def main(argv=None) -> dict:
     if cuda:
         torch.cuda.set_device(device)
 
-    torch.manual_seed(0)                                   # the same initial weights on every rank
+    torch.manual_seed(0)  # the same initial weights on every rank
     model = backbone(args.specs.split(",")).to(device)
     unused = unused_parameters(model)
     if args.fsdp:
         from torch.distributed.fsdp import fully_shard
+
         for m in model:
             if isinstance(m, AttnLayer):
                 fully_shard(m)
@@ -83,7 +88,7 @@ def main(argv=None) -> dict:
         wrapped = nn.parallel.DistributedDataParallel(model, find_unused_parameters=find, **ddp_kw)
     opt = torch.optim.SGD(wrapped.parameters(), lr=0.05, momentum=0.9)
 
-    gen = torch.Generator().manual_seed(1000 + rank)       # each rank its own data
+    gen = torch.Generator().manual_seed(1000 + rank)  # each rank its own data
     losses, grad_spread, param_spread = [], 0.0, 0.0
     for _ in range(args.steps):
         x = torch.randn(args.batch, 3, 32, 32, generator=gen).to(device)
@@ -101,10 +106,18 @@ def main(argv=None) -> dict:
         full = _local(p)
         param_spread = max(param_spread, spread(full))
         checksum += full.detach().double().abs().sum().item()
-    report = {"rank": rank, "world": world, "backend": dist.get_backend(), "fsdp": args.fsdp,
-              "find_unused_parameters": bool(unused) and not args.fsdp and args.find_unused == "auto",
-              "unused": unused, "losses": losses, "grad_spread": grad_spread, "param_spread": param_spread,
-              "param_checksum": checksum}
+    report = {
+        "rank": rank,
+        "world": world,
+        "backend": dist.get_backend(),
+        "fsdp": args.fsdp,
+        "find_unused_parameters": bool(unused) and not args.fsdp and args.find_unused == "auto",
+        "unused": unused,
+        "losses": losses,
+        "grad_spread": grad_spread,
+        "param_spread": param_spread,
+        "param_checksum": checksum,
+    }
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         Path(args.out, f"rank{rank}.json").write_text(json.dumps(report))

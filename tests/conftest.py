@@ -1,5 +1,6 @@
 """CI sets ATTNDSL_NO_SKIP=1: a test skipped for a missing optional package is then a failure, so a
 missing install step cannot pass as green."""
+
 import os
 
 import pytest

@@ -7,6 +7,7 @@ in `CHECKS` takes a case and raises on failure; `export` and `onnx_dynamo` share
 
     python3 -m tests.module_protocol [spec ...]
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,7 +29,7 @@ from attndsl.pipeline import load
 
 BATCH = "B"
 OTHER_BATCH = 3
-EXACT = {"atol": 1e-6, "rtol": 1e-5}      # same module, same ops: only summation order may differ
+EXACT = {"atol": 1e-6, "rtol": 1e-5}  # same module, same ops: only summation order may differ
 ONNX_TOL = {"atol": 1e-4, "rtol": 1e-4}
 
 
@@ -70,6 +71,7 @@ def _generated_dir() -> Path:
         sys.path.insert(0, str(_GENERATED_DIR))
         import atexit
         import shutil
+
         atexit.register(shutil.rmtree, _GENERATED_DIR, True)
     return _GENERATED_DIR
 
@@ -99,8 +101,7 @@ class Case:
         shapes = spec.example["inputs"]
         self.batched = [bool(spec.inputs[n]) and spec.inputs[n][0] == BATCH for n in spec.inputs]
         self.inputs = example_inputs(spec, shapes, seed=1)
-        other = {n: ([OTHER_BATCH] + list(s[1:]) if b else list(s))
-                 for (n, s), b in zip(shapes.items(), self.batched)}
+        other = {n: ([OTHER_BATCH] + list(s[1:]) if b else list(s)) for (n, s), b in zip(shapes.items(), self.batched)}
         self.other_inputs = example_inputs(spec, other, seed=2)
         self.input_names = list(spec.inputs)
         self._expected = {}
@@ -122,7 +123,7 @@ class Case:
             dyn = tuple({0: batch} if b else None for b in self.batched)
             try:
                 self._exported = torch.export.export(self.block, tuple(self.inputs), dynamic_shapes=dyn)
-            except Exception as e:      # remembered: the ONNX check reports the same failure without retrying
+            except Exception as e:  # remembered: the ONNX check reports the same failure without retrying
                 self._exported = e
         if isinstance(self._exported, Exception):
             raise self._exported
@@ -165,7 +166,7 @@ def check_deepcopy(case):
     for key, t in clone.state_dict(keep_vars=True).items():
         assert t.data_ptr() != originals[key].data_ptr(), f"{key} shared with the original"
     params = list(clone.parameters())
-    if params:      # changing the copy leaves the original alone
+    if params:  # changing the copy leaves the original alone
         before = [p.detach().clone() for p in case.block.parameters()]
         with torch.no_grad():
             params[0].add_(1.0)
@@ -180,11 +181,12 @@ def check_fx_trace(case):
 
 def check_feature_extractor(case):
     from torchvision.models.feature_extraction import NodePathTracer, create_feature_extractor
+
     host = case.host()
     tracer = NodePathTracer()
     graph = tracer.trace(host)
     out = next(n for n in graph.nodes if n.op == "output").args[0]
-    names = [tracer.node_to_qualname[n] for n in outputs(out)]      # the block's output nodes
+    names = [tracer.node_to_qualname[n] for n in outputs(out)]  # the block's output nodes
     extractor = create_feature_extractor(host, return_nodes={q: f"out{i}" for i, q in enumerate(names)})
     got = _run(extractor, case.inputs)
     assert_same([got[f"out{i}"] for i in range(len(names))], case.expected())
@@ -206,6 +208,7 @@ def check_export(case):
 
 def _onnxruntime(model_bytes, case):
     import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
@@ -223,8 +226,16 @@ def check_onnx_ts(case):
     axes.update({o: {0: "batch"} for o in outs})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(case.block, tuple(case.inputs), buf, dynamo=False, opset_version=17,
-                          input_names=case.input_names, output_names=outs, dynamic_axes=axes)
+        torch.onnx.export(
+            case.block,
+            tuple(case.inputs),
+            buf,
+            dynamo=False,
+            opset_version=17,
+            input_names=case.input_names,
+            output_names=outs,
+            dynamic_axes=axes,
+        )
     _onnxruntime(buf.getvalue(), case)
 
 
@@ -235,15 +246,23 @@ def check_onnx_dynamo(case):
     _onnxruntime(program.model_proto.SerializeToString(), case)
 
 
-CHECKS = {"pickle": check_pickle, "torch_save": check_torch_save, "deepcopy": check_deepcopy,
-          "fx_trace": check_fx_trace, "feature_extractor": check_feature_extractor,
-          "jit_trace": check_jit_trace, "export": check_export, "onnx_ts": check_onnx_ts,
-          "onnx_dynamo": check_onnx_dynamo}
+CHECKS = {
+    "pickle": check_pickle,
+    "torch_save": check_torch_save,
+    "deepcopy": check_deepcopy,
+    "fx_trace": check_fx_trace,
+    "feature_extractor": check_feature_extractor,
+    "jit_trace": check_jit_trace,
+    "export": check_export,
+    "onnx_ts": check_onnx_ts,
+    "onnx_dynamo": check_onnx_dynamo,
+}
 KINDS = ("built", "generated")
 
 
 def main(names):
     import logging
+
     logging.disable(logging.WARNING)
     names = names or sorted(attndsl.all_specs())
     passed = {(k, c): 0 for k in KINDS for c in CHECKS}

@@ -6,6 +6,7 @@ wrong formula), copies them into the reference through a key map, and
 compares outputs and gradients (inputs and parameters) in float64, in train
 and eval mode, at every shape set given.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,7 @@ def randomize(module: nn.Module, seed: int = 0) -> None:
             elif name.endswith("running_mean"):
                 t.copy_(torch.randn(t.shape, generator=gen, dtype=t.dtype) * 0.1)
             elif "dct" in name or name.endswith("_buffer"):
-                continue            # fixed bases, not learned values
+                continue  # fixed bases, not learned values
             else:
                 t.copy_(torch.randn(t.shape, generator=gen, dtype=t.dtype) * 0.5)
 
@@ -58,9 +59,18 @@ def _outs(o):
     return tuple(o) if isinstance(o, (tuple, list)) else (o,)
 
 
-def check_against_reference(spec: str, params: dict, reference: nn.Module, shapes: list, key_map=None,
-                            modes=("train", "eval"), atol: float = 1e-9, rtol: float = 1e-7, seed: int = 0,
-                            input_fn=None):
+def check_against_reference(
+    spec: str,
+    params: dict,
+    reference: nn.Module,
+    shapes: list,
+    key_map=None,
+    modes=("train", "eval"),
+    atol: float = 1e-9,
+    rtol: float = 1e-7,
+    seed: int = 0,
+    input_fn=None,
+):
     """shapes: a list of {input name: shape}; input_fn(name, shape, gen) may make special inputs."""
     built = attndsl.build(spec, **params).double()
     reference = reference.double()
@@ -71,11 +81,15 @@ def check_against_reference(spec: str, params: dict, reference: nn.Module, shape
     order = list(attndsl.pipeline.load(spec).inputs)
     for i, shape_set in enumerate(shapes):
         gen = torch.Generator().manual_seed(seed + i)
-        xs = [input_fn(n, shape_set[n], gen) if input_fn else
-              torch.randn(*shape_set[n], generator=gen, dtype=torch.float64) for n in order]
+        xs = [
+            input_fn(n, shape_set[n], gen)
+            if input_fn
+            else torch.randn(*shape_set[n], generator=gen, dtype=torch.float64)
+            for n in order
+        ]
         for mode in modes:
             built.train(mode == "train"), reference.train(mode == "train")
-            transfer(built, reference, key_map)     # eval-mode stats must match after train steps
+            transfer(built, reference, key_map)  # eval-mode stats must match after train steps
             results = []
             for m in (built, reference):
                 m.zero_grad(set_to_none=True)
@@ -100,6 +114,7 @@ def check_against_reference(spec: str, params: dict, reference: nn.Module, shape
                     if ga is None and gb is None:
                         continue
                     assert ga is not None and gb is not None, f"{where}: gradient of {k} missing on one side"
-                    torch.testing.assert_close(ga.reshape(gb.shape), gb, atol=atol, rtol=rtol,
-                                               msg=lambda m: f"{where} grad {k}: {m}")
+                    torch.testing.assert_close(
+                        ga.reshape(gb.shape), gb, atol=atol, rtol=rtol, msg=lambda m: f"{where} grad {k}: {m}"
+                    )
     return built, reference

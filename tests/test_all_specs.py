@@ -1,5 +1,6 @@
 """Every spec in specs/: `attndsl check` passes, torch.compile(fullgraph=True) agrees with eager,
 generated code is standalone (torch and the standard library only), and an oracle test exists."""
+
 import ast
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def test_torch_compile_fullgraph_matches_eager(name):
     params = spec.example.get("params") or {}
     torch.manual_seed(0)
     eager = attndsl.build(name, **params).eval()
-    compiled = torch.compile(eager, fullgraph=True)       # fullgraph: a graph break is an error
+    compiled = torch.compile(eager, fullgraph=True)  # fullgraph: a graph break is an error
     xs = example_inputs(spec)
     with torch.no_grad():
         a, b = eager(*xs), compiled(*xs)

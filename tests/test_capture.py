@@ -1,4 +1,5 @@
 """Attention maps: `maps:` in specs, `attndsl.capture` on models holding several blocks."""
+
 import copy
 
 import pytest
@@ -40,8 +41,23 @@ def test_every_spec_names_its_maps_or_is_listed():
             _, present = compile_with_maps(s, s.example.get("params") or {})
             assert present, name
     # every channel and spatial gate and every softmax attention of the named families has a map
-    for name in ("senet", "ecanet", "cbam", "scse", "bam", "srm", "gct", "simam", "non_local", "danet", "vit",
-                 "sknet", "resnest", "triplet_attention", "coordinate_attention"):
+    for name in (
+        "senet",
+        "ecanet",
+        "cbam",
+        "scse",
+        "bam",
+        "srm",
+        "gct",
+        "simam",
+        "non_local",
+        "danet",
+        "vit",
+        "sknet",
+        "resnest",
+        "triplet_attention",
+        "coordinate_attention",
+    ):
         assert map_names(name), name
 
 
@@ -59,10 +75,12 @@ def test_senet_map_is_the_excitation():
 
 def test_cbam_and_non_local_in_one_model():
     torch.manual_seed(1)
-    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1),
-                          attndsl.build("cbam", channels=16, reduction=4),
-                          nn.Sequential(nn.ReLU(), attndsl.build("non_local", channels=16)),
-                          attndsl.build("senet", channels=16, reduction=4))
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        attndsl.build("cbam", channels=16, reduction=4),
+        nn.Sequential(nn.ReLU(), attndsl.build("non_local", channels=16)),
+        attndsl.build("senet", channels=16, reduction=4),
+    )
     _randomise(model).eval()
     x = torch.randn(2, 3, 8, 10)
     plain = model(x)
@@ -87,7 +105,7 @@ def test_cbam_and_non_local_in_one_model():
     assert any(n.target is F.scaled_dot_product_attention for n in nl.graph.nodes)
     uf = u.flatten(2).transpose(1, 2)
     up = F.max_pool2d(u, 2).flatten(2).transpose(1, 2)
-    a = torch.softmax(nl.theta(uf) @ nl.phi(up).transpose(1, 2) * 8 ** -0.5, dim=-1)
+    a = torch.softmax(nl.theta(uf) @ nl.phi(up).transpose(1, 2) * 8**-0.5, dim=-1)
     torch.testing.assert_close(maps["2.1"]["a"], a)
     assert a.shape == (2, 80, 20)
 
@@ -141,11 +159,18 @@ def test_fused_gate_spec_maps():
 
 
 def test_bad_maps_are_spec_errors(tmp_path):
-    for maps, msg in (("[nope]", "map `nope` is not a value"), ('"s"', "must list names"),
-                      ("[s, s]", "twice"), ("[off]", "quote")):
+    for maps, msg in (
+        ("[nope]", "map `nope` is not a value"),
+        ('"s"', "must list names"),
+        ("[s, s]", "twice"),
+        ("[off]", "quote"),
+    ):
         p = tmp_path / "inline.yaml"
-        p.write_text(spec_text("y = x * s", g="s = sigmoid(mean(x, dims=spatial, keepdim=true))")
-                     .replace("outputs:", f"maps: {maps}\noutputs:"))
+        p.write_text(
+            spec_text("y = x * s", g="s = sigmoid(mean(x, dims=spatial, keepdim=true))").replace(
+                "outputs:", f"maps: {maps}\noutputs:"
+            )
+        )
         block = attndsl.build(str(p))
         with pytest.raises(SpecError, match=msg) as e:
             with attndsl.capture(block):
@@ -156,6 +181,7 @@ def test_bad_maps_are_spec_errors(tmp_path):
 def _example():
     import runpy
     from pathlib import Path
+
     return runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "attention_maps.py"))
 
 
@@ -165,18 +191,19 @@ def test_example_maps_find_like_pixels():
     f = torch.zeros(1, 3, 24, 32)
     f[:, :, :] = torch.tensor([0.2, -0.3, 0.1])[:, None, None]
     for r, c in ((2, 2), (14, 20)):
-        f[:, :, r:r + 8, c:c + 8] = torch.tensor([2.0, 1.5, -1.0])[:, None, None]
+        f[:, :, r : r + 8, c : c + 8] = torch.tensor([2.0, 1.5, -1.0])[:, None, None]
     maps = ex["attention_maps"](f, query=(5, 5))
-    nl = maps["non_local"]                    # keys on the 2x2-pooled grid [12, 16]
+    nl = maps["non_local"]  # keys on the 2x2-pooled grid [12, 16]
     inside = nl[1:5, 1:5].sum() + nl[7:11, 10:14].sum()
     assert nl.shape == (12, 16) and inside > 0.95 and nl[1:5, 1:5].sum() > 0.3 and nl[7:11, 10:14].sum() > 0.3
-    s = maps["simam"]                         # the rare patches stand out from the ground
+    s = maps["simam"]  # the rare patches stand out from the ground
     assert s.shape == (24, 32) and s[2:10, 2:10].mean() > s[0:2, 12:20].mean() + 0.1
 
 
 def test_example_renders_the_photograph(tmp_path):
     import matplotlib  # noqa: F401  (the example draws with them; both are in the test extra)
     import skimage  # noqa: F401
+
     out = _example()["main"](tmp_path / "maps.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
 

@@ -1,5 +1,6 @@
 """Weights of timm's attention modules load into attndsl blocks through the specs' `convert`
 sections, and a timm model with its attention modules replaced gives the same logits."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,10 +9,9 @@ import torch
 from torch import nn
 
 import attndsl
-from attndsl.checkpoints import convert_state_dict, conversions, from_module, replace_modules, specs_for
+from attndsl.checkpoints import conversions, convert_state_dict, from_module, replace_modules, specs_for
 from attndsl.errors import AttnDSLError, SpecError
 from attndsl.hosts import AttnLayer
-
 
 
 def _randomise(model):
@@ -34,25 +34,35 @@ def _ge(c, **_):
     # timm 1.0.x cannot build GatherExcite's MLP (ConvMlp(..., *dd)); build it parameter-free, then
     # give it the ConvMlp its constructor would have made
     from timm.layers import ConvMlp, GatherExcite
+
     ge = GatherExcite(c, use_mlp=False)
     ge.mlp = ConvMlp(c, max(1, round(c / 16)), act_layer=nn.ReLU)
     return ge
 
 
-MODELS = {   # model, timm class replaced, spec
+MODELS = {  # model, timm class replaced, spec
     "seresnet18": (lambda: timm.create_model("seresnet18"), "SEModule", "senet"),
     "ecaresnet26t": (lambda: timm.create_model("ecaresnet26t"), "EcaModule", "ecanet"),
     "resnet18-cbam": (lambda: timm.create_model("resnet18", block_args=dict(attn_layer="cbam")), "CbamModule", "cbam"),
     "gcresnext26ts": (lambda: timm.create_model("gcresnext26ts"), "GlobalContext", "gcnet"),
-    "resnet18-gc-scale": (lambda: timm.create_model("resnet18", block_args=dict(attn_layer="gc")), "GlobalContext",
-                          "gcnet"),
+    "resnet18-gc-scale": (
+        lambda: timm.create_model("resnet18", block_args=dict(attn_layer="gc")),
+        "GlobalContext",
+        "gcnet",
+    ),
     "skresnet18": (lambda: timm.create_model("skresnet18"), "SelectiveKernel", "sknet"),
     "resnest14d": (lambda: timm.create_model("resnest14d"), "SplitAttn", "resnest"),
-    "resnet18-nl": (lambda: timm.create_model("resnet18", block_args=dict(attn_layer="nl")), "NonLocalAttn",
-                    "non_local"),
+    "resnet18-nl": (
+        lambda: timm.create_model("resnet18", block_args=dict(attn_layer="nl")),
+        "NonLocalAttn",
+        "non_local",
+    ),
     "resnet18-ge": (lambda: timm.create_model("resnet18", block_args=dict(attn_layer=_ge)), "GatherExcite", "genet"),
-    "resnet18-coord": (lambda: timm.create_model("resnet18", block_args=dict(attn_layer="coord")), "CoordAttn",
-                       "coordinate_attention"),
+    "resnet18-coord": (
+        lambda: timm.create_model("resnet18", block_args=dict(attn_layer="coord")),
+        "CoordAttn",
+        "coordinate_attention",
+    ),
 }
 
 
@@ -77,7 +87,8 @@ def test_converted_model_gives_the_same_logits(name):
 
 def test_se_state_dict_converts_with_rounded_width_and_1x1_layout():
     from timm.layers import SEModule
-    se = SEModule(40)                       # timm: 40 / 16 = 2.5, rounded up to a multiple of 8
+
+    se = SEModule(40)  # timm: 40 / 16 = 2.5, rounded up to a multiple of 8
     assert se.fc1.weight.shape == (8, 40, 1, 1)
     params, keys = convert_state_dict("senet", se.state_dict(), module=se)
     assert params == {"channels": 40, "reduction": 5}
@@ -90,8 +101,9 @@ def test_se_state_dict_converts_with_rounded_width_and_1x1_layout():
 
 def test_unconvertible_modules_are_refused_with_the_reason():
     from timm.layers import SEModule
+
     with pytest.raises(AttnDSLError, match=r"`fc1.weight` \[8, 30, 1, 1\] does not fit `fc1.weight` \[10, 30\]"):
-        from_module(SEModule(30))              # width 8: no integer reduction gives it for 30 channels
+        from_module(SEModule(30))  # width 8: no integer reduction gives it for 30 channels
     with pytest.raises(AttnDSLError, match="`add_maxpool` is True, the conversion needs False"):
         from_module(SEModule(32, add_maxpool=True))
     with pytest.raises(AttnDSLError, match="`act` is SiLU, the conversion needs ReLU"):

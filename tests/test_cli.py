@@ -4,6 +4,7 @@ Exit 2 for every spec, parameter, usage or output-path error, from every command
 the rendered error and no traceback; `check` exits 1 when a spec compiles but its modules
 fail to run or disagree. `-o` writes a whole file with the umask's permissions or nothing.
 """
+
 import os
 import stat
 from pathlib import Path
@@ -13,8 +14,7 @@ import torch
 
 import attndsl
 from attndsl import cli
-from attndsl.check import check_spec, input_shapes
-from attndsl.check import load_generated
+from attndsl.check import check_spec, input_shapes, load_generated
 from attndsl.passes.fuse_gate import _ACTS
 from attndsl.pipeline import compile_spec, load
 
@@ -50,6 +50,7 @@ def run(capsys, *args):
 
 # --- exit codes -------------------------------------------------------------------------------
 
+
 def test_check_exit_codes(tmp_path, capsys):
     assert run(capsys, "check", "senet")[0] == 0
     rc, out, _ = run(capsys, "check", str(BROKEN / "syntax.yaml"))
@@ -61,11 +62,19 @@ def test_check_exit_codes(tmp_path, capsys):
     assert run(capsys, "check", write_spec(tmp_path, "y = log(x - x)"), str(BROKEN / "empty.yaml"))[0] == 2
 
 
-@pytest.mark.parametrize("args", [
-    ["compile", "no_such_spec"], ["check", "no_such_spec"], ["compile", "senet", "-p", "channels"],
-    ["check", "senet", "-p", "channels=abc"], ["check", "senet", "-p", "nope=3"], ["compile", "senet", "-p", "nope=3"],
-    ["compile", "senet", "--dump-ir", "nowhere"], ["compile", "senet", "--passes", "nope"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compile", "no_such_spec"],
+        ["check", "no_such_spec"],
+        ["compile", "senet", "-p", "channels"],
+        ["check", "senet", "-p", "channels=abc"],
+        ["check", "senet", "-p", "nope=3"],
+        ["compile", "senet", "-p", "nope=3"],
+        ["compile", "senet", "--dump-ir", "nowhere"],
+        ["compile", "senet", "--passes", "nope"],
+    ],
+)
 def test_usage_and_parameter_errors_exit_2(args, capsys):
     rc, out, err = run(capsys, *args)
     assert rc == 2 and "error:" in out + err
@@ -79,13 +88,16 @@ def test_argparse_usage_errors_exit_2(capsys):
 
 # --- -o ---------------------------------------------------------------------------------------
 
+
 def _bad_outputs(tmp_path):
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "a_dir").mkdir()
-    return [(tmp_path / "missing" / "block.py", "there is no directory"),
-            (tmp_path / "a_dir", "it is a directory"),
-            (tmp_path / "a_file" / "block.py", "there is no directory"),
-            (Path("/proc/attndsl_block.py"), "cannot write")]
+    return [
+        (tmp_path / "missing" / "block.py", "there is no directory"),
+        (tmp_path / "a_dir", "it is a directory"),
+        (tmp_path / "a_file" / "block.py", "there is no directory"),
+        (Path("/proc/attndsl_block.py"), "cannot write"),
+    ]
 
 
 def test_bad_output_paths_are_clean_errors(tmp_path, capsys):
@@ -93,7 +105,7 @@ def test_bad_output_paths_are_clean_errors(tmp_path, capsys):
         before = sorted(p.name for p in tmp_path.rglob("*"))
         rc, _, err = run(capsys, "compile", "senet", "-o", str(out))
         assert rc == 2 and f"error: cannot write `{out}`" in err and message in err, err
-        assert sorted(p.name for p in tmp_path.rglob("*")) == before       # nothing left behind
+        assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing left behind
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
@@ -110,6 +122,7 @@ def test_written_files_get_the_umask_permissions(tmp_path, capsys, umask):
 
 # --- what check runs --------------------------------------------------------------------------
 
+
 def test_check_derives_input_sizes_from_the_parameters(capsys):
     rc, out, _ = run(capsys, "check", "senet", "-p", "channels=128")
     assert rc == 0 and "x[2, 128, 7, 9]" in out
@@ -119,9 +132,11 @@ def test_check_derives_input_sizes_from_the_parameters(capsys):
 
 def test_input_shapes_substitute_parameters_and_keep_the_free_symbols(tmp_path):
     path = tmp_path / "shapes.yaml"
-    path.write_text(SPEC.format(name="shapes", body="y = x").replace(
-        "  x: [B, channels, H, W]", '  x: [B, channels, "*S"]\n  h: [B, "2 * channels"]').replace(
-        "inputs: {{x: [2, 4, 5, 3]}}".format(), "inputs: {x: [2, 4, 5, 3, 7], h: [2, 8]}"))
+    path.write_text(
+        SPEC.format(name="shapes", body="y = x")
+        .replace("  x: [B, channels, H, W]", '  x: [B, channels, "*S"]\n  h: [B, "2 * channels"]')
+        .replace("inputs: {{x: [2, 4, 5, 3]}}".format(), "inputs: {x: [2, 4, 5, 3, 7], h: [2, 8]}")
+    )
     spec = load(str(path))
     values = spec.resolve(channels=6)
     assert input_shapes(spec, values) == {"x": [2, 6, 5, 3, 7], "h": [2, 12]}
@@ -144,15 +159,18 @@ def test_check_seeds_both_modules_alike(tmp_path):
 
 # --- every activation fuse_gate fuses runs, built and generated ----------------------------------
 
+
 @pytest.mark.parametrize("plus_one", [False, True])
 @pytest.mark.parametrize("act", _ACTS)
 def test_every_fused_gate_activation_runs(act, plus_one, tmp_path):
-    body = f"y = x * (1 + {act}(mean(x, dims=1, keepdim=true)))" if plus_one else \
-        f"y = x * {act}(mean(x, dims=1, keepdim=true))"
+    body = (
+        f"y = x * (1 + {act}(mean(x, dims=1, keepdim=true)))"
+        if plus_one
+        else f"y = x * {act}(mean(x, dims=1, keepdim=true))"
+    )
     path = write_spec(tmp_path, body, f"gate_{act}")
     c = compile_spec(path, {"channels": 4})
-    assert c.stats["fuse_gate"]["gate"] == 1 and any(
-        c.graph.node(n)["op"] == "gate" for n in c.graph.order())
+    assert c.stats["fuse_gate"]["gate"] == 1 and any(c.graph.node(n)["op"] == "gate" for n in c.graph.order())
     x = torch.randn(2, 4, 5, 3)
     s = x.mean(1, keepdim=True)
     a = getattr(torch.nn.functional, act)(s)

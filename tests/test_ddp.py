@@ -2,6 +2,7 @@
 processes (gloo): gradients and parameters agree across ranks after every step; a block with
 parameters that get no gradient (EMANet) says so, and DDP needs find_unused_parameters for it;
 FSDP2 (fully_shard) trains to the same parameters as DDP."""
+
 from __future__ import annotations
 
 import json
@@ -21,16 +22,32 @@ EXAMPLE = ROOT / "examples" / "train_ddp.py"
 def torchrun(tmp_path, *args, timeout=240):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        str(EXAMPLE), "--out", str(out), "--steps", "2", *args],
-                       capture_output=True, text=True, env=env, timeout=timeout)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(EXAMPLE),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
     reports = [json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))] if out.is_dir() else []
     return r, reports
 
 
 def test_blocks_report_parameters_without_gradient():
-    assert attndsl.layer("emanet")(16).unused_parameters == ["conv1.weight", "conv1.bias"]   # no-grad EM
-    assert attndsl.layer("emanet", stop_em_grad=False)(16).unused_parameters == []            # unrolled EM
+    assert attndsl.layer("emanet")(16).unused_parameters == ["conv1.weight", "conv1.bias"]  # no-grad EM
+    assert attndsl.layer("emanet", stop_em_grad=False)(16).unused_parameters == []  # unrolled EM
     for spec in ("senet", "cbam", "non_local", "resnest"):
         assert attndsl.layer(spec)(16).unused_parameters == [], spec
     assert attndsl.layer("sknet", groups=4)(16).unused_parameters == []
@@ -40,8 +57,8 @@ def test_ddp_two_processes_keep_gradients_and_parameters_in_sync(tmp_path):
     r, reports = torchrun(tmp_path, "--specs", "senet,cbam")
     assert r.returncode == 0, r.stderr[-3000:]
     assert [rep["rank"] for rep in reports] == [0, 1] and all(rep["backend"] == "gloo" for rep in reports)
-    assert reports[0]["losses"] != reports[1]["losses"]         # each rank trained on its own data...
-    for rep in reports:                                         # ...and DDP averaged the gradients
+    assert reports[0]["losses"] != reports[1]["losses"]  # each rank trained on its own data...
+    for rep in reports:  # ...and DDP averaged the gradients
         assert rep["grad_spread"] == 0.0 and rep["param_spread"] == 0.0
         assert rep["find_unused_parameters"] is False
     (tmp_path / "ddp.json").write_text(json.dumps(reports[0]))

@@ -1,4 +1,5 @@
 """The docs site: one generated page per spec, the cost table, and a strict mkdocs build."""
+
 import re
 import shutil
 import subprocess
@@ -48,12 +49,13 @@ def test_one_page_per_spec(site):
 def test_reference_choices_reach_the_pages(site):
     cbam = (site / "specs" / "cbam.md").read_text()
     assert "Paper and official code disagree" in cbam and "ChannelPool" in cbam
-    assert "(max, mean)" in cbam                     # from the spec's notes as well
+    assert "(max, mean)" in cbam  # from the spec's notes as well
     assert "`s_c`, `s_s`" in cbam
 
 
 def test_cost_table_covers_every_spec(site):
     from attndsl.costs import profile
+
     table = (site / "costs.md").read_text()
     rows = [r for r in table.splitlines() if r.startswith("| [")]
     assert len(rows) == len(all_specs())
@@ -67,8 +69,11 @@ def test_cost_table_covers_every_spec(site):
 
 def test_spec_text_is_escaped(tmp_path):
     p = tmp_path / "inline.yaml"
-    p.write_text(spec_text("y = x * s", g="s = sigmoid(mean(x, dims=spatial, keepdim=true))")
-                 .replace("title: Inline test spec", 'title: "<script>alert(1)</script> | *x*"'))
+    p.write_text(
+        spec_text("y = x * s", g="s = sigmoid(mean(x, dims=spatial, keepdim=true))").replace(
+            "title: Inline test spec", 'title: "<script>alert(1)</script> | *x*"'
+        )
+    )
     spec = load(str(p))
     prof, label = docgen.standard_case(spec)
     page = docgen.spec_page("inline", spec, prof, label, [])
@@ -79,17 +84,35 @@ def test_spec_text_is_escaped(tmp_path):
 
 def test_mkdocs_build_strict(tmp_path):
     import mkdocs  # noqa: F401  (in the test extra: the build below runs it)
+
     docs = tmp_path / "docs"
     docs.mkdir()
     for f in (ROOT / "docs").glob("*.md"):
         if f.name != "costs.md":
             shutil.copy(f, docs / f.name)
-    cfg = (ROOT / "mkdocs.yml").read_text().replace("docs_dir: docs", f"docs_dir: {docs}") \
+    cfg = (
+        (ROOT / "mkdocs.yml")
+        .read_text()
+        .replace("docs_dir: docs", f"docs_dir: {docs}")
         .replace("tools/docgen.py", str(ROOT / "tools" / "docgen.py"))
+    )
     (tmp_path / "mkdocs.yml").write_text(cfg)
-    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(tmp_path / "mkdocs.yml"),
-                        "--site-dir", str(tmp_path / "site")], capture_output=True, text=True,
-                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(tmp_path / "mkdocs.yml"),
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((tmp_path / "site" / "specs").glob("*/index.html"))) == len(all_specs())
     assert (tmp_path / "site" / "specs" / "cbam.svg").is_file()

@@ -2,6 +2,7 @@
 
 The CLI prints the error without a traceback, exits 2, and leaves no output file behind.
 """
+
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ CASES = [
 def _error(name):
     path = BROKEN / f"{name}.yaml"
     from attndsl.spec import load_spec
+
     with pytest.raises(AttnDSLError) as info:
         spec = load_spec(path)
         compile_spec(spec, spec.example.get("params") or {})
@@ -78,7 +80,7 @@ def test_cli_reports_without_traceback_and_writes_nothing(name, tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "error:" in r.stderr
     assert not out.exists()
-    assert list(tmp_path.iterdir()) == []          # no temporary file left either
+    assert list(tmp_path.iterdir()) == []  # no temporary file left either
 
 
 def test_cli_failure_keeps_an_existing_output_file(tmp_path):
@@ -96,12 +98,15 @@ def test_python_tag_is_never_run(tmp_path):
     assert r.returncode != 0
 
 
-@pytest.mark.parametrize("args,message", [
-    (["-p", "reduction=abc"], "parameter `reduction` must be int, got 'abc'"),
-    (["-p", "reductio=4"], "did you mean `reduction`?"),
-    (["-p", "channels"], "must look like name=value"),
-    (["-p", "reduction=0"], "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-p", "reduction=abc"], "parameter `reduction` must be int, got 'abc'"),
+        (["-p", "reductio=4"], "did you mean `reduction`?"),
+        (["-p", "channels"], "must look like name=value"),
+        (["-p", "reduction=0"], "must be at least 1"),
+    ],
+)
 def test_cli_bad_parameters(args, message):
     r = _cli("compile", "senet", *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -1,4 +1,5 @@
 """The examples run as documented."""
+
 import math
 import runpy
 from pathlib import Path

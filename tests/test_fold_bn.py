@@ -1,4 +1,5 @@
 """fold_bn: conv/linear + batch norm folded for inference; the folded module equals the unfolded one in eval."""
+
 import pickle
 
 import pytest
@@ -13,11 +14,31 @@ from tests.helpers import inline_spec, ops, run_pass
 from tests.module_protocol import CHECKS, Case
 
 # specs where the pass fires at their example params, with how many BNs it folds
-FOLDED = {"attention_gate": 1, "bam": 4, "bilinear_attention": 3, "cbam": 1, "coordinate_attention": 1,
-          "emanet": 1, "encnet": 1, "genet": 1, "gsopnet": 1, "hamnet": 1, "ocrnet": 7, "psanet": 5,
-          "residual_attention": 25, "resnest": 2, "rga": 12, "san": 1, "scnet": 4, "sknet": 3,
-          "strip_pooling": 2, "tam": 2, "triplet_attention": 3,
-          "axial_attention": 2, "efficientvit": 1}       # post-survey blocks: qkv conv+BN per axis, proj conv+BN
+FOLDED = {
+    "attention_gate": 1,
+    "bam": 4,
+    "bilinear_attention": 3,
+    "cbam": 1,
+    "coordinate_attention": 1,
+    "emanet": 1,
+    "encnet": 1,
+    "genet": 1,
+    "gsopnet": 1,
+    "hamnet": 1,
+    "ocrnet": 7,
+    "psanet": 5,
+    "residual_attention": 25,
+    "resnest": 2,
+    "rga": 12,
+    "san": 1,
+    "scnet": 4,
+    "sknet": 3,
+    "strip_pooling": 2,
+    "tam": 2,
+    "triplet_attention": 3,
+    "axial_attention": 2,
+    "efficientvit": 1,
+}  # post-survey blocks: qkv conv+BN per axis, proj conv+BN
 TIGHT = {"atol": 1e-12, "rtol": 1e-10}
 
 
@@ -98,8 +119,9 @@ def test_trained_module_folds_to_the_same_eval_output():
     # the same through build: a state dict of the unfolded module, folded on load
     sd = plain.state_dict()
     again = attndsl.build("bam", channels=16, inference=True).double()
-    again.load_state_dict(attndsl.build("bam", channels=16, inference=True,
-                                        state_dict={k: v.float() for k, v in sd.items()}).state_dict())
+    again.load_state_dict(
+        attndsl.build("bam", channels=16, inference=True, state_dict={k: v.float() for k, v in sd.items()}).state_dict()
+    )
     torch.testing.assert_close(again(x), want, atol=1e-5, rtol=1e-4)
 
 
@@ -110,7 +132,7 @@ def test_inference_build_from_the_same_seed_equals_the_plain_build():
     torch.manual_seed(0)
     folded = attndsl.build("bam", channels=64, inference=True)
     assert not folded.training and _bns(folded) == 0
-    assert "bias" in dict(folded.reduce.named_parameters())        # the conv gained the BN's shift
+    assert "bias" in dict(folded.reduce.named_parameters())  # the conv gained the BN's shift
     x = _inputs("bam", torch.float32)[0]
     torch.testing.assert_close(folded(x), plain(x), atol=1e-5, rtol=1e-5)
 
@@ -141,7 +163,7 @@ def test_train_mode_computes_the_eval_function():
 
 # --- the rewrite on small programs ------------------------------------------------------------
 def _fold(f, **kw):
-    return run_pass('fold_bn', f, **kw)
+    return run_pass("fold_bn", f, **kw)
 
 
 def test_conv_bn_folds_into_one_conv_with_a_bias():
@@ -163,11 +185,15 @@ def test_linear_bn_folds_only_on_a_matrix():
     """)
     assert stats["folded"] == 1
     # [B, N, C]: BN normalises axis 1 (N), the linear writes axis 2: not the same channels
-    g, stats = _fold("""
+    g, stats = _fold(
+        """
         fc = linear(channels, 4)
         bn = batchnorm(4)
         y = bn(fc(x))
-    """, inputs="x: [B, 4, channels]", example="{params: {channels: 8}, inputs: {x: [2, 4, 8]}}")
+    """,
+        inputs="x: [B, 4, channels]",
+        example="{params: {channels: 8}, inputs: {x: [2, 4, 8]}}",
+    )
     assert stats == {"folded": 0, "skipped": 1}
 
 
@@ -198,13 +224,17 @@ def test_shared_bn_or_conv_is_not_folded():
 
 
 def test_inline_spec_folds_with_the_same_eval_output():
-    spec = inline_spec("""
+    spec = inline_spec(
+        """
         conv = conv2d(channels, 4, 3, padding=1, bias=false)
         bn = batchnorm(4)
         fc = linear(4, 6)
         bn2 = batchnorm(6)
         y = relu(bn2(fc(mean(relu(bn(conv(x))), dims=spatial))))
-    """, outputs="[y]", example="{params: {channels: 8}, inputs: {x: [2, 8, 5, 6]}}")
+    """,
+        outputs="[y]",
+        example="{params: {channels: 8}, inputs: {x: [2, 8, 5, 6]}}",
+    )
     torch.manual_seed(0)
     plain = attndsl.build(spec).double()
     _randomise_bn(plain)
@@ -229,6 +259,7 @@ def test_folded_module_protocol(check):
 
 def test_generated_code_of_the_folded_graph_takes_the_folded_weights():
     import types
+
     src = attndsl.generate("bam", passes=DEFAULT_PIPELINE + ["fold_bn"], channels=64)
     assert "BatchNorm" not in src
     mod = types.ModuleType("generated_folded_bam")

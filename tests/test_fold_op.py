@@ -2,6 +2,7 @@
 checks its ops: built and generated modules against plain torch (F.fold) on random inputs, forward and
 gradient; the runtime helper against F.fold beyond the spec configurations; the adjoint identity;
 bad arguments as attndsl errors at the spec line; torch.compile, torch.export, fx, and the cost count."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ def _ref(k, s, p):
     def ref(x):
         cols = F.unfold(x, k, padding=p, stride=s)
         return F.fold(cols * cols, x.shape[2:], k, padding=p, stride=s)
+
     return ref
 
 
@@ -32,16 +34,22 @@ def test_fold_matches_torch_fold(k, s, p):
     same_as_torch(_spec(k, s, p), _ref(k, s, p))
 
 
-@pytest.mark.parametrize("shape,dim,k,s,p", [
-    ((2, 3, 7, 6), 2, 3, 2, 1), ((1, 4, 5, 5), 3, 3, 1, 1), ((2, 2, 9, 4), 2, 4, 3, 2), ((3, 1, 2, 8), 3, 2, 2, 0),
-])
+@pytest.mark.parametrize(
+    "shape,dim,k,s,p",
+    [
+        ((2, 3, 7, 6), 2, 3, 2, 1),
+        ((1, 4, 5, 5), 3, 3, 1, 1),
+        ((2, 2, 9, 4), 2, 4, 3, 2),
+        ((3, 1, 2, 8), 3, 2, 2, 0),
+    ],
+)
 def test_helper_matches_torch_fold_per_axis(shape, dim, k, s, p):
     """fold_windows on one axis is F.fold with a k x 1 (or 1 x k) kernel."""
     x = torch.randn(*shape, dtype=torch.float64)
-    w = sliding(x, dim, k, s, p)                                   # [..., n, ..., k]
+    w = sliding(x, dim, k, s, p)  # [..., n, ..., k]
     got = fold_windows(w, dim, x.shape[dim], k, s, p)
     n = w.shape[dim]
-    cols = w.movedim(dim, -2).reshape(-1, n, k).transpose(1, 2)    # [rows, k, n]
+    cols = w.movedim(dim, -2).reshape(-1, n, k).transpose(1, 2)  # [rows, k, n]
     kernel, stride, pad = ((k, 1), (s, 1), (p, 0))
     ref = F.fold(cols, (x.shape[dim], 1), kernel, padding=pad, stride=stride)[:, 0, :, 0]
     other = [d for i, d in enumerate(x.shape) if i != dim]
@@ -57,12 +65,15 @@ def test_fold_is_the_adjoint_of_unfold():
     torch.testing.assert_close((w * y).sum(), (x * fold_windows(y, 1, 7, 3, 2, 1)).sum())
 
 
-@pytest.mark.parametrize("f,message,at", [
-    ("y = sum(fold(unfold(x, H, 3, padding=1), -1, H, padding=1), dims=-1)", "axis of the windows", "-1"),
-    ("y = fold(unfold(x, H, 3, padding=1), 2, W, padding=1)", "do not come from an axis", "W, padding"),
-    ("y = fold(unfold(x, H, 3, step=2), 2, H, step=2, padding=1)", "do not come from an axis", "H, step"),
-    ("y = fold(unfold(x, H, 3, padding=1), 2, H, step=0, padding=1)", "step", "step=0"),
-])
+@pytest.mark.parametrize(
+    "f,message,at",
+    [
+        ("y = sum(fold(unfold(x, H, 3, padding=1), -1, H, padding=1), dims=-1)", "axis of the windows", "-1"),
+        ("y = fold(unfold(x, H, 3, padding=1), 2, W, padding=1)", "do not come from an axis", "W, padding"),
+        ("y = fold(unfold(x, H, 3, step=2), 2, H, step=2, padding=1)", "do not come from an axis", "H, step"),
+        ("y = fold(unfold(x, H, 3, padding=1), 2, H, step=0, padding=1)", "step", "step=0"),
+    ],
+)
 def test_fold_errors(f, message, at):
     error_at(f, message, at)
 
@@ -83,6 +94,7 @@ def test_fold_compile_fullgraph_export_and_trace():
 
 def test_fold_is_listed_and_counted():
     from attndsl.costs import profile
+
     assert "fold" in OPS and "adjoint of `unfold`" in OPS["fold"].doc
     for device in ("meta", "cpu"):
         p = profile(inline_spec(_spec(3, 2, 1)), {"x": list(X)}, device=device, channels=8)

@@ -1,8 +1,9 @@
 """Frontend semantics: shapes, layers and weight sharing, loops, functions, conditions, parameters."""
+
 import pytest
 
-from attndsl.frontend import build_graph
 from attndsl.errors import AttnDSLError, ParamError
+from attndsl.frontend import build_graph
 from attndsl.shapes import Pack
 from tests.helpers import graph, inline_spec, ops
 
@@ -77,38 +78,47 @@ def test_if_builds_only_the_branch_taken():
 
 
 def test_parameter_default_expression():
-    spec = inline_spec("y = x", params="""
+    spec = inline_spec(
+        "y = x",
+        params="""
         gamma: {type: int, default: 2}
         b: {type: int, default: 1}
         k_size: {type: int, default: "odd(int(abs((log2(channels) + b) / gamma)))"}
-    """)
-    assert spec.resolve(channels=64)["k_size"] == 3        # ECA: |(6 + 1) / 2|_odd
+    """,
+    )
+    assert spec.resolve(channels=64)["k_size"] == 3  # ECA: |(6 + 1) / 2|_odd
     assert spec.resolve(channels=256)["k_size"] == 5
     assert spec.resolve(channels=256, k_size=7)["k_size"] == 7
 
 
 def test_parameter_cycle_is_an_error():
-    spec = inline_spec("y = x", params="""
+    spec = inline_spec(
+        "y = x",
+        params="""
         a: {type: int, default: "b + 1"}
         b: {type: int, default: "a + 1"}
-    """)
+    """,
+    )
     with pytest.raises(ParamError, match="depends on itself"):
         spec.resolve()
 
 
-@pytest.mark.parametrize("f,message", [
-    ("y = x @ x", "matmul inner sizes differ"),
-    ("y = softmax(x, dim=Q)", "undefined name `Q`"),
-    ("y = softmax(mean(x, dims=H), dim=H)", "axis `H` is not in shape"),
-    ("y = concat([x, mean(x, dims=1)], dim=1)", "ranks differ"),
-    ("fc = linear(3, 4)\ny = fc(x)", "linear expects last axis 3"),
-    ("y = x if x else x", "must be known at compile time"),
-    ("y = x > [1, 2]", "`>` needs tensors or numbers, got a list"),
-    ("y = split(x, 3, dim=1)", "does not split into parts of 3"),
-    ("c = conv2d(channels, 4, 3, groups=3)", "groups=3 must divide"),
-    ("y = unknown_fn(x)", "unknown op `unknown_fn`"),
-    ("def f(a) = a\ny = f(x, x)", "takes 1 argument"),
-])
+@pytest.mark.parametrize(
+    "f,message",
+    [
+        ("y = x @ x", "matmul inner sizes differ"),
+        ("y = softmax(x, dim=Q)", "undefined name `Q`"),
+        ("y = softmax(mean(x, dims=H), dim=H)", "axis `H` is not in shape"),
+        ("y = concat([x, mean(x, dims=1)], dim=1)", "ranks differ"),
+        ("fc = linear(3, 4)\ny = fc(x)", "linear expects last axis 3"),
+        ("y = x if x else x", "must be known at compile time"),
+        ("y = x > [1, 2]", "`>` needs tensors or numbers, got a list"),
+        ("y = split(x, 3, dim=1)", "does not split into parts of 3"),
+        ("c = conv2d(channels, 4, 3, groups=3)", "groups=3 must divide"),
+        ("y = unknown_fn(x)", "unknown op `unknown_fn`"),
+        ("def f(a) = a\ny = f(x, x)", "takes 1 argument"),
+    ],
+)
 def test_shape_and_name_errors(f, message):
     with pytest.raises(AttnDSLError, match=message.replace("(", r"\(").replace("[", r"\[")):
         graph(f)
@@ -116,7 +126,9 @@ def test_shape_and_name_errors(f, message):
 
 def test_where_takes_a_float_condition():
     import torch
+
     from attndsl.lowering import lower
+
     g = graph("y = where(relu(x), x, 0 * x)")
     x = torch.randn(2, 8, 5, 6)
     torch.testing.assert_close(lower(g)(x), torch.where(x > 0, x, torch.zeros_like(x)))
@@ -124,5 +136,6 @@ def test_where_takes_a_float_condition():
 
 def test_pi_is_a_constant():
     import math
+
     g = graph("y = x * pi")
     assert any(g.node(n)["attrs"].get("value") == math.pi for n in g.order())

@@ -1,4 +1,5 @@
 """fuse_attention's forms beyond softmax(q k^T c) v: transposed, shifted scores; what must stay unfused."""
+
 import textwrap
 
 import pytest
@@ -64,7 +65,7 @@ def test_transposed_form_cancels_the_transposes():
     # q = fq(x) and k = fk(x) straight from the linears; v^T of transpose(fv(x)) is fv(x)
     att = next(n for n in g.order() if g.node(n)["op"] == "attention")
     assert [g.node(i)["op"] for i in g.node(att)["inputs"]] == ["layer", "layer", "layer"]
-    assert ops(g).count("transpose") == 1           # the result's, back to [B, 6, N]
+    assert ops(g).count("transpose") == 1  # the result's, back to [B, 6, N]
 
 
 def test_negated_scores_keep_a_positive_scale():
@@ -74,27 +75,45 @@ def test_negated_scores_keep_a_positive_scale():
     assert g.node(g.node(att)["inputs"][0])["op"] == "neg"
 
 
-@pytest.mark.parametrize("f, why", [
-    ("y = softmax(fq(x) @ transpose(fk(x), 1, 2), dim=1) @ fv(x)", "softmax over the other axis"),
-    ("y = transpose(fv(x), 1, 2) @ softmax(fk(x) @ transpose(fq(x), 1, 2), dim=2)", "transposed, wrong axis"),
-    ("""
+@pytest.mark.parametrize(
+    "f, why",
+    [
+        ("y = softmax(fq(x) @ transpose(fk(x), 1, 2), dim=1) @ fv(x)", "softmax over the other axis"),
+        ("y = transpose(fv(x), 1, 2) @ softmax(fk(x) @ transpose(fq(x), 1, 2), dim=2)", "transposed, wrong axis"),
+        (
+            """
         a = softmax(fq(x) @ transpose(fk(x), 1, 2), dim=-1)
         y = a @ fv(x) + mean(a, dims=[2], keepdim=true)
-     """, "the map is read again"),
-    ("""
+     """,
+            "the map is read again",
+        ),
+        (
+            """
         s = fq(x) @ transpose(fk(x), 1, 2)
         y = softmax(s, dim=-1) @ fv(x) + amax(s, dims=[2], keepdim=true)
-     """, "the scores are read again"),
-    ("""
+     """,
+            "the scores are read again",
+        ),
+        (
+            """
         s = fq(x) @ transpose(fk(x), 1, 2)
         y = softmax(s - amax(s, dims=[1], keepdim=true), dim=-1) @ fv(x)
-     """, "the shift varies along the softmax axis"),
-    ("""
+     """,
+            "the shift varies along the softmax axis",
+        ),
+        (
+            """
         s = fq(x) @ transpose(fk(x), 1, 2)
         y = softmax(s - s, dim=-1) @ fv(x)
-     """, "not a shift"),
-    ("y = softmax(fq(x) @ transpose(fk(x), 1, 2) * narrow(fq(x), 2, 0, 1), dim=-1) @ fv(x)", "scale is not a constant"),
-])
+     """,
+            "not a shift",
+        ),
+        (
+            "y = softmax(fq(x) @ transpose(fk(x), 1, 2) * narrow(fq(x), 2, 0, 1), dim=-1) @ fv(x)",
+            "scale is not a constant",
+        ),
+    ],
+)
 def test_does_not_fuse(f, why):
     g, stats = _run(f)
     assert stats == {}, why
@@ -115,14 +134,15 @@ BIAS_TRANSPOSED = """
 """
 
 
-@pytest.mark.parametrize("f", [BIAS_PER_KEY, BIAS_FIRST, CAUSAL, BIAS_TRANSPOSED],
-                         ids=["per-key", "bias-first", "causal", "transposed"])
+@pytest.mark.parametrize(
+    "f", [BIAS_PER_KEY, BIAS_FIRST, CAUSAL, BIAS_TRANSPOSED], ids=["per-key", "bias-first", "causal", "transposed"]
+)
 def test_bias_becomes_the_mask(f):
     g, stats = _run(f)
     assert stats == {"softmax_attention": 1}
     att = next(n for n in g.order() if g.node(n)["op"] == "attention")
     assert len(g.node(att)["inputs"]) == 4 and "softmax" not in ops(g)
-    _same(f)                    # outputs and gradients, the bias's parameters included
+    _same(f)  # outputs and gradients, the bias's parameters included
 
 
 def test_causal_mask_masks():
@@ -131,24 +151,35 @@ def test_causal_mask_masks():
     x = torch.randn(2, 7, 8, dtype=torch.float64)
     y = m(x)
     x2 = x.clone()
-    x2[:, 4:] = torch.randn(2, 3, 8, dtype=torch.float64)     # later tokens do not reach earlier outputs
+    x2[:, 4:] = torch.randn(2, 3, 8, dtype=torch.float64)  # later tokens do not reach earlier outputs
     torch.testing.assert_close(m(x2)[:, :4], y[:, :4])
     assert "attn_mask" in attndsl.generate(spec)
 
 
-@pytest.mark.parametrize("f, why", [
-    ("y = softmax(fq(x) @ transpose(fk(x), 1, 2) * -0.5 + tanh(fk(x) @ transpose(fk(x), 1, 2)), dim=-1) @ fv(x)",
-     "a negative scale with a bias"),
-    ("""
+@pytest.mark.parametrize(
+    "f, why",
+    [
+        (
+            "y = softmax(fq(x) @ transpose(fk(x), 1, 2) * -0.5 + tanh(fk(x) @ transpose(fk(x), 1, 2)), dim=-1) @ fv(x)",
+            "a negative scale with a bias",
+        ),
+        (
+            """
         s = fq(x) @ transpose(fk(x), 1, 2)
         y = softmax(s + tanh(s), dim=-1) @ fv(x)
-     """, "the product is read again (by its bias)"),
-    ("""
+     """,
+            "the product is read again (by its bias)",
+        ),
+        (
+            """
         s = fq(x) @ transpose(fk(x), 1, 2)
         y = softmax(s + unsqueeze(sum(fv(x), dims=2), 1), dim=-1) @ fv(x) + s @ fv(x)
-     """, "the product is read again"),
-    ("y = softmax(fq(x) @ transpose(fk(x), 1, 2) + 0.5, dim=-1) @ fv(x)", "a constant is no mask"),
-])
+     """,
+            "the product is read again",
+        ),
+        ("y = softmax(fq(x) @ transpose(fk(x), 1, 2) + 0.5, dim=-1) @ fv(x)", "a constant is no mask"),
+    ],
+)
 def test_bias_does_not_fuse(f, why):
     g, stats = _run(f)
     assert stats == {}, why
@@ -164,7 +195,7 @@ def pipeline(request, monkeypatch):
 
 def test_danet_both_softmaxes_fuse():
     c = attndsl.compile_spec("danet", {"channels": 64})
-    assert c.stats["fuse_attention"] == {"softmax_attention": 2}        # position and channel attention
+    assert c.stats["fuse_attention"] == {"softmax_attention": 2}  # position and channel attention
     assert "softmax" not in ops(c.graph)
 
 

@@ -3,17 +3,17 @@
 Regenerate after an intended change with `ATTNDSL_UPDATE_GOLDEN=1 python -m pytest tests/test_golden.py`
 and review the diff like code.
 """
+
 import os
 from pathlib import Path
 
 import pytest
 
-from attndsl.pipeline import compile_spec
 from attndsl.passes import DEFAULT_PIPELINE
+from attndsl.pipeline import compile_spec
 
 GOLDEN = Path(__file__).parent / "golden"
-CASES = {"senet": {"channels": 32}, "cbam": {"channels": 32}, "non_local": {"channels": 16},
-         "sknet": {"channels": 64}}
+CASES = {"senet": {"channels": 32}, "cbam": {"channels": 32}, "non_local": {"channels": 16}, "sknet": {"channels": 64}}
 
 
 def render(name, params) -> str:

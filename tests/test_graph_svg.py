@@ -1,4 +1,5 @@
 """Pictures of the IR: valid SVG, both stages, g/f parts, fused nodes, escaping, the CLI."""
+
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -34,7 +35,7 @@ def test_both_stages_and_fusions(name, fused):
     # g and f are told apart, and the output of f is f's
     parts = {n.get("data-part") for n in before}
     assert {"input", "g", "f"} <= parts
-    out = [n for n in before if len(n.findall(NS + "rect")) == 2]      # the double frame
+    out = [n for n in before if len(n.findall(NS + "rect")) == 2]  # the double frame
     assert len(out) == 1 and out[0].get("data-part") == "f"
     assert root.find(NS + "title").text.startswith(name)
 
@@ -63,8 +64,13 @@ def test_spec_text_is_escaped(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "attndsl", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "attndsl", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_cli_graph(tmp_path):

@@ -5,6 +5,7 @@ command line (compile -o and check) exits 2 on it without a traceback and writes
 The injection specs compile (their text is legal), and the module they generate, imported
 and run in a fresh interpreter, never executes any of it.
 """
+
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from attndsl.spec import load_spec
 
 HOSTILE = Path(__file__).parent / "hostile"
 ROOT = Path(__file__).parent.parent
-MARKER = "attndsl_pwned"          # what every injection attempt tries to create in the working directory
+MARKER = "attndsl_pwned"  # what every injection attempt tries to create in the working directory
 
 # file, line, col, message fragment
 REFUSED = [
@@ -62,8 +63,13 @@ REFUSED = [
     ("example_params_list.yaml", 12, 19, "`example.params` must be a mapping"),
     ("gate_act.yaml", 10, 18, "a gate applies one of sigmoid, tanh, hardsigmoid, got 'load'"),
 ]
-INJECTIONS = ["inject_title.yaml", "inject_paper.yaml", "inject_notes.yaml", "inject_comment.yaml",
-              "inject_unicode_title.yaml"]
+INJECTIONS = [
+    "inject_title.yaml",
+    "inject_paper.yaml",
+    "inject_notes.yaml",
+    "inject_comment.yaml",
+    "inject_unicode_title.yaml",
+]
 
 
 def _compile(path):
@@ -87,7 +93,7 @@ def test_a_hostile_spec_is_refused_at_its_place(name, line, col, message):
     assert err.hint
     first = err.render().splitlines()[0]
     assert first == f"{path}:{line}:{col}: error: {err.message}"
-    assert all(c.isprintable() for c in err.render().replace("\n", ""))     # the shown source line too
+    assert all(c.isprintable() for c in err.render().replace("\n", ""))  # the shown source line too
 
 
 @pytest.mark.parametrize("name", [c[0] for c in REFUSED])
@@ -107,10 +113,13 @@ def test_the_command_line_exits_2_without_traceback_and_writes_nothing(name, tmp
 
 def test_the_cli_in_a_fresh_interpreter(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for args in (["compile", str(HOSTILE / "billion_laughs.yaml"), "-o", str(tmp_path / "b.py")],
-                 ["check", str(HOSTILE / "path_traversal.spec")]):
-        r = subprocess.run([sys.executable, "-m", "attndsl", *args], capture_output=True, text=True, cwd=tmp_path,
-                           env=env, timeout=300)
+    for args in (
+        ["compile", str(HOSTILE / "billion_laughs.yaml"), "-o", str(tmp_path / "b.py")],
+        ["check", str(HOSTILE / "path_traversal.spec")],
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "attndsl", *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+        )
         assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
     assert os.listdir(tmp_path) == []
 
@@ -125,7 +134,7 @@ def test_oversized_files_are_refused_before_parsing(tmp_path):
 
 def test_example_inputs_past_the_element_limit_are_refused_by_check(capsys):
     path = HOSTILE / "huge_input_example.yaml"
-    _compile(path)                                   # the spec itself is fine
+    _compile(path)  # the spec itself is fine
     report = check_spec(str(path))
     assert report.error is not None and "over 268,435,456 elements" in report.error.message
     assert (report.error.span.line, report.error.span.col) == (12, 46)
@@ -134,26 +143,29 @@ def test_example_inputs_past_the_element_limit_are_refused_by_check(capsys):
 
 # --- injection: spec text never runs ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", INJECTIONS)
 def test_injected_text_never_runs(name, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     src = generate(str(HOSTILE / name), channels=8)
     compile(src, name, "exec")
-    if name == "inject_comment.yaml":         # spec lines are quoted as comments in forward
-        assert '# y = relu(x)  # \"\"\"; open(\"attndsl_pwned\", \"w\") \\' in src
+    if name == "inject_comment.yaml":  # spec lines are quoted as comments in forward
+        assert '# y = relu(x)  # """; open("attndsl_pwned", "w") \\' in src
     out = tmp_path / "gen" / "block.py"
     out.parent.mkdir()
     assert cli.main(["compile", str(HOSTILE / name), "-o", str(out)]) == 0
     assert out.read_text(encoding="utf-8") == src
-    assert cli.main(["check", str(HOSTILE / name)]) == 0        # imports and runs the generated module
+    assert cli.main(["check", str(HOSTILE / name)]) == 0  # imports and runs the generated module
     capsys.readouterr()
     c = _compile(HOSTILE / name)
-    script = (f"import importlib.util, torch\n"
-              f"s = importlib.util.spec_from_file_location('block', {str(out)!r})\n"
-              f"m = importlib.util.module_from_spec(s); s.loader.exec_module(m)\n"
-              f"print(m.__doc__)\n"
-              f"block = getattr(m, {c.class_name!r})(8)\n"
-              f"print(block(torch.randn(2, 8, 5, 5)).shape)\n")
+    script = (
+        f"import importlib.util, torch\n"
+        f"s = importlib.util.spec_from_file_location('block', {str(out)!r})\n"
+        f"m = importlib.util.module_from_spec(s); s.loader.exec_module(m)\n"
+        f"print(m.__doc__)\n"
+        f"block = getattr(m, {c.class_name!r})(8)\n"
+        f"print(block(torch.randn(2, 8, 5, 5)).shape)\n"
+    )
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "torch.Size([2, 8, 5, 5])" in r.stdout
@@ -164,12 +176,13 @@ def test_injected_text_never_runs(name, tmp_path, monkeypatch, capsys):
 def test_spec_text_is_kept_readable_in_the_docstring(tmp_path):
     c = _compile(HOSTILE / "inject_title.yaml")
     mod = load_generated(generate(str(HOSTILE / "inject_title.yaml"), channels=8))
-    assert c.spec.title in mod.__doc__                  # escaped in the source, the same text once read
+    assert c.spec.title in mod.__doc__  # escaped in the source, the same text once read
     doc = load_generated(generate(str(HOSTILE / "inject_unicode_title.yaml"), channels=8)).__doc__
-    assert "\u2028" in doc and "\x00" in doc            # written as escapes, read back as the characters
+    assert "\u2028" in doc and "\x00" in doc  # written as escapes, read back as the characters
 
 
 # --- check's temporary files -----------------------------------------------------------------
+
 
 def test_check_writes_only_inside_a_temporary_directory_it_removes(tmp_path, monkeypatch):
     scratch = tmp_path / "tmp"
@@ -186,9 +199,12 @@ def test_check_writes_only_inside_a_temporary_directory_it_removes(tmp_path, mon
 
 # --- names and lists kept in step with torch ---------------------------------------------------
 
+
 def test_layer_names_torch_modules_use_are_all_refused():
     import torch
+
     from attndsl.frontend import MODULE_ATTRS
+
     public = {n for n in dir(torch.fx.GraphModule) if not n.startswith("_")} | {"training"}
     assert public <= MODULE_ATTRS
 
@@ -196,6 +212,7 @@ def test_layer_names_torch_modules_use_are_all_refused():
 def test_names_generated_code_uses_are_refused():
     from attndsl import runtime
     from attndsl.spec import code_names
+
     helpers = {n for n, v in vars(runtime).items() if callable(v) and getattr(v, "__module__", "") == runtime.__name__}
     assert helpers <= code_names()
     assert {"torch", "F", "nn", "math", "self", "BatchNorm", "super", "max"} <= code_names()
@@ -203,6 +220,8 @@ def test_names_generated_code_uses_are_refused():
 
 def test_no_shipped_spec_uses_yaml_anchors():
     import yaml
+
     for p in (ROOT / "specs").glob("*.yaml"):
-        assert not any(isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None)
-                       for e in yaml.parse(p.read_text())), p
+        assert not any(
+            isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None) for e in yaml.parse(p.read_text())
+        ), p

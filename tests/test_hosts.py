@@ -1,5 +1,6 @@
 """attndsl blocks inside timm and torchvision models: `layer` (timm's attn_layer protocol) and
 `attach` (insertion by module path)."""
+
 from __future__ import annotations
 
 import copy
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- layer -----------------------------------------------------------------------------------------
+
 
 def test_layer_is_a_cached_picklable_class_with_the_built_keys():
     cls = attndsl.layer("cbam", reduction=8)
@@ -59,10 +61,17 @@ def test_layer_takes_timm_keywords():
 
 def test_timm_resnet50_with_cbam_builds_trains_saves_and_loads(tmp_path):
     import timm
+
     # zero_init_last=False: timm zeroes bn3, which would leave the blocks without a gradient
     def make():
-        return timm.create_model("resnet50", block_args=dict(attn_layer=attndsl.layer("cbam")),
-                                 pretrained=False, num_classes=5, zero_init_last=False)
+        return timm.create_model(
+            "resnet50",
+            block_args=dict(attn_layer=attndsl.layer("cbam")),
+            pretrained=False,
+            num_classes=5,
+            zero_init_last=False,
+        )
+
     torch.manual_seed(0)
     model = make()
     assert sum(isinstance(m, AttnLayer) for m in model.modules()) == 16
@@ -82,23 +91,31 @@ def test_timm_resnet50_with_cbam_builds_trains_saves_and_loads(tmp_path):
     # the whole pickled model loads in a fresh process that never called attndsl.layer
     torch.save(x, tmp_path / "x.pt")
     torch.save(ref, tmp_path / "ref.pt")
-    code = ("import torch, sys; d = sys.argv[1]\n"
-            "m = torch.load(d + '/whole.pt', weights_only=False)\n"
-            # close, not bitwise: another process may align buffers otherwise, and CPU kernels round by it
-            "torch.testing.assert_close(m(torch.load(d + '/x.pt')), torch.load(d + '/ref.pt'))\n")
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
-                       env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import torch, sys; d = sys.argv[1]\n"
+        "m = torch.load(d + '/whole.pt', weights_only=False)\n"
+        # close, not bitwise: another process may align buffers otherwise, and CPU kernels round by it
+        "torch.testing.assert_close(m(torch.load(d + '/x.pt')), torch.load(d + '/ref.pt'))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_timm_has_no_string_registry():
     # timm's get_attn maps its own names by an if-chain: a new string would need patching timm
     from timm.layers.create_attn import get_attn
+
     with pytest.raises(AssertionError, match="Invalid attn module"):
         get_attn("attndsl_cbam")
 
 
 # --- attach ----------------------------------------------------------------------------------------
+
 
 class Net(nn.Module):
     def __init__(self):
@@ -116,15 +133,15 @@ def test_attach_after_before_replace_in_order_and_by_regex():
     net = Net().eval()
     old = net.state_dict()
     x = torch.randn(2, 3, 12, 12)
-    added = attndsl.attach(net, "senet", at="body.1", reduction=4)       # after the BN, inside a Sequential
-    assert added == ["body_1_senet"]                                        # held by Net, not by the Sequential
+    added = attndsl.attach(net, "senet", at="body.1", reduction=4)  # after the BN, inside a Sequential
+    assert added == ["body_1_senet"]  # held by Net, not by the Sequential
     more = attndsl.attach(net, "ecanet", at="re:body\\.1", where="after")
     attndsl.attach(net, "gct", at="conv", where="before")
     se, eca, gct = net.body_1_senet, net.body_1_ecanet, net.conv_gct
     assert se.params["channels"] == 16 and gct.params["channels"] == 16 and more == ["body_1_ecanet"]
     with torch.no_grad():
         # .forward: the modules without their hooks
-        h = eca(se(net.body[1].forward(net.body[0](x))))                     # attached first, applied first
+        h = eca(se(net.body[1].forward(net.body[0](x))))  # attached first, applied first
         want = net.head(net.conv.forward(gct(net.body[2](h))).mean((2, 3)))
         assert torch.equal(net(x), want)
     missing, unexpected = net.load_state_dict(old, strict=False)
@@ -151,8 +168,19 @@ def test_attach_errors():
     with pytest.raises(AttnDSLError, match=r"`vit` at `conv` turns \[1, 32, 112, 112\] into \[1, 50, 768\]"):
         attndsl.attach(net, "vit", at="conv", where="after")
     with pytest.raises(AttnDSLError, match=r"turns \[1, 16, 12, 12\] into \[1, 17, 16\], the host needs"):
-        attndsl.attach(net, "vit", at="conv", where="before", input_shape=(1, 3, 12, 12),
-                       image_size=12, patch_size=3, hidden_size=16, num_heads=2, mlp_dim=8, depth=1)
+        attndsl.attach(
+            net,
+            "vit",
+            at="conv",
+            where="before",
+            input_shape=(1, 3, 12, 12),
+            image_size=12,
+            patch_size=3,
+            hidden_size=16,
+            num_heads=2,
+            mlp_dim=8,
+            depth=1,
+        )
     with pytest.raises(AttnDSLError, match="attach places blocks of one input"):
         attndsl.attach(net, "attention_gate", at="conv")
     with pytest.raises(AttnDSLError, match="dry run of .* failed"):
@@ -166,16 +194,17 @@ def _count(model):
 
 def test_resnet50_parameter_counts_against_the_papers():
     import torchvision as tv
+
     base = _count(tv.models.resnet50())
-    assert base == 25_557_032                                   # ResNet-50: 25.56 M (CBAM paper, Table 1)
+    assert base == 25_557_032  # ResNet-50: 25.56 M (CBAM paper, Table 1)
     counts = {}
     for spec in ("senet", "cbam", "ecanet"):
         m = tv.models.resnet50()
         # every bottleneck's residual branch: after bn3, before the residual add
         assert len(attndsl.attach(m, spec, at="layer*.*.bn3")) == 16
         counts[spec] = _count(m)
-    assert counts["senet"] == 28_088_024 and round(counts["senet"] / 1e6, 2) == 28.09   # SE-ResNet-50: 28.09 M
-    assert counts["cbam"] == 28_089_624 and round(counts["cbam"] / 1e6, 2) == 28.09     # CBAM-ResNet-50: 28.09 M
+    assert counts["senet"] == 28_088_024 and round(counts["senet"] / 1e6, 2) == 28.09  # SE-ResNet-50: 28.09 M
+    assert counts["cbam"] == 28_089_624 and round(counts["cbam"] / 1e6, 2) == 28.09  # CBAM-ResNet-50: 28.09 M
     # ECA: the paper's adaptive k gives 5, 5, 5, 7 per stage (86 parameters); the released
     # ECA-ResNet-50 uses k = 3 in the first stage: the paper's 80 parameters
     assert counts["ecanet"] - base == 86
@@ -187,13 +216,18 @@ def test_resnet50_parameter_counts_against_the_papers():
 
 def test_attach_to_timm_models_without_attn_layer():
     import timm
+
     torch.manual_seed(0)
     m = timm.create_model("convnext_atto", pretrained=False, num_classes=10)
     old = m.state_dict()
-    added = attndsl.attach(m, "ecanet", at="stages.*.blocks.*.conv_dw")   # input size from pretrained_cfg
+    added = attndsl.attach(m, "ecanet", at="stages.*.blocks.*.conv_dw")  # input size from pretrained_cfg
     assert len(added) == 12 and added[0] == "stages.0.blocks.0.conv_dw_ecanet"
-    assert {p.split(".")[1]: m.get_submodule(p).params["channels"] for p in added} == \
-        {"0": 40, "1": 80, "2": 160, "3": 320}
+    assert {p.split(".")[1]: m.get_submodule(p).params["channels"] for p in added} == {
+        "0": 40,
+        "1": 80,
+        "2": 160,
+        "3": 320,
+    }
     x = torch.randn(2, 3, 64, 64)
     nn.functional.cross_entropy(m(x), torch.tensor([1, 2])).backward()
     assert m.get_submodule(added[0]).conv.weight.grad.abs().sum() > 0
@@ -206,11 +240,11 @@ def test_attach_to_timm_models_without_attn_layer():
 def test_top_level_sequential_holds_blocks_on_the_module_and_compiles_whole():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), attndsl.layer("senet", reduction=4)(16)).eval()
-    assert attndsl.attach(m, "ecanet", at="0") == ["0.ecanet"]      # a Sequential root: the conv holds it
+    assert attndsl.attach(m, "ecanet", at="0") == ["0.ecanet"]  # a Sequential root: the conv holds it
     x = torch.randn(2, 3, 8, 8)
     ref = m(x)
     assert torch.equal(m[1](m[0].ecanet(m[0].forward(x))), ref)
-    compiled = torch.compile(m, fullgraph=True)                      # hooks and layer forwards trace whole
+    compiled = torch.compile(m, fullgraph=True)  # hooks and layer forwards trace whole
     torch.testing.assert_close(compiled(x), ref)
     with pytest.raises(AttnDSLError, match="no module at or above `0` can hold the block"):
         attndsl.attach(nn.Sequential(nn.Sequential(nn.Conv2d(3, 3, 1))), "senet", at="0", reduction=1)

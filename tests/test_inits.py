@@ -7,6 +7,7 @@ significance 1e-6 for those sample sizes, plus exact bounds where the distributi
 Every draw is seeded, so the tests are deterministic; each check is also shown to reject a
 near miss (fan_out for fan_in, a std off by a quarter), so it is not a check that cannot fail.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,8 +30,9 @@ ALPHA = 1e-6
 def ks_distance(a, b) -> float:
     a, b = np.sort(np.asarray(a, dtype=np.float64).ravel()), np.sort(np.asarray(b, dtype=np.float64).ravel())
     both = np.concatenate([a, b])
-    return float(np.abs(np.searchsorted(a, both, side="right") / a.size
-                        - np.searchsorted(b, both, side="right") / b.size).max())
+    return float(
+        np.abs(np.searchsorted(a, both, side="right") / a.size - np.searchsorted(b, both, side="right") / b.size).max()
+    )
 
 
 def ks_critical(n: int, m: int) -> float:
@@ -53,36 +55,54 @@ def reference_draw(shape, fn, seed=1):
 # --- the vocabulary, on a [256, 512] linear weight (fan_in 512, fan_out 256) --------------------
 
 SHAPE = (256, 512)
-DRAWS = [   # init as written in a spec, the torch.nn.init reference, bounds (or None)
-    ('kaiming_normal(mode="fan_out", nonlinearity="relu")',
-     lambda t: nn.init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu"), None),
+DRAWS = [  # init as written in a spec, the torch.nn.init reference, bounds (or None)
+    (
+        'kaiming_normal(mode="fan_out", nonlinearity="relu")',
+        lambda t: nn.init.kaiming_normal_(t, mode="fan_out", nonlinearity="relu"),
+        None,
+    ),
     ("kaiming_normal()", nn.init.kaiming_normal_, None),
-    ('kaiming_uniform(a=1, mode="fan_in", nonlinearity="leaky_relu")',
-     lambda t: nn.init.kaiming_uniform_(t, a=1, mode="fan_in", nonlinearity="leaky_relu"), "symmetric"),
-    ('kaiming_uniform(nonlinearity="tanh")', lambda t: nn.init.kaiming_uniform_(t, nonlinearity="tanh"),
-     "symmetric"),
+    (
+        'kaiming_uniform(a=1, mode="fan_in", nonlinearity="leaky_relu")',
+        lambda t: nn.init.kaiming_uniform_(t, a=1, mode="fan_in", nonlinearity="leaky_relu"),
+        "symmetric",
+    ),
+    ('kaiming_uniform(nonlinearity="tanh")', lambda t: nn.init.kaiming_uniform_(t, nonlinearity="tanh"), "symmetric"),
     ("xavier_normal(gain=2)", lambda t: nn.init.xavier_normal_(t, gain=2), None),
     ("xavier_uniform()", nn.init.xavier_uniform_, "symmetric"),
-    ("trunc_normal(mean=0.5, std=0.02, a=0.47, b=0.55)",
-     lambda t: nn.init.trunc_normal_(t, mean=0.5, std=0.02, a=0.47, b=0.55), (0.47, 0.55)),
+    (
+        "trunc_normal(mean=0.5, std=0.02, a=0.47, b=0.55)",
+        lambda t: nn.init.trunc_normal_(t, mean=0.5, std=0.02, a=0.47, b=0.55),
+        (0.47, 0.55),
+    ),
     ("trunc_normal(std=0.02)", lambda t: nn.init.trunc_normal_(t, std=0.02), (-2, 2)),
     ("normal(mean=1, std=3)", lambda t: nn.init.normal_(t, 1, 3), None),
     ("normal(std=1 / sqrt(channels))", lambda t: nn.init.normal_(t, 0, 1 / math.sqrt(512)), None),
     ("uniform(a=-2, b=5)", lambda t: nn.init.uniform_(t, -2, 5), (-2, 5)),
-    ('"normal"', lambda t: nn.init.normal_(t, std=0.01), None),       # the bare names keep their meaning
+    ('"normal"', lambda t: nn.init.normal_(t, std=0.01), None),  # the bare names keep their meaning
     ('"uniform"', lambda t: nn.init.uniform_(t, -0.1, 0.1), (-0.1, 0.1)),
 ]
-EXACT = [("constant(0.5)", 0.5), ("constant(value=-2)", -2.0), ("0.25", 0.25), ("zeros()", 0.0), ("ones()", 1.0),
-         ('"ones"', 1.0)]
+EXACT = [
+    ("constant(0.5)", 0.5),
+    ("constant(value=-2)", -2.0),
+    ("0.25", 0.25),
+    ("zeros()", 0.0),
+    ("ones()", 1.0),
+    ('"ones"', 1.0),
+]
 
 
 def _layer_spec(init: str, kind="linear"):
-    layer = {"linear": f"linear(channels, 256, weight_init={init})",
-             "param": f"param([256, channels], init={init})"}[kind]
+    layer = {"linear": f"linear(channels, 256, weight_init={init})", "param": f"param([256, channels], init={init})"}[
+        kind
+    ]
     use = "fc(x)" if kind == "linear" else "x @ transpose(fc)"
-    return inline_spec(f"fc = {layer}\ny = {use}", inputs="x: [B, channels]",
-                       example="{params: {channels: 512}, inputs: {x: [2, 512]}}",
-                       params="channels: {type: int, default: 512}")
+    return inline_spec(
+        f"fc = {layer}\ny = {use}",
+        inputs="x: [B, channels]",
+        example="{params: {channels: 512}, inputs: {x: [2, 512]}}",
+        params="channels: {type: int, default: 512}",
+    )
 
 
 def _weights(init: str, kind="linear"):
@@ -123,8 +143,9 @@ def test_constants_are_exact(init, value):
 def test_the_statistics_reject_a_near_miss():
     """The KS check tells fan_in from fan_out, and a std 25% off, at these sizes."""
     got = _weights('kaiming_normal(mode="fan_out", nonlinearity="relu")')[0]
-    assert not same_distribution(got, reference_draw(SHAPE, lambda t: nn.init.kaiming_normal_(
-        t, mode="fan_in", nonlinearity="relu")))
+    assert not same_distribution(
+        got, reference_draw(SHAPE, lambda t: nn.init.kaiming_normal_(t, mode="fan_in", nonlinearity="relu"))
+    )
     got = _weights("normal(mean=1, std=3)")[0]
     assert not same_distribution(got, reference_draw(SHAPE, lambda t: nn.init.normal_(t, 1, 3.75)))
 
@@ -133,17 +154,21 @@ def test_generated_code_writes_the_init_call():
     src = attndsl.generate(_layer_spec('kaiming_normal(mode="fan_out", nonlinearity="relu")'))
     assert "nn.init.kaiming_normal_(self.fc.weight, a=0.0, mode='fan_out', nonlinearity='relu')" in src
     src = attndsl.generate(_layer_spec("normal(std=1 / sqrt(channels))"))
-    assert "nn.init.normal_(self.fc.weight, mean=0.0, std=(1 / math.sqrt(channels)))" in src   # stays parametric
+    assert "nn.init.normal_(self.fc.weight, mean=0.0, std=(1 / math.sqrt(channels)))" in src  # stays parametric
 
 
 def test_tied_init_copies_the_other_layer():
-    spec = inline_spec("""
+    spec = inline_spec(
+        """
         k = linear(channels, 16, bias=false, weight_init=kaiming_normal())
         v = linear(16, channels, bias=false, weight_init=tied(k, transpose=true))
         p = param([channels, 16], init=normal(std=2))
         q = param([channels, 16], init=tied(p))
         y = v(k(x)) + x @ p @ transpose(q)
-        """, inputs="x: [B, channels]", example="{params: {channels: 8}, inputs: {x: [2, 8]}}")
+        """,
+        inputs="x: [B, channels]",
+        example="{params: {channels: 8}, inputs: {x: [2, 8]}}",
+    )
     built = attndsl.build(spec)
     gen = load_generated(attndsl.generate(spec), "inline").Inline()
     for m in (built, gen):
@@ -157,9 +182,12 @@ def test_tied_init_copies_the_other_layer():
 
 def test_bias_init_of_a_bias_a_parameter_switches_off():
     """`bias=flag, bias_init=...` with flag false: no bias, and the generated module builds as the built one."""
-    spec = inline_spec('fc = linear(channels, 4, bias=flag, weight_init=trunc_normal(std=0.02), bias_init="zeros")\n'
-                       "y = fc(x)", params="flag: {type: bool, default: false}", inputs="x: [B, channels]",
-                       example="{params: {channels: 8}, inputs: {x: [2, 8]}}")
+    spec = inline_spec(
+        'fc = linear(channels, 4, bias=flag, weight_init=trunc_normal(std=0.02), bias_init="zeros")\ny = fc(x)',
+        params="flag: {type: bool, default: false}",
+        inputs="x: [B, channels]",
+        example="{params: {channels: 8}, inputs: {x: [2, 8]}}",
+    )
     src = attndsl.generate(spec)
     assert "self.fc.bias" not in src
     built, gen = attndsl.build(spec), load_generated(src, "inline").Inline()
@@ -171,27 +199,58 @@ def test_bias_init_of_a_bias_a_parameter_switches_off():
 
 # --- the seven specs: the built module's parameters against the reference's official init --------
 
+
 def _reference(name):
     return importlib.import_module(f"tests.reference.{name}")
 
 
-SPECS = [   # spec, parameters, reference factory, [(our tensor, the reference's tensor)]
-    ("encnet", {"channels": 256, "ncodes": 1024},
-     lambda r: r.ContextEncoding(256, ncodes=1024), [("codewords", "codewords"), ("scale", "scale")]),
-    ("emanet", {"channels": 512, "k": 8}, lambda r: r.EMAttention(512, k=8),
-     [("conv1.weight", "conv1.weight"), ("conv2.weight", "conv2.weight")]),
-    ("hamnet", {"channels": 256, "ham_channels": 512}, lambda r: r.HamNet(256, ham_channels=512),
-     [("lower_bread.weight", "lower_bread.weight"), ("cheese.0.weight", "cheese.0.weight"),
-      ("upper_bread.weight", "upper_bread.weight")]),
-    ("sasa", {"channels": 512, "kernel_size": 7}, lambda r: r.SASA(512, kernel_size=7),
-     [("rel_h", "rel_h"), ("rel_w", "rel_w")]),
-    ("condconv", {"channels": 256, "out_channels": 16, "kernel_size": 1, "num_experts": 64},
-     lambda r: r.CondConv(256, out_channels=16, kernel_size=1, num_experts=64),
-     [("routing.weight", "routing.weight"), ("routing.bias", "routing.bias"), ("weight", "weight")]),
+SPECS = [  # spec, parameters, reference factory, [(our tensor, the reference's tensor)]
+    (
+        "encnet",
+        {"channels": 256, "ncodes": 1024},
+        lambda r: r.ContextEncoding(256, ncodes=1024),
+        [("codewords", "codewords"), ("scale", "scale")],
+    ),
+    (
+        "emanet",
+        {"channels": 512, "k": 8},
+        lambda r: r.EMAttention(512, k=8),
+        [("conv1.weight", "conv1.weight"), ("conv2.weight", "conv2.weight")],
+    ),
+    (
+        "hamnet",
+        {"channels": 256, "ham_channels": 512},
+        lambda r: r.HamNet(256, ham_channels=512),
+        [
+            ("lower_bread.weight", "lower_bread.weight"),
+            ("cheese.0.weight", "cheese.0.weight"),
+            ("upper_bread.weight", "upper_bread.weight"),
+        ],
+    ),
+    (
+        "sasa",
+        {"channels": 512, "kernel_size": 7},
+        lambda r: r.SASA(512, kernel_size=7),
+        [("rel_h", "rel_h"), ("rel_w", "rel_w")],
+    ),
+    (
+        "condconv",
+        {"channels": 256, "out_channels": 16, "kernel_size": 1, "num_experts": 64},
+        lambda r: r.CondConv(256, out_channels=16, kernel_size=1, num_experts=64),
+        [("routing.weight", "routing.weight"), ("routing.bias", "routing.bias"), ("weight", "weight")],
+    ),
     ("gala", {"channels": 4096}, lambda r: r.GALA(4096), [("a", "a"), ("m", "m")]),
-    ("eanet", {"channels": 512, "memory_units": 256}, lambda r: r.EANet(512, memory_units=256),
-     [("conv1.weight", "conv1.weight"), ("linear_0.weight", "linear_0.weight"),
-      ("linear_1.weight", "linear_1.weight"), ("conv2.0.weight", "conv2.0.weight")]),
+    (
+        "eanet",
+        {"channels": 512, "memory_units": 256},
+        lambda r: r.EANet(512, memory_units=256),
+        [
+            ("conv1.weight", "conv1.weight"),
+            ("linear_0.weight", "linear_0.weight"),
+            ("linear_1.weight", "linear_1.weight"),
+            ("conv2.0.weight", "conv2.0.weight"),
+        ],
+    ),
 ]
 
 
@@ -208,7 +267,7 @@ def test_spec_uses_its_official_init(name, params, make_ref, pairs):
     for mine, theirs in pairs:
         a, b = _tensor(ours, mine), _tensor(ref, theirs)
         assert a.numel() == b.numel(), mine
-        if b.std() == 0:        # a constant init (zero biases)
+        if b.std() == 0:  # a constant init (zero biases)
             assert torch.equal(a.flatten(), b.flatten()), mine
             continue
         assert same_distribution(a, b), (name, mine, ks_distance(a, b))
@@ -225,8 +284,9 @@ def test_official_init_values():
     assert -1 <= m.scale.min() and m.scale.max() <= 0
     m = attndsl.build("gala", channels=4096)
     std = 1 / 0.87962566103423978
-    assert same_distribution(m.a, reference_draw((4096,), lambda t: nn.init.trunc_normal_(
-        t, std=std, a=-2 * std, b=2 * std)))
+    assert same_distribution(
+        m.a, reference_draw((4096,), lambda t: nn.init.trunc_normal_(t, std=std, a=-2 * std, b=2 * std))
+    )
     assert -2 * std <= m.m.min() and m.m.max() <= 2 * std
     m = attndsl.build("sasa", channels=512, kernel_size=7)
     assert same_distribution(m.rel_h, reference_draw((256, 7), nn.init.normal_))
@@ -246,42 +306,79 @@ def test_eanet_memories_are_tied_transposed():
 # --- errors at the spec line ---------------------------------------------------------------------
 
 ERRORS = [  # the layer line, message fragment, hint fragment, the text the caret starts at
-    ("linear(channels, 4, weight_init=kaiming_normall())", "unknown op `kaiming_normall`",
-     "did you mean `kaiming_normal`?", "kaiming_normall"),
-    ('linear(channels, 4, weight_init=kaiming_normal(mod="fan_out"))', "`kaiming_normal` has no argument `mod`",
-     "did you mean `mode`?", "mod="),
-    ('linear(channels, 4, weight_init=kaiming_uniform(mode="fan_ot"))', "`mode` must be one of fan_in, fan_out",
-     "did you mean `fan_out`?", "mode="),
-    ('linear(channels, 4, weight_init=kaiming_normal(nonlinearity="swish"))', "`nonlinearity` must be one of",
-     None, "nonlinearity="),
-    ('linear(channels, 4, weight_init="kaiming_normal")', "`weight_init` must be one of",
-     "call it: `weight_init=kaiming_normal(...)`", "weight_init="),
-    ('linear(channels, 4, weight_init="normall")', "`weight_init` must be one of", "did you mean `normal`?",
-     "weight_init="),
-    ("linear(channels, 4, bias_init=xavier_uniform())", "`xavier_uniform` needs a tensor of 2 or more axes",
-     "for vectors", "bias_init="),
+    (
+        "linear(channels, 4, weight_init=kaiming_normall())",
+        "unknown op `kaiming_normall`",
+        "did you mean `kaiming_normal`?",
+        "kaiming_normall",
+    ),
+    (
+        'linear(channels, 4, weight_init=kaiming_normal(mod="fan_out"))',
+        "`kaiming_normal` has no argument `mod`",
+        "did you mean `mode`?",
+        "mod=",
+    ),
+    (
+        'linear(channels, 4, weight_init=kaiming_uniform(mode="fan_ot"))',
+        "`mode` must be one of fan_in, fan_out",
+        "did you mean `fan_out`?",
+        "mode=",
+    ),
+    (
+        'linear(channels, 4, weight_init=kaiming_normal(nonlinearity="swish"))',
+        "`nonlinearity` must be one of",
+        None,
+        "nonlinearity=",
+    ),
+    (
+        'linear(channels, 4, weight_init="kaiming_normal")',
+        "`weight_init` must be one of",
+        "call it: `weight_init=kaiming_normal(...)`",
+        "weight_init=",
+    ),
+    (
+        'linear(channels, 4, weight_init="normall")',
+        "`weight_init` must be one of",
+        "did you mean `normal`?",
+        "weight_init=",
+    ),
+    (
+        "linear(channels, 4, bias_init=xavier_uniform())",
+        "`xavier_uniform` needs a tensor of 2 or more axes",
+        "for vectors",
+        "bias_init=",
+    ),
     ("linear(channels, 4, weight_init=normal(std=0))", "`std` must be positive", None, "std="),
     ("linear(channels, 4, weight_init=uniform(a=1, b=-1))", "a < b", None, "b="),
     ("linear(channels, 4, weight_init=trunc_normal(mean=9, a=-1, b=1))", "more than 2 std", None, "mean="),
-    ("linear(channels, 4, weight_init=normal(std=x))", "an init argument is a number", "signature: normal(",
-     "std="),
+    ("linear(channels, 4, weight_init=normal(std=x))", "an init argument is a number", "signature: normal(", "std="),
     ('linear(channels, 4, weight_init=xavier_normal(gain="2"))', "`gain` must be a number", None, "gain="),
-    ("linear(channels, 4, weight_init=constant())", "`constant` needs `value`", "signature: constant(value)",
-     "constant("),
+    (
+        "linear(channels, 4, weight_init=constant())",
+        "`constant` needs `value`",
+        "signature: constant(value)",
+        "constant(",
+    ),
     ("linear(channels, 4, weight_init=tied(2))", "`layer` must be a declared layer", None, "2)"),
     ("linear(channels, 4, weight_init=tied(x))", "a declared layer for `tied`, got a tensor", None, "x)"),
-    ("linear(channels, 4, weight_init=kaiming_normal(nonlinearity=\"relu')\\nimport os #\"))",
-     "`nonlinearity` must be one of", None, "nonlinearity="),       # nothing from a spec reaches the code
+    (
+        'linear(channels, 4, weight_init=kaiming_normal(nonlinearity="relu\')\\nimport os #"))',
+        "`nonlinearity` must be one of",
+        None,
+        "nonlinearity=",
+    ),  # nothing from a spec reaches the code
     ("linear(channels, 4, bias=false, bias_init=zeros())", "has no bias", "bias=false", "bias_init="),
-    ("linear(channels, 4, weight_init=tied(fc0))", "cannot start as `fc0`'s [8, 4]", "transpose=true",
-     "weight_init="),
+    ("linear(channels, 4, weight_init=tied(fc0))", "cannot start as `fc0`'s [8, 4]", "transpose=true", "weight_init="),
 ]
 
 
 @pytest.mark.parametrize("layer,message,hint,at", ERRORS, ids=[e[1][:40] for e in ERRORS])
 def test_bad_init_is_an_error_at_its_spec_line(layer, message, hint, at):
-    spec = inline_spec(f"fc0 = linear(4, channels)\nfc = {layer}\ny = x", inputs="x: [B, channels]",
-                       example="{params: {channels: 8}, inputs: {x: [2, 8]}}")
+    spec = inline_spec(
+        f"fc0 = linear(4, channels)\nfc = {layer}\ny = x",
+        inputs="x: [B, channels]",
+        example="{params: {channels: 8}, inputs: {x: [2, 8]}}",
+    )
     with pytest.raises(AttnDSLError) as info:
         compile_spec(spec, spec.resolve())
     err = info.value
@@ -290,7 +387,7 @@ def test_bad_init_is_an_error_at_its_spec_line(layer, message, hint, at):
     assert (hint or "") in (err.hint or "")
     assert err.span.line == line
     src = spec.lines[line - 1]
-    assert src[err.span.col - 1:].startswith(at), (src, err.span.col)
+    assert src[err.span.col - 1 :].startswith(at), (src, err.span.col)
     assert err.render().splitlines()[0].startswith(f"inline.yaml:{line}:{err.span.col}: error:")
 
 

@@ -1,5 +1,6 @@
 """In-place gate mode: `build(..., inplace=True)` and the generated constructor's `inplace=True` write
 y = x * s into the block's input x exactly when nothing reads x afterwards and no gradient is wanted."""
+
 from __future__ import annotations
 
 import pytest
@@ -77,11 +78,14 @@ def test_a_plain_product_with_a_block_input_is_written_in_place(tmp_path):
     assert torch.equal(_run(fast, given), _run(plain, x)) and torch.equal(given, plain(x.clone()).detach())
 
 
-@pytest.mark.parametrize("f, outputs", [
-    ("y = x * unsqueeze(s, like=x)\nz = y + x", "[z]"),                        # x read after the gate
-    ("v = rearrange(x, 'b c h w -> b c (h w)')\ny = x * unsqueeze(s, like=x)", "[y, v]"),  # a view is an output
-    ("y = x * unsqueeze(s, like=x)", "[y, x]"),                                  # x is an output itself
-])
+@pytest.mark.parametrize(
+    "f, outputs",
+    [
+        ("y = x * unsqueeze(s, like=x)\nz = y + x", "[z]"),  # x read after the gate
+        ("v = rearrange(x, 'b c h w -> b c (h w)')\ny = x * unsqueeze(s, like=x)", "[y, v]"),  # a view is an output
+        ("y = x * unsqueeze(s, like=x)", "[y, x]"),  # x is an output itself
+    ],
+)
 def test_an_input_read_after_the_gate_is_left_alone(tmp_path, f, outputs):
     plain, fast = _pair(_inline(tmp_path, f, outputs=outputs))
     counts = fast.meta["compiled"].stats["inplace"]
@@ -104,7 +108,7 @@ def test_with_gradients_wanted_it_computes_out_of_place():
     ref = x.clone().requires_grad_()
     _run(plain, ref, grad=True).sum().backward()
     assert torch.equal(given.grad, ref.grad)
-    fast.train()                                 # training: the weights want gradients, the input does not
+    fast.train()  # training: the weights want gradients, the input does not
     given = x.clone()
     _run(fast, given, grad=True).sum().backward()
     assert torch.equal(given, x) and fast.fc1.weight.grad is not None
@@ -112,13 +116,14 @@ def test_with_gradients_wanted_it_computes_out_of_place():
 
 def test_other_shapes_and_dtypes_than_x_are_not_written_into():
     from attndsl.runtime import gate, mul_into
-    x, s = torch.randn(2, 3, 1), torch.randn(2, 3, 4)       # the result is larger than x
+
+    x, s = torch.randn(2, 3, 1), torch.randn(2, 3, 4)  # the result is larger than x
     given = x.clone()
     assert torch.equal(mul_into(given, s, True), x * s) and torch.equal(given, x)
-    h = torch.randn(2, 3, 4, dtype=torch.float16)             # the result is float32
+    h = torch.randn(2, 3, 4, dtype=torch.float16)  # the result is float32
     given = h.clone()
     assert gate(given, s, "sigmoid", False, inplace=True).dtype == torch.float32 and torch.equal(given, h)
-    e = torch.randn(2, 3, 1).expand(2, 3, 4)                  # elements sharing memory
+    e = torch.randn(2, 3, 1).expand(2, 3, 4)  # elements sharing memory
     assert torch.equal(mul_into(e, s, True), e * s)
 
 
@@ -139,6 +144,7 @@ def test_generated_module_takes_inplace_in_its_constructor():
 
 def test_generated_code_of_a_module_built_inplace_follows_its_constructor():
     from attndsl.codegen import source
+
     gm = attndsl.build("ecanet", channels=16, inplace=True)
     src = source(gm.meta["compiled"], gm)
     m = load_generated(src).Ecanet(channels=16).eval()
@@ -146,11 +152,12 @@ def test_generated_code_of_a_module_built_inplace_follows_its_constructor():
     x = torch.randn(2, 16, 5, 6)
     given = x.clone()
     _run(m, given)
-    assert torch.equal(given, x)                   # the default, inplace=False
+    assert torch.equal(given, x)  # the default, inplace=False
 
 
 def test_inplace_is_reserved_for_the_constructor(tmp_path):
     from attndsl.errors import SpecError
+
     path = tmp_path / "inline.yaml"
     path.write_text(spec_text("y = x * 2", params="inplace: {type: int, default: 1}"))
     with pytest.raises(SpecError, match="inplace"):
@@ -165,7 +172,7 @@ def test_under_torch_compile_the_input_is_written_too():
     given = x.clone()
     torch.testing.assert_close(_run(compiled, given), want)
     torch.testing.assert_close(given, want)
-    given = x.clone().requires_grad_()            # grad wanted: recompiled out of place
+    given = x.clone().requires_grad_()  # grad wanted: recompiled out of place
     y = _run(compiled, given, grad=True)
     assert torch.equal(given.detach(), x)
     torch.testing.assert_close(y, want)

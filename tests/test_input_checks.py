@@ -9,6 +9,7 @@ torch.fx, torch.jit.trace, torch.export and both ONNX exporters.
 The expected messages are written from the spec's declared shapes and the IR's input shapes, not from the
 layout the check itself reads.
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,10 +36,14 @@ SPECS = sorted(attndsl.all_specs())
 
 # declared sizes that are expressions of parameters: what the message names, at the example's parameters
 EXPRESSION_NOTES = {
-    ("psanet", "x", 2): "feat_size=[9, 11]", ("psanet", "x", 3): "feat_size=[9, 11]",
-    ("genet", "x", 2): "spatial_size=[7, 9]", ("genet", "x", 3): "spatial_size=[7, 9]",
-    ("dat", "x", 2): "fmap_size=[7, 9]", ("dat", "x", 3): "fmap_size=[7, 9]",
-    ("focal_modulation", "x", 1): None, ("focal_modulation", "x", 2): None,    # H, W (channels_last)
+    ("psanet", "x", 2): "feat_size=[9, 11]",
+    ("psanet", "x", 3): "feat_size=[9, 11]",
+    ("genet", "x", 2): "spatial_size=[7, 9]",
+    ("genet", "x", 3): "spatial_size=[7, 9]",
+    ("dat", "x", 2): "fmap_size=[7, 9]",
+    ("dat", "x", 3): "fmap_size=[7, 9]",
+    ("focal_modulation", "x", 1): None,
+    ("focal_modulation", "x", 2): None,  # H, W (channels_last)
     ("focal_modulation", "x", 3): "channels=32",
 }
 # declared sizes `k * n`, a multiple of a parameter expression k: the note the message gives at the example
@@ -103,7 +108,7 @@ def wrong_inputs(name: str):
     spec = modules(name)[0]
     example = {n: list(spec.example["inputs"][n]) for n in spec.inputs}
     decl = declared(name)
-    first_seen = {}         # symbol -> (input, axis)
+    first_seen = {}  # symbol -> (input, axis)
     for n, dims in decl.items():
         shown = "[" + ", ".join(d for d, _, _ in dims) + "]"
         pack = next((i for i, (_, _, k) in enumerate(dims) if k == "pack"), None)
@@ -113,14 +118,17 @@ def wrong_inputs(name: str):
                 yield {**example, n: bad}, f"{spec.name}: input {n}: expected {shown}, got {bad}"
         else:
             for spatial in (0, 4):
-                bad = ex[:pack] + [2] * spatial + ex[len(ex) - (len(dims) - pack - 1):][:len(dims) - pack - 1]
-                yield {**example, n: bad}, (f"{spec.name}: input {n}: expected {shown} with 1 to 3 spatial axes, "
-                                            f"got {bad}")
+                bad = ex[:pack] + [2] * spatial + ex[len(ex) - (len(dims) - pack - 1) :][: len(dims) - pack - 1]
+                yield (
+                    {**example, n: bad},
+                    (f"{spec.name}: input {n}: expected {shown} with 1 to 3 spatial axes, got {bad}"),
+                )
 
-        def axis_of(i):     # axes after a run count from the end
+        def axis_of(i):  # axes after a run count from the end
             return i if pack is None or i < pack else i - len(dims)
+
         for i, (d, note, kind) in enumerate(dims):
-            if kind == "multiple":      # one more than the example's size: no multiple of k > 1
+            if kind == "multiple":  # one more than the example's size: no multiple of k > 1
                 bad = list(ex)
                 bad[axis_of(i)] = ex[axis_of(i)] + 1
                 yield {**example, n: bad}, f"{spec.name}: input {n}: expected {shown} ({note}), got {bad}"
@@ -134,8 +142,13 @@ def wrong_inputs(name: str):
                 assert m != n, "a symbol shared within one input: add its case"
                 bad = list(ex)
                 bad[axis_of(i)] = example[m][j] + 1
-                yield {**example, n: bad}, (f"{spec.name}: inputs {m} and {n} must agree on {d}: "
-                                            f"{m} has {example[m][j]}, {n} has {bad[axis_of(i)]}")
+                yield (
+                    {**example, n: bad},
+                    (
+                        f"{spec.name}: inputs {m} and {n} must agree on {d}: "
+                        f"{m} has {example[m][j]}, {n} has {bad[axis_of(i)]}"
+                    ),
+                )
             elif kind == "symbol":
                 first_seen[d] = (n, axis_of(i))
 
@@ -153,8 +166,13 @@ def tensors(spec, shapes: dict, batch=None):
 
 def test_every_expression_size_is_known():
     """EXPRESSION_NOTES and MULTIPLES cover every declared size that is neither a number, a name nor a run."""
-    found = {(name, n, i) for name in SPECS for n, dims in load(name).inputs.items()
-             for i, d in enumerate(dims) if isinstance(d, str) and not d.lstrip("*").isidentifier()}
+    found = {
+        (name, n, i)
+        for name in SPECS
+        for n, dims in load(name).inputs.items()
+        for i, d in enumerate(dims)
+        if isinstance(d, str) and not d.lstrip("*").isidentifier()
+    }
     assert found == set(EXPRESSION_NOTES) | set(MULTIPLES)
 
 
@@ -191,8 +209,9 @@ def test_example_and_shapes_pass(name):
                 m(*xs)
 
 
-@pytest.mark.parametrize("name", [n for n in SPECS if any(str(d).startswith("*") for dims in load(n).inputs.values()
-                                                            for d in dims)])
+@pytest.mark.parametrize(
+    "name", [n for n in SPECS if any(str(d).startswith("*") for dims in load(n).inputs.values() for d in dims)]
+)
 def test_every_run_works_at_the_spatial_axes_the_check_allows(name):
     """A `*S` spec runs at 1, 2 and 3 spatial axes: the range the check lets through is the one that works."""
     spec, decl = modules(name)[0], declared(name)
@@ -202,7 +221,7 @@ def test_every_run_works_at_the_spatial_axes_the_check_allows(name):
             ex = list(spec.example["inputs"][n])
             kinds = [k for _, _, k in dims]
             pack = kinds.index("pack") if "pack" in kinds else None
-            shapes[n] = ex if pack is None else ex[:pack] + [5, 4, 3][:count] + ex[len(ex) - len(dims) + pack + 1:]
+            shapes[n] = ex if pack is None else ex[:pack] + [5, 4, 3][:count] + ex[len(ex) - len(dims) + pack + 1 :]
         with torch.no_grad():
             out = modules(name)[2](*tensors(spec, shapes))
         assert all(o.isfinite().all() for o in _outs(out)), shapes
@@ -229,13 +248,18 @@ def test_opt_out(name):
     cls = getattr(exec_generated(source(built.meta["compiled"], built), name), built.meta["compiled"].class_name)
     x = torch.rand(2, 32, 5, 6)
     for m in (built, cls(channels=16)):
-        with pytest.raises(ValueError, match=rf"^{name}: input x: expected \[B, 16, .*\] \(channels=16\), "
-                                             r"got \[2, 32, 5, 6\]$"):
+        with pytest.raises(
+            ValueError,
+            match=rf"^{name}: input x: expected \[B, 16, .*\] \(channels=16\), "
+            r"got \[2, 32, 5, 6\]$",
+        ):
             m(x)
     for m in (attndsl.build(name, channels=16, check_inputs=False), cls(channels=16, check_inputs=False)):
         assert m(x).shape == x.shape
-    assert not any(n.target is attndsl.runtime.check_input_shapes
-                   for n in attndsl.build(name, channels=16, check_inputs=False).graph.nodes)
+    assert not any(
+        n.target is attndsl.runtime.check_input_shapes
+        for n in attndsl.build(name, channels=16, check_inputs=False).graph.nodes
+    )
 
 
 def test_the_issue_cases():
@@ -256,8 +280,7 @@ def test_the_issue_cases():
 
 
 def test_a_symbol_twice_in_one_input_and_a_run_with_axes_after_it():
-    spec = inline_spec("y = x + 0 * transpose(x, 1, 2)", inputs="x: [B, N, N]",
-                       example="{inputs: {x: [2, 3, 3]}}")
+    spec = inline_spec("y = x + 0 * transpose(x, 1, 2)", inputs="x: [B, N, N]", example="{inputs: {x: [2, 3, 3]}}")
     m = attndsl.build(spec)
     m(torch.rand(2, 3, 3))
     with pytest.raises(InputShapeError, match=r"^inline: input x: axes 1 and 2 must agree on N, got \[2, 3, 4\]$"):
@@ -287,9 +310,12 @@ def test_check_inputs_is_not_a_parameter_name():
 def test_multiples_of_a_parameter_in_input_shapes():
     """`k * n` declares a size that must be a multiple of the parameter expression k, the quotient n being a
     symbol shared like any other; generated code keeps k an expression of its constructor's parameters."""
-    spec = inline_spec("y = x + 0 * mean(z)", params="p: {type: int, default: 3}",
-                       inputs="x: [B, 'p * n', '2 * p * m', channels]\nz: [B, n]",
-                       example="{inputs: {x: [2, 6, 12, 8], z: [2, 2]}}")
+    spec = inline_spec(
+        "y = x + 0 * mean(z)",
+        params="p: {type: int, default: 3}",
+        inputs="x: [B, 'p * n', '2 * p * m', channels]\nz: [B, n]",
+        example="{inputs: {x: [2, 6, 12, 8], z: [2, 2]}}",
+    )
     built = attndsl.build(spec)
     cls = getattr(exec_generated(source(built.meta["compiled"], built), "inline"), built.meta["compiled"].class_name)
     for m in (built, cls()):
@@ -301,14 +327,14 @@ def test_multiples_of_a_parameter_in_input_shapes():
         with pytest.raises(ValueError) as info:
             m(torch.rand(2, 6, 9, 8), torch.rand(2, 2))
         assert str(info.value) == "inline: input x: expected [B, 3*n, 6*m, 8] (p=3), got [2, 6, 9, 8]"
-        with pytest.raises(ValueError) as info:          # the quotient is the symbol n
+        with pytest.raises(ValueError) as info:  # the quotient is the symbol n
             m(torch.rand(2, 9, 12, 8), torch.rand(2, 2))
         assert str(info.value) == "inline: inputs x and z must agree on n: x has 3, z has 2"
-    gen = cls(p=2)                                             # multiples of 2 and 4
+    gen = cls(p=2)  # multiples of 2 and 4
     gen(torch.rand(1, 4, 8, 8), torch.rand(1, 2))
     with pytest.raises(ValueError, match=r"expected \[B, 2\*n, 4\*m, 8\] \(p=2\), got \[1, 4, 6, 8\]$"):
         gen(torch.rand(1, 4, 6, 8), torch.rand(1, 2))
-    one = attndsl.build(spec, p=1)                             # k = 1: any size, n the size itself
+    one = attndsl.build(spec, p=1)  # k = 1: any size, n the size itself
     one(torch.rand(1, 5, 6, 8), torch.rand(1, 5))
     with pytest.raises(AttnDSLError, match="not a positive size"):
         attndsl.build(inline_spec("y = x", params="p: {type: int, default: 0}", inputs="x: [B, 'p * n']"))
@@ -317,15 +343,19 @@ def test_multiples_of_a_parameter_in_input_shapes():
 
 
 def test_list_parameters_may_be_indexed_in_input_shapes():
-    spec = inline_spec("y = x", params="size: {type: 'list[int]', default: [3, 4]}",
-                       inputs="x: [B, channels, 'size[0]', 'size[1]']")
+    spec = inline_spec(
+        "y = x", params="size: {type: 'list[int]', default: [3, 4]}", inputs="x: [B, channels, 'size[0]', 'size[1]']"
+    )
     m = attndsl.build(spec)
     m(torch.rand(1, 8, 3, 4))
     with pytest.raises(InputShapeError, match=r"\(size=\[3, 4\]\), got \[1, 8, 4, 4\]$"):
         m(torch.rand(1, 8, 4, 4))
     with pytest.raises(AttnDSLError, match="index 2 is out of range for a list of 2"):
-        attndsl.build(inline_spec("y = x", params="size: {type: 'list[int]', default: [3, 4]}",
-                                  inputs="x: [B, channels, 'size[2]']"))
+        attndsl.build(
+            inline_spec(
+                "y = x", params="size: {type: 'list[int]', default: [3, 4]}", inputs="x: [B, channels, 'size[2]']"
+            )
+        )
 
 
 # --- tracers and compilers, for a handful of specs ------------------------------------------------
@@ -340,7 +370,7 @@ class Host(nn.Module):
         super().__init__()
         self.block = block
 
-    def forward(self, x):           # named arguments: symbolic tracing cannot unpack *args
+    def forward(self, x):  # named arguments: symbolic tracing cannot unpack *args
         return self.block(x)
 
 
@@ -379,6 +409,7 @@ def close(a, b):
 @pytest.mark.parametrize("name", TRACED)
 def test_torch_compile_fullgraph_no_extra_recompiles(name):
     from torch._dynamo.testing import CompileCounter
+
     counts = {}
     for check in (True, False):
         spec, ms = both(name, check)
@@ -422,10 +453,10 @@ def test_fx_symbolic_trace_keeps_the_check(name):
     xs = tensors(spec, spec.example["inputs"])
     for m in ms:
         traced = torch.fx.symbolic_trace(host(m, len(xs)))
-        traced.graph.eliminate_dead_code()      # the check has no users, and must stay
+        traced.graph.eliminate_dead_code()  # the check has no users, and must stay
         traced.recompile()
         assert [n for n in traced.graph.nodes if getattr(n.target, "__name__", "") == "check_input_shapes"]
-        copies = [pickle.loads(pickle.dumps(traced))] if m is ms[0] else []    # generated: not importable here
+        copies = [pickle.loads(pickle.dumps(traced))] if m is ms[0] else []  # generated: not importable here
         for t in [traced] + copies:
             close(t(*xs), m(*xs))
             with pytest.raises(ValueError) as info:
@@ -441,8 +472,13 @@ def test_jit_trace_at_two_batch_sizes(name):
             warnings.simplefilter("always")
             traced = torch.jit.trace(m, tuple(tensors(spec, spec.example["inputs"], 2)))
         lines, start = inspect.getsourcelines(attndsl.runtime.check_input_shapes.__wrapped__)
-        assert not [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)     # the check stays out
-                    and start <= w.lineno < start + len(lines) and w.filename == attndsl.runtime.__file__]
+        assert not [
+            w
+            for w in caught
+            if issubclass(w.category, torch.jit.TracerWarning)  # the check stays out
+            and start <= w.lineno < start + len(lines)
+            and w.filename == attndsl.runtime.__file__
+        ]
         for batch in (2, 3):
             xs = tensors(spec, spec.example["inputs"], batch)
             close(traced(*xs), m(*xs))
@@ -464,6 +500,7 @@ def test_torch_export_dynamic_batch(name):
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_onnx_with_checks_on(name, dynamo, tmp_path):
     import onnxruntime as ort
+
     spec, ms = both(name)
     # wrapped: the TorchScript exporter mistakes a GraphModule's fx graph for a TorchScript one
     m = host(ms[0], len(spec.inputs)).eval()
@@ -474,11 +511,19 @@ def test_onnx_with_checks_on(name, dynamo, tmp_path):
         warnings.simplefilter("ignore")
         if dynamo:
             batch = torch.export.Dim("batch", min=1, max=64)
-            torch.onnx.export(m, xs, str(path), input_names=names, dynamo=True,
-                              dynamic_shapes=tuple({0: batch} for _ in xs))
+            torch.onnx.export(
+                m, xs, str(path), input_names=names, dynamo=True, dynamic_shapes=tuple({0: batch} for _ in xs)
+            )
         else:
-            torch.onnx.export(m, xs, str(path), input_names=names, opset_version=17, dynamo=False,
-                              dynamic_axes={n: {0: "batch"} for n in names})
+            torch.onnx.export(
+                m,
+                xs,
+                str(path),
+                input_names=names,
+                opset_version=17,
+                dynamo=False,
+                dynamic_axes={n: {0: "batch"} for n in names},
+            )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for b in (2, 3):
         ys = tensors(spec, spec.example["inputs"], b)

@@ -6,6 +6,7 @@ exporters run in onnxruntime, all against eager at the spec's example params and
 One case (module, inputs, eager outputs, exported program) serves all checks of a (spec, kind): the
 parameters run spec by spec, so only the current case is kept.
 """
+
 import pytest
 import torch
 
@@ -23,8 +24,9 @@ def case(name: str, kind: str) -> Case:
     return _current[name, kind]
 
 
-@pytest.mark.parametrize("name,kind,check", [pytest.param(n, k, c, id=f"{n}-{k}-{c}")
-                                             for n in SPECS for k in KINDS for c in CHECKS])
+@pytest.mark.parametrize(
+    "name,kind,check", [pytest.param(n, k, c, id=f"{n}-{k}-{c}") for n in SPECS for k in KINDS for c in CHECKS]
+)
 def test_module_protocol(name, kind, check):
     CHECKS[check](case(name, kind))
 
@@ -35,9 +37,10 @@ def test_matrix_covers_every_spec():
 
 def test_jit_trace_check_catches_a_baked_batch():
     """The checks are not vacuous: a module that bakes its trace-time batch size fails the jit.trace check."""
+
     class Baked(torch.nn.Module):
         def forward(self, x):
-            return x.reshape(int(x.shape[0]), -1).sum(1)    # int(): the trace records a constant
+            return x.reshape(int(x.shape[0]), -1).sum(1)  # int(): the trace records a constant
 
     c = case("senet", "built")
     c.block, c._expected = Baked(), {}
@@ -57,7 +60,7 @@ def test_deepcopy_check_catches_shared_parameters():
         def forward(self, x):
             return self.inner(x)
 
-        def __deepcopy__(self, memo):     # a copy that shares its parameters with the original
+        def __deepcopy__(self, memo):  # a copy that shares its parameters with the original
             return Shallow(self.inner)
 
     c = case("senet", "built")
@@ -71,10 +74,13 @@ def test_deepcopy_check_catches_shared_parameters():
 
 # The exportable helpers agree with the torch ops they replace, beyond the spec configurations.
 
+
 @pytest.mark.parametrize("dim,size,step,padding", [(2, 3, 1, 1), (3, 3, 2, 0), (-1, 2, 1, 2), (1, 4, 3, 0)])
 def test_sliding_matches_unfold(dim, size, step, padding):
     import torch.nn.functional as F
+
     from attndsl.runtime import sliding
+
     x = torch.randn(2, 5, 7, 6)
     d = dim % x.dim()
     ref = F.pad(x, [0, 0] * (x.dim() - 1 - d) + [padding, padding]).unfold(d, size, step)
@@ -84,6 +90,7 @@ def test_sliding_matches_unfold(dim, size, step, padding):
 @pytest.mark.parametrize("size,n", [(8, 4), (7, 4), (10, 4), (3, 5), (5, 1)])
 def test_split_matrix_matches_tensor_split(size, n):
     from attndsl.runtime import split_matrix
+
     m = split_matrix(torch.zeros(2, size), 1, n)
     parts = torch.tensor_split(torch.arange(size), n)
     ref = torch.zeros(size, n)
@@ -92,16 +99,19 @@ def test_split_matrix_matches_tensor_split(size, n):
     torch.testing.assert_close(m, ref, rtol=0, atol=0)
 
 
-@pytest.mark.filterwarnings("ignore:Since version 1.3.0")     # torch's note on unit-size grids, the case tested
+@pytest.mark.filterwarnings("ignore:Since version 1.3.0")  # torch's note on unit-size grids, the case tested
 @pytest.mark.parametrize("h,w", [(9, 11), (1, 5), (4, 1)])
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_affine_grid_like_matches_affine_grid(h, w, align_corners):
     import torch.nn.functional as F
+
     from attndsl.runtime import affine_grid_like
+
     theta = torch.randn(3, 2, 3)
     like = torch.zeros(3, 2, h, w)
-    torch.testing.assert_close(affine_grid_like(theta, like, align_corners),
-                               F.affine_grid(theta, [3, 2, h, w], align_corners=align_corners))
+    torch.testing.assert_close(
+        affine_grid_like(theta, like, align_corners), F.affine_grid(theta, [3, 2, h, w], align_corners=align_corners)
+    )
 
 
 @pytest.mark.parametrize("stride,padding,dilation,groups", [(1, 1, 1, 1), (2, 0, 1, 2), (1, 2, 2, 4), (2, 1, 1, 1)])
@@ -109,10 +119,13 @@ def test_affine_grid_like_matches_affine_grid(h, w, align_corners):
 @pytest.mark.parametrize("kernel", [None, (3, 3)])
 def test_per_sample_conv2d_fn_matches_conv2d(stride, padding, dilation, groups, bias, kernel):
     import torch.nn.functional as F
+
     from attndsl.runtime import conv2d_fn
+
     x, w = torch.randn(3, 8, 9, 7), torch.randn(3, 12, 8 // groups, 3, 3)
     b = torch.randn(3, 12) if bias else None
     got = conv2d_fn(x, w, b, (stride, stride), (padding, padding), (dilation, dilation), groups, kernel)
-    ref = torch.cat([F.conv2d(x[i:i + 1], w[i], None if b is None else b[i], stride, padding, dilation, groups)
-                     for i in range(3)])
+    ref = torch.cat(
+        [F.conv2d(x[i : i + 1], w[i], None if b is None else b[i], stride, padding, dilation, groups) for i in range(3)]
+    )
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)

@@ -5,6 +5,7 @@ Each is checked the same three ways: the built module and the generated module a
 random inputs (forward, and gradient where the op has one), and bad arguments as attndsl errors at the
 spec line. One spec using all of them also runs under torch.compile(fullgraph=True) and torch.export.
 """
+
 import operator
 
 import pytest
@@ -17,7 +18,7 @@ from attndsl.errors import AttnDSLError
 from attndsl.ops import OPS
 from tests.helpers import graph, inline_spec
 
-X = (2, 8, 5, 6)        # the inline spec's x: [B, channels, H, W]
+X = (2, 8, 5, 6)  # the inline spec's x: [B, channels, H, W]
 
 
 def modules(f, **kw):
@@ -53,10 +54,11 @@ def error_at(f, message, col_text, **kw):
         graph(f, **kw)
     span = e.value.span
     assert span is not None and span.source_line.strip() in [ln.strip() for ln in f.splitlines()]
-    assert span.source_line[span.col - 1:].startswith(col_text), (span.source_line, span.col)
+    assert span.source_line[span.col - 1 :].startswith(col_text), (span.source_line, span.col)
 
 
 # --- einsum -------------------------------------------------------------------------------------
+
 
 def test_einsum_matches_torch():
     same_as_torch('y = einsum("bchw,bdhw->bcd", x, x)', lambda x: torch.einsum("bchw,bdhw->bcd", x, x))
@@ -65,8 +67,10 @@ def test_einsum_matches_torch():
 
 def test_einsum_of_the_issue():
     # einsum("bnhwk,bkhwv->bnhwv", q, lam): two operands of different shapes, output inferred
-    f = 'q = rearrange(x, "b (n k) h w -> b n h w k", n=2)\nl = rearrange(x, "b (k v) h w -> b k h w v", k=4)\n' \
+    f = (
+        'q = rearrange(x, "b (n k) h w -> b n h w k", n=2)\nl = rearrange(x, "b (k v) h w -> b k h w v", k=4)\n'
         'y = einsum("bnhwk,bkhwv->bnhwv", q, l)'
+    )
     g = graph(f)
     out = g.node(g.outputs[0][1])["shape"]
     assert [str(d) for d in out] == ["B", "2", "H", "W", "2"]
@@ -75,28 +79,34 @@ def test_einsum_of_the_issue():
         q = x.reshape(2, 2, 4, 5, 6).permute(0, 1, 3, 4, 2)
         lam = x.reshape(2, 4, 2, 5, 6).permute(0, 1, 3, 4, 2)
         return torch.einsum("bnhwk,bkhwv->bnhwv", q, lam)
+
     same_as_torch(f, ref)
 
 
 def test_einsum_implicit_output_and_broadcast_of_one():
-    g = graph('y = einsum("bchw,bchw", x, x)')      # implicit output: letters used once -> none: a scalar
+    g = graph('y = einsum("bchw,bchw", x, x)')  # implicit output: letters used once -> none: a scalar
     assert g.node(g.outputs[0][1])["shape"] == ()
-    same_as_torch('y = einsum("bchw,bcij->bchw", x, mean(x, dims=[H, W], keepdim=true))',
-                  lambda x: torch.einsum("bchw,bcij->bchw", x, x.mean((2, 3), keepdim=True)))
+    same_as_torch(
+        'y = einsum("bchw,bcij->bchw", x, mean(x, dims=[H, W], keepdim=true))',
+        lambda x: torch.einsum("bchw,bcij->bchw", x, x.mean((2, 3), keepdim=True)),
+    )
 
 
-@pytest.mark.parametrize("f,message,at", [
-    ('y = einsum("bchw,bdhw->bcd", x)', "2 input term", '"bchw'),
-    ('y = einsum("bch,bdhw->bcd", x, x)', "term 'bch' names 3 axes, operand 1 has 4", '"bch,'),
-    ('y = einsum("bchw,bdwh->bcd", x, x)', "axis 'w' is W in one place and H in another", "x)"),
-    ('y = einsum("bchw,bdhw->bcz", x, x)', "output axis 'z' is in no input term", '"bchw'),
-    ('y = einsum("bchw,bdhw->bcc", x, x)', "names an axis twice", '"bchw'),
-    ('y = einsum("b...,b...->b", x, x)', "not supported", '"b...'),
-    ('y = einsum("b1hw->b", x)', "subscripts are letters", '"b1hw'),
-    ('y = einsum(3, x)', "must be a string", "3"),
-    ('y = einsum("bcd->b", x, x)', r"1 input term\(s\) for 2 operand\(s\)", '"bcd'),
-    ('y = einsum("bchw->b", 2)', "must be a tensor", "2"),
-])
+@pytest.mark.parametrize(
+    "f,message,at",
+    [
+        ('y = einsum("bchw,bdhw->bcd", x)', "2 input term", '"bchw'),
+        ('y = einsum("bch,bdhw->bcd", x, x)', "term 'bch' names 3 axes, operand 1 has 4", '"bch,'),
+        ('y = einsum("bchw,bdwh->bcd", x, x)', "axis 'w' is W in one place and H in another", "x)"),
+        ('y = einsum("bchw,bdhw->bcz", x, x)', "output axis 'z' is in no input term", '"bchw'),
+        ('y = einsum("bchw,bdhw->bcc", x, x)', "names an axis twice", '"bchw'),
+        ('y = einsum("b...,b...->b", x, x)', "not supported", '"b...'),
+        ('y = einsum("b1hw->b", x)', "subscripts are letters", '"b1hw'),
+        ("y = einsum(3, x)", "must be a string", "3"),
+        ('y = einsum("bcd->b", x, x)', r"1 input term\(s\) for 2 operand\(s\)", '"bcd'),
+        ('y = einsum("bchw->b", 2)', "must be a tensor", "2"),
+    ],
+)
 def test_einsum_errors_point_at_the_argument(f, message, at):
     error_at(f, message, at)
 
@@ -114,6 +124,7 @@ def test_einsum_checks_symbolic_sizes():
 
 # --- roll ---------------------------------------------------------------------------------------
 
+
 def test_roll_matches_torch():
     same_as_torch("y = roll(x, [-1, 2], dims=[H, W])", lambda x: torch.roll(x, (-1, 2), (2, 3)))
     same_as_torch("y = roll(x, -3, dims=-1)", lambda x: torch.roll(x, -3, -1))
@@ -121,8 +132,11 @@ def test_roll_matches_torch():
     same_as_torch("y = roll(x, 2, dims=spatial)", lambda x: torch.roll(x, (2, 2), (2, 3)))
     same_as_torch("y = roll(x, [1, -4], dims=spatial)", lambda x: torch.roll(x, (1, -4), (2, 3)))
     # Swin's shifted windows with a shift from a parameter
-    same_as_torch("y = roll(x, [-s, -s], dims=[2, 3])", lambda x: torch.roll(x, (-2, -2), (2, 3)),
-                  params="s: {type: int, default: 2}")
+    same_as_torch(
+        "y = roll(x, [-s, -s], dims=[2, 3])",
+        lambda x: torch.roll(x, (-2, -2), (2, 3)),
+        params="s: {type: int, default: 2}",
+    )
 
 
 def test_roll_on_a_variadic_input():
@@ -136,32 +150,47 @@ def test_roll_on_a_variadic_input():
     error_at("y = roll(x, 1, dims=spatial)", "needs fixed axes", "dims=spatial", inputs=spec_inputs)
 
 
-@pytest.mark.parametrize("f,message,at", [
-    ("y = roll(x, [1, 2], dims=2)", "one shift per axis", "[1, 2]"),
-    ("y = roll(x, [1, 2, 3], dims=spatial)", "one shift per axis", "[1, 2, 3]"),
-    ("y = roll(x, [1, 2], dims=[2])", "one shift per axis", "[1, 2]"),
-    ("y = roll(x, 1.5, dims=2)", "must be an integer", "1.5"),
-    ("y = roll(x, 1, dims=4)", "out of range", "dims=4"),
-    ("y = roll(x, [1, 1], dims=[H, H])", "listed twice", "dims=[H, H]"),
-    ("y = roll(x, x, dims=2)", "must be known at compile time", "x, dims"),
-])
+@pytest.mark.parametrize(
+    "f,message,at",
+    [
+        ("y = roll(x, [1, 2], dims=2)", "one shift per axis", "[1, 2]"),
+        ("y = roll(x, [1, 2, 3], dims=spatial)", "one shift per axis", "[1, 2, 3]"),
+        ("y = roll(x, [1, 2], dims=[2])", "one shift per axis", "[1, 2]"),
+        ("y = roll(x, 1.5, dims=2)", "must be an integer", "1.5"),
+        ("y = roll(x, 1, dims=4)", "out of range", "dims=4"),
+        ("y = roll(x, [1, 1], dims=[H, H])", "listed twice", "dims=[H, H]"),
+        ("y = roll(x, x, dims=2)", "must be known at compile time", "x, dims"),
+    ],
+)
 def test_roll_errors(f, message, at):
     error_at(f, message, at)
 
 
 # --- comparisons and masks ----------------------------------------------------------------------
 
+
 def _mask(m):
     return m.to(torch.float64)
 
 
-@pytest.mark.parametrize("sym,fn", [("<", operator.lt), ("<=", operator.le), (">", operator.gt),
-                                    (">=", operator.ge), ("==", operator.eq), ("!=", operator.ne)])
+@pytest.mark.parametrize(
+    "sym,fn",
+    [
+        ("<", operator.lt),
+        ("<=", operator.le),
+        (">", operator.gt),
+        (">=", operator.ge),
+        ("==", operator.eq),
+        ("!=", operator.ne),
+    ],
+)
 def test_comparisons_give_float_masks(sym, fn):
     # tensor with tensor, tensor with number, number with tensor; exact ties appear through round()
-    same_as_torch(f"y = (x {sym} mean(x, dims=1, keepdim=true)) + (x {sym} 0.5) + (0 {sym} x)",
-                  lambda x: _mask(fn(x, x.mean(1, keepdim=True))) + _mask(fn(x, 0.5)) + _mask(fn(0, x)),
-                  grad=False)
+    same_as_torch(
+        f"y = (x {sym} mean(x, dims=1, keepdim=true)) + (x {sym} 0.5) + (0 {sym} x)",
+        lambda x: _mask(fn(x, x.mean(1, keepdim=True))) + _mask(fn(x, 0.5)) + _mask(fn(0, x)),
+        grad=False,
+    )
     g = graph(f"y = x {sym} 0")
     assert g.node(g.outputs[0][1])["dtype"] == "float"
 
@@ -180,16 +209,23 @@ def test_where_with_a_comparison():
 def test_masked_fill():
     same_as_torch("y = masked_fill(x, x <= 0.5, -1e4)", lambda x: x.masked_fill(x <= 0.5, -1e4))
     # a mask that broadcasts: one per position, shared over channels
-    same_as_torch("y = masked_fill(x, mean(x, dims=1, keepdim=true) > 0, 0)",
-                  lambda x: x.masked_fill(x.mean(1, keepdim=True) > 0, 0))
+    same_as_torch(
+        "y = masked_fill(x, mean(x, dims=1, keepdim=true) > 0, 0)",
+        lambda x: x.masked_fill(x.mean(1, keepdim=True) > 0, 0),
+    )
 
 
 def test_logical_ops_on_masks():
-    same_as_torch("y = where((x > -1 and x < 1) or not x != 0, x, 0 * x)",
-                  lambda x: torch.where(((x > -1) & (x < 1)) | ~(x != 0), x, 0 * x))
+    same_as_torch(
+        "y = where((x > -1 and x < 1) or not x != 0, x, 0 * x)",
+        lambda x: torch.where(((x > -1) & (x < 1)) | ~(x != 0), x, 0 * x),
+    )
     # any nonzero counts as true, as in where
-    same_as_torch("y = (x and relu(x)) + (not relu(x))",
-                  lambda x: _mask((x != 0) & (x.relu() != 0)) + _mask(x.relu() == 0), grad=False)
+    same_as_torch(
+        "y = (x and relu(x)) + (not relu(x))",
+        lambda x: _mask((x != 0) & (x.relu() != 0)) + _mask(x.relu() == 0),
+        grad=False,
+    )
 
 
 def test_attention_mask_from_ids():
@@ -205,22 +241,26 @@ def test_attention_mask_from_ids():
         ids = torch.arange(x.shape[-1], dtype=x.dtype) // 2
         m = ids[:, None] != ids[None, :]
         return torch.softmax((x @ x.transpose(2, 3) / 8).masked_fill(m, -1e9), -1)
+
     built, gen, _ = modules(f, inputs=g, example="{params: {channels: 8}, inputs: {x: [2, 8, 6, 6]}}")
     x = torch.randn(2, 8, 6, 6, dtype=torch.float64, requires_grad=True)
     for m in (built, gen):
         torch.testing.assert_close(m(x), ref(x))
 
 
-@pytest.mark.parametrize("f,message,at", [
-    ("y = x > [1, 2]", "`>` needs tensors or numbers, got a list", "x > [1, 2]"),
-    ("y = x and 1", "`and` needs two masks, got a number", "x and 1"),
-    ("y = where(x > 0, x, x @ x)", "matmul inner sizes differ", "x @ x"),
-    ("y = masked_fill(x, x > 0, x)", "must be known at compile time", "x)"),
-    ("y = masked_fill(x, 1, 0)", "`mask` must be a tensor", "1,"),
-    ("y = masked_fill(mean(x, dims=1), x > 0, 0)", "does not broadcast to x", "x > 0"),
-    ('y = masked_fill(x, x > 0, "a")', "`value` must be a number", '"a"'),
-    ("y = (x > 0) + (mean(x, dims=1) > 0)", "do not broadcast", "(x > 0) +"),
-])
+@pytest.mark.parametrize(
+    "f,message,at",
+    [
+        ("y = x > [1, 2]", "`>` needs tensors or numbers, got a list", "x > [1, 2]"),
+        ("y = x and 1", "`and` needs two masks, got a number", "x and 1"),
+        ("y = where(x > 0, x, x @ x)", "matmul inner sizes differ", "x @ x"),
+        ("y = masked_fill(x, x > 0, x)", "must be known at compile time", "x)"),
+        ("y = masked_fill(x, 1, 0)", "`mask` must be a tensor", "1,"),
+        ("y = masked_fill(mean(x, dims=1), x > 0, 0)", "does not broadcast to x", "x > 0"),
+        ('y = masked_fill(x, x > 0, "a")', "`value` must be a number", '"a"'),
+        ("y = (x > 0) + (mean(x, dims=1) > 0)", "do not broadcast", "(x > 0) +"),
+    ],
+)
 def test_mask_errors(f, message, at):
     error_at(f, message, at)
 
@@ -233,14 +273,20 @@ def test_comparing_parameters_stays_static():
 
 # --- avg_pool(count_include_pad=false) ----------------------------------------------------------------
 
+
 def test_avg_pool_count_include_pad_false():
-    same_as_torch("y = avg_pool(x, 3, 1, 1, count_include_pad=false)",
-                  lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
-    same_as_torch("y = avg_pool(x, [3, 5], 2, [1, 2], count_include_pad=false)",
-                  lambda x: F.avg_pool2d(x, (3, 5), 2, (1, 2), count_include_pad=False))
+    same_as_torch(
+        "y = avg_pool(x, 3, 1, 1, count_include_pad=false)", lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    )
+    same_as_torch(
+        "y = avg_pool(x, [3, 5], 2, [1, 2], count_include_pad=false)",
+        lambda x: F.avg_pool2d(x, (3, 5), 2, (1, 2), count_include_pad=False),
+    )
     # the issue's workaround gives the same: pool(x) / pool(ones)
-    same_as_torch("y = avg_pool(x, 3, 1, 1) / avg_pool(full_like(x, 1), 3, 1, 1)",
-                  lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
+    same_as_torch(
+        "y = avg_pool(x, 3, 1, 1) / avg_pool(full_like(x, 1), 3, 1, 1)",
+        lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False),
+    )
 
 
 def test_avg_pool_count_include_pad_false_on_a_variadic_input():
@@ -263,6 +309,7 @@ def test_count_include_pad_is_avg_pool_only():
 
 # --- gelu(approximate="tanh") -------------------------------------------------------------------
 
+
 def test_gelu_tanh():
     same_as_torch('y = gelu(x, approximate="tanh")', lambda x: F.gelu(x, approximate="tanh"))
     same_as_torch("y = gelu(x)", F.gelu)
@@ -277,6 +324,7 @@ def test_gelu_approximate_errors():
 
 # --- relative_position_index --------------------------------------------------------------------
 
+
 def swin_index(h, w):
     """Swin's relative_position_index, written as its paper's code does."""
     coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")).flatten(1)
@@ -290,6 +338,7 @@ def swin_index(h, w):
 @pytest.mark.parametrize("h,w", [(1, 1), (3, 3), (5, 6), (7, 2)])
 def test_relative_position_index_is_swins(h, w):
     from attndsl.runtime import relative_position_index
+
     idx = relative_position_index(h, w)
     assert idx.dtype == torch.long and idx.shape == (h * w, h * w)
     assert torch.equal(idx, swin_index(h, w))
@@ -306,11 +355,12 @@ def test_relative_position_bias_block():
     y = softmax(t @ transpose(t, 2, 3) + bias, dim=-1)
     """
     p = "H: {type: int, default: 3}\nW: {type: int, default: 4}\nheads: {type: int, default: 2}"
-    built, gen, src = modules(f, params=p, inputs="x: [B, channels, H, W]",
-                              example="{params: {channels: 8}, inputs: {x: [2, 8, 3, 4]}}")
+    built, gen, src = modules(
+        f, params=p, inputs="x: [B, channels, H, W]", example="{params: {channels: 8}, inputs: {x: [2, 8, 3, 4]}}"
+    )
     assert list(built.state_dict()) == list(gen.state_dict())
     gen.load_state_dict(built.state_dict())
-    assert "relative_position_index(H, W)" in src          # the buffer follows the constructor's parameters
+    assert "relative_position_index(H, W)" in src  # the buffer follows the constructor's parameters
     table = built.state_dict()["table"]
     x = torch.randn(2, 8, 3, 4)
 
@@ -318,6 +368,7 @@ def test_relative_position_bias_block():
         t = x.reshape(2, 2, 4, 12).transpose(2, 3)
         bias = table[swin_index(3, 4).flatten()].reshape(12, 12, 2).permute(2, 0, 1)
         return torch.softmax(t @ t.transpose(2, 3) + bias, -1)
+
     for m in (built, gen):
         torch.testing.assert_close(m(x), ref(x))
 
@@ -373,19 +424,35 @@ def test_all_new_ops_compile_fullgraph_and_export():
 
 def test_all_new_ops_trace_and_pickle():
     import pickle
+
     built, gen, _ = modules(ALL)
     x = torch.randn(*X)
-    traced = torch.fx.symbolic_trace(built)          # leaf helpers stay one node each
+    traced = torch.fx.symbolic_trace(built)  # leaf helpers stay one node each
     torch.testing.assert_close(traced(x), built(x))
-    traced_gen = torch.fx.symbolic_trace(gen)        # generated code wraps them with torch.fx.wrap
+    traced_gen = torch.fx.symbolic_trace(gen)  # generated code wraps them with torch.fx.wrap
     gen.load_state_dict(built.state_dict())
     torch.testing.assert_close(traced_gen(x), built(x))
     torch.testing.assert_close(pickle.loads(pickle.dumps(built))(x), built(x))
 
 
 def test_new_ops_are_listed():
-    for name in ("einsum", "roll", "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or",
-                 "logical_not", "masked_fill", "gelu", "avg_pool", "relative_position_index"):
+    for name in (
+        "einsum",
+        "roll",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "eq",
+        "ne",
+        "logical_and",
+        "logical_or",
+        "logical_not",
+        "masked_fill",
+        "gelu",
+        "avg_pool",
+        "relative_position_index",
+    ):
         assert name in OPS and OPS[name].doc, name
     assert "approximate" in OPS["gelu"].signature.parameters
     assert "count_include_pad" in OPS["avg_pool"].signature.parameters
@@ -393,16 +460,18 @@ def test_new_ops_are_listed():
 
 def test_new_ops_are_counted_by_profile():
     from attndsl.costs import profile
+
     spec = inline_spec(ALL)
     for device in ("meta", "cpu"):
         p = profile(spec, {"x": list(X)}, device=device, channels=8)
         assert not p.uncounted, p.uncounted
         ein = next(n for n in p.nodes if n.family == "einsum")
-        assert ein.own == 2 * 2 * 8 * 8 * 5 * 6          # b c d h w, a multiply and an add each
+        assert ein.own == 2 * 2 * 8 * 8 * 5 * 6  # b c d h w, a multiply and an add each
         assert all(n.own == n.torch for n in p.nodes if n.torch), [n for n in p.nodes if n.torch != n.own]
 
 
 # --- symbolic sizes as output sizes ---------------------------------------------------------------
+
 
 def test_symbolic_output_sizes_of_interpolate_and_adaptive_pool():
     # the issue's `interpolate(avg_pool(x, 2, 2), size=[H, W])` followed by a product
@@ -423,9 +492,12 @@ def test_symbolic_output_sizes_of_interpolate_and_adaptive_pool():
 
 def test_symbolic_output_size_from_a_second_input():
     # the size of another input's axis: upsample y to x's resolution
-    f = "y = x + interpolate(z, size=[H, W], mode=\"bilinear\")"
-    built, gen, _ = modules(f, inputs="x: [B, channels, H, W]\nz: [B, channels, h, w]",
-                            example="{params: {channels: 8}, inputs: {x: [2, 8, 6, 4], z: [2, 8, 3, 2]}}")
+    f = 'y = x + interpolate(z, size=[H, W], mode="bilinear")'
+    built, gen, _ = modules(
+        f,
+        inputs="x: [B, channels, H, W]\nz: [B, channels, h, w]",
+        example="{params: {channels: 8}, inputs: {x: [2, 8, 6, 4], z: [2, 8, 3, 2]}}",
+    )
     x, z = torch.randn(2, 8, 6, 4), torch.randn(2, 8, 3, 2)
     want = x + F.interpolate(z, size=(6, 4), mode="bilinear")
     for m in (built, gen):
@@ -447,6 +519,6 @@ def test_a_mask_of_an_index_buffer_is_float():
     built, gen, _ = modules(f, params=p)
     x = torch.randn(*X)
     m = (swin_index(2, 3) != 7).float()
-    assert m.sum() == 30                                  # the diagonal (i == j) is index (h-1)(2w-1) + w-1 = 7
+    assert m.sum() == 30  # the diagonal (i == j) is index (h-1)(2w-1) + w-1 = 7
     for mod in (built, gen):
         torch.testing.assert_close(mod(x), x + 0 * m.mean())

@@ -4,6 +4,7 @@ Every op has a lowering; `attndsl ops` and the reference in docs/language.md com
 (each name its own doc line, the whole first paragraph); generated code spells torch callables by
 looking them up; and adding an op is one `@op` + `@lowering` pair, seen end to end here.
 """
+
 import sys
 from pathlib import Path
 
@@ -37,8 +38,14 @@ def test_every_op_has_a_lowering_and_a_family_file():
 def test_shared_rules_give_each_name_its_own_doc():
     assert OPS["softmax"].fn is OPS["log_softmax"].fn
     assert OPS["log_softmax"].doc != OPS["softmax"].doc and "Log" in OPS["log_softmax"].doc
-    for group in (("max", "min"), ("var", "std"), ("adaptive_avg_pool", "adaptive_max_pool"), ("relu", "tanh"),
-                  ("add", "mul"), ("sum", "mean")):
+    for group in (
+        ("max", "min"),
+        ("var", "std"),
+        ("adaptive_avg_pool", "adaptive_max_pool"),
+        ("relu", "tanh"),
+        ("add", "mul"),
+        ("sum", "mean"),
+    ):
         assert len({OPS[n].doc for n in group}) == len(group), group
 
 
@@ -81,13 +88,19 @@ def test_source_names_are_derived():
     assert source_name(torch.softmax) == "torch.softmax"
     assert source_name(F.gelu) == "F.gelu"
     assert source_name(F.max_pool2d) == "F.max_pool2d"
-    assert source_name(runtime.rearrange) is None      # helpers are copied into generated code, not imported
+    assert source_name(runtime.rearrange) is None  # helpers are copied into generated code, not imported
     assert source_name(lambda x: x) is None
 
 
 def test_buffers_come_from_the_constant_entries():
-    assert set(BUFFERS) == {"dct_filters", "eye", "triu_indices", "window_index", "relative_position_index",
-                            "random_bases"}
+    assert set(BUFFERS) == {
+        "dct_filters",
+        "eye",
+        "triu_indices",
+        "window_index",
+        "relative_position_index",
+        "random_bases",
+    }
     assert BUFFERS["eye"] == (runtime.eye, ("n",))
 
 
@@ -111,6 +124,7 @@ def test_a_lowering_needs_its_shape_rule_first_and_only_one():
 @pytest.fixture
 def cube_op():
     """An op added the documented way: a shape rule with `@op`, its lowering with `@lowering`."""
+
     @op("cube_test_op")
     def cube(x):
         """x ** 3, elementwise (a test op)."""
@@ -120,6 +134,7 @@ def cube_op():
     @lowering("cube_test_op")
     def lower_cube(b, n, ins):
         return b.call(torch.pow, (ins[0], 3))
+
     yield
     del OPS["cube_test_op"]
 
@@ -128,12 +143,12 @@ def test_adding_an_op_is_one_entry(cube_op):
     spec = inline_spec("y = cube_test_op(x) + x")
     x = torch.randn(2, 8, 5, 6)
     built = attndsl.build(spec, channels=8)
-    torch.testing.assert_close(built(x), x ** 3 + x)
+    torch.testing.assert_close(built(x), x**3 + x)
     src = attndsl.generate(spec, channels=8)
     assert "torch.pow(" in src
     gen = getattr(load_generated(src), compile_spec(spec, {"channels": 8}).class_name)(channels=8)
     gen.load_state_dict(built.state_dict())
-    torch.testing.assert_close(gen(x), x ** 3 + x)
+    torch.testing.assert_close(gen(x), x**3 + x)
     assert "cube_test_op(x)" in reference_markdown()
     with pytest.raises(AttnDSLError, match="must be a tensor"):
         attndsl.build(inline_spec("y = cube_test_op(3)"), channels=8)

@@ -2,6 +2,7 @@
 the wheel unpacked outside the checkout (what pip does for a pure-Python wheel) and used from
 another directory; the registry's lookup order. `.ci/wheel_smoke` does the same through pip
 and a fresh venv."""
+
 from __future__ import annotations
 
 import os
@@ -25,13 +26,18 @@ SPECS = sorted(p.name for p in (ROOT / "specs").glob("*.yaml"))
 def dists(tmp_path_factory):
     """sdist and wheel of a copy of the source tree (the build writes egg-info beside the sources)."""
     import build  # noqa: F401  (the standard front end, run below as `python -m build`)
+
     tmp = tmp_path_factory.mktemp("dist")
     src = tmp / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "__pycache__", "build", "dist", "*.egg-info",
-                                                              ".pytest_cache"))
+    shutil.copytree(
+        ROOT, src, ignore=shutil.ignore_patterns(".git", "__pycache__", "build", "dist", "*.egg-info", ".pytest_cache")
+    )
     # --no-isolation: the installed setuptools, no download; the wheel is built from the sdist
-    r = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp / "out"), str(src)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp / "out"), str(src)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return next((tmp / "out").glob("*.tar.gz")), next((tmp / "out").glob("*.whl"))
 
@@ -54,14 +60,17 @@ def test_installed_wheel_works_from_any_directory(dists, tmp_path):
     cwd.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
     env.pop("ATTNDSL_SPEC_PATH", None)
-    code = ("import attndsl, torch, sys\n"
-            "from attndsl.cli import main\n"
-            "assert attndsl.__file__.startswith(sys.argv[1]), attndsl.__file__\n"
-            "assert len(attndsl.all_specs()) == int(sys.argv[2])\n"
-            "assert attndsl.build('cbam', channels=64)(torch.randn(1, 64, 6, 6)).shape == (1, 64, 6, 6)\n"
-            "sys.exit(main(['compile', 'ecanet', '-o', 'eca.py']))\n")
-    r = subprocess.run([sys.executable, "-c", code, str(site), str(len(SPECS))], cwd=cwd, env=env,
-                       capture_output=True, text=True)
+    code = (
+        "import attndsl, torch, sys\n"
+        "from attndsl.cli import main\n"
+        "assert attndsl.__file__.startswith(sys.argv[1]), attndsl.__file__\n"
+        "assert len(attndsl.all_specs()) == int(sys.argv[2])\n"
+        "assert attndsl.build('cbam', channels=64)(torch.randn(1, 64, 6, 6)).shape == (1, 64, 6, 6)\n"
+        "sys.exit(main(['compile', 'ecanet', '-o', 'eca.py']))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(site), str(len(SPECS))], cwd=cwd, env=env, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "class Ecanet" in (cwd / "eca.py").read_text()
 
@@ -71,7 +80,7 @@ def test_user_folders_come_first(tmp_path, monkeypatch):
     mine.mkdir()
     (mine / "senet.yaml").write_text((ROOT / "specs" / "senet.yaml").read_text())
     monkeypatch.setenv("ATTNDSL_SPEC_PATH", os.pathsep.join([str(tmp_path / "missing"), str(mine)]))
-    assert registry.find_spec("senet") == mine / "senet.yaml"          # a missing folder is skipped, like PATH
+    assert registry.find_spec("senet") == mine / "senet.yaml"  # a missing folder is skipped, like PATH
     assert registry.find_spec("cbam") == ROOT / "specs" / "cbam.yaml"
     other = tmp_path / "other"
     other.mkdir()
@@ -88,5 +97,5 @@ def test_a_foreign_specs_folder_beside_the_package_is_ignored(tmp_path, monkeypa
     (tmp_path / "site-packages" / "specs").mkdir()
     monkeypatch.setattr(registry, "_HERE", pkg)
     assert registry.builtin_dir() == pkg / "specs"
-    (tmp_path / "site-packages" / "pyproject.toml").write_text("")     # a checkout: its specs/ wins
+    (tmp_path / "site-packages" / "pyproject.toml").write_text("")  # a checkout: its specs/ wins
     assert registry.builtin_dir() == tmp_path / "site-packages" / "specs"

@@ -1,11 +1,12 @@
 """Each pass: a case where it fires, a case where it must not, and the module still computes the same."""
+
 import pytest
 import torch
 
+from attndsl.errors import AttnDSLError
 from attndsl.lowering import lower
 from attndsl.passes import DEFAULT_PIPELINE, PASSES, get_pass
 from attndsl.verify import verify
-from attndsl.errors import AttnDSLError
 from tests.helpers import graph, ops
 
 
@@ -98,10 +99,10 @@ def test_constfold_folds_parameter_arithmetic_and_identities():
     assert ops(g).count("pow") == 1 and ops(g).count("floordiv") == 1
     stats = run(g, "constfold")
     run(g, "dce")
-    assert stats["folded"] >= 3               # pow, floordiv, then x * 1
+    assert stats["folded"] >= 3  # pow, floordiv, then x * 1
     assert ops(g) == ["input", "const", "mul"]
     c = next(g.node(n) for n in g.order() if g.node(n)["op"] == "const")
-    assert c["attrs"]["value"] == pytest.approx(8 ** -0.5)
+    assert c["attrs"]["value"] == pytest.approx(8**-0.5)
     same_function(f, ["constfold", "dce"])
 
 
@@ -109,13 +110,16 @@ def test_constfold_keeps_non_identities_and_broadcasts():
     g = graph("y = x * 2 + 0 * x")
     before = ops(g)
     run(g, "constfold")
-    assert ops(g) == before                   # 0 * x is not x, x * 2 is not x
+    assert ops(g) == before  # 0 * x is not x, x * 2 is not x
 
 
 def test_constfold_keeps_identity_that_broadcasts():
     # s + 0 broadcast to x's shape changes the shape: it must stay
-    g = graph("y = mean(x, dims=[1], keepdim=true) + zeros", params={},
-              inputs="x: [B, channels, H, W]\nzeros: [B, channels, H, W]")
+    g = graph(
+        "y = mean(x, dims=[1], keepdim=true) + zeros",
+        params={},
+        inputs="x: [B, channels, H, W]\nzeros: [B, channels, H, W]",
+    )
     assert run(g, "constfold")["folded"] == 0
 
 

@@ -1,4 +1,5 @@
 """rearrange patterns: shape inference and the runtime agree with plain torch; bad patterns are refused."""
+
 import pytest
 import torch
 
@@ -32,17 +33,20 @@ def test_variadic_input():
     assert shape == (B, Pack("S").numel, 8)
 
 
-@pytest.mark.parametrize("pattern,message", [
-    ("b c h w", "exactly one `->`"),
-    ("b c h w -> b c (h", "unbalanced `(`"),
-    ("b c h w -> b c h) w", "unbalanced `)`"),
-    ("b c ((h w)) -> b c h w", "nested parentheses"),
-    ("b c h w -> b c h d", "appears on one side only"),
-    ("b c h h -> b c h", "appears twice on the left"),
-    ("b c h w -> b 2 c h w", "only the unit axis `1`"),
-    ("b (c d) h w -> b c d h w", "cannot infer sizes of c, d"),
-    ("b c h -> b c h", "has 3 axes on the left, the input has 4"),
-])
+@pytest.mark.parametrize(
+    "pattern,message",
+    [
+        ("b c h w", "exactly one `->`"),
+        ("b c h w -> b c (h", "unbalanced `(`"),
+        ("b c h w -> b c h) w", "unbalanced `)`"),
+        ("b c ((h w)) -> b c h w", "nested parentheses"),
+        ("b c h w -> b c h d", "appears on one side only"),
+        ("b c h h -> b c h", "appears twice on the left"),
+        ("b c h w -> b 2 c h w", "only the unit axis `1`"),
+        ("b (c d) h w -> b c d h w", "cannot infer sizes of c, d"),
+        ("b c h -> b c h", "has 3 axes on the left, the input has 4"),
+    ],
+)
 def test_bad_patterns(pattern, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         infer(pattern, (B, 8, H, W), {})

@@ -1,4 +1,5 @@
 """The cost report: FLOPs against torch's FlopCounterMode, hand counts, memory, the CLI."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,20 @@ from attndsl.registry import all_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 # matrix products, convolutions (module and per-sample kernels), SDPA, covariance, affine grids
-COUNTER_SPECS = ["senet", "cbam", "non_local", "sknet", "vit", "danet", "condconv", "dynamic_conv", "gsopnet",
-                 "stn", "resnest", "glore"]
+COUNTER_SPECS = [
+    "senet",
+    "cbam",
+    "non_local",
+    "sknet",
+    "vit",
+    "danet",
+    "condconv",
+    "dynamic_conv",
+    "gsopnet",
+    "stn",
+    "resnest",
+    "glore",
+]
 
 
 def _module_total(name) -> int:
@@ -38,7 +51,7 @@ def test_own_count_equals_flop_counter(name):
     for n in p.nodes:
         mac = bool(n.family and FAMILIES[n.family][1] and n.own > 0)
         assert (n.torch > 0) == mac or (n.family in ("attention", "affine_grid") and n.torch == 0), n
-    meta = profile(name)          # on meta attention decomposes into products torch counts
+    meta = profile(name)  # on meta attention decomposes into products torch counts
     assert all(n.torch == n.own for n in meta.nodes if n.family and FAMILIES[n.family][1] and n.family != "affine_grid")
     assert meta.flops == p.flops
 
@@ -56,7 +69,7 @@ def test_senet_by_hand():
     b, c, h, w, r = 2, 64, 56, 56, 16
     p = profile("senet", {"x": [b, c, h, w]}, channels=c, reduction=r)
     hw, hid = h * w, c // r
-    linear = 2 * b * c * hid * 2                    # fc1 and fc2, biases not counted
+    linear = 2 * b * c * hid * 2  # fc1 and fc2, biases not counted
     own = b * c * hw + b * hid + b * c + b * c * hw  # mean, relu, sigmoid, gate product
     assert p.torch_flops == linear
     assert p.flops == linear + own
@@ -78,16 +91,22 @@ def test_attention_fusion_keeps_the_products():
     mm = lambda p: sum(n.flops for n in p.nodes if n.family in ("attention", "matmul", "linear"))  # noqa: E731
     assert mm(fused) == mm(plain)
     # the fused kernel's softmax and scaling are not counted by torch: the only difference
-    assert plain.flops - fused.flops == plain.by_family()["softmax"] + plain.by_family()["elementwise"] \
-        - fused.by_family().get("elementwise", 0)
+    assert plain.flops - fused.flops == plain.by_family()["softmax"] + plain.by_family()[
+        "elementwise"
+    ] - fused.by_family().get("elementwise", 0)
 
 
 def test_built_module_and_meta_match_cpu():
     block = attndsl.build("cbam", channels=64)
     a, b = attndsl.profile(block, {"x": [2, 64, 7, 9]}), attndsl.profile("cbam", {"x": [2, 64, 7, 9]}, device="cpu")
-    assert (a.flops, a.macs, a.peak_bytes, a.saved_bytes, a.n_params) == \
-        (b.flops, b.macs, b.peak_bytes, b.saved_bytes, b.n_params)
-    assert next(block.parameters()).device.type == "cpu"      # the built module is left alone
+    assert (a.flops, a.macs, a.peak_bytes, a.saved_bytes, a.n_params) == (
+        b.flops,
+        b.macs,
+        b.peak_bytes,
+        b.saved_bytes,
+        b.n_params,
+    )
+    assert next(block.parameters()).device.type == "cpu"  # the built module is left alone
 
 
 def test_saved_bytes_grow_with_the_batch():
@@ -106,8 +125,13 @@ def test_bad_shapes_are_attndsl_errors():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "attndsl", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "attndsl", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )
 
 
 def test_cli_profile():

@@ -6,6 +6,7 @@ form is checked against plain torch on two input sizes (so nothing is baked in),
 torch.export with dynamic shapes and torch.jit.trace; misuse is an error at the spec line. The second half
 checks the floor/ceil unification: a rearrange that splits H by 4 makes `H / 4` and `floor(H / 4)` one size.
 """
+
 import warnings
 
 import pytest
@@ -57,7 +58,7 @@ def out_shape(f, inputs=INPUTS):
 
 CASES = [
     ("y = narrow(x, 2, 1, H - 1)", lambda x: x[:, :, 1:]),
-    ("y = narrow(x, 3, W // 2, W - W // 2)", lambda x: x[:, :, :, x.shape[3] // 2:]),
+    ("y = narrow(x, 3, W // 2, W - W // 2)", lambda x: x[:, :, :, x.shape[3] // 2 :]),
     ("y = view(x, [B, C, H * W])", lambda x: x.reshape(x.shape[0], x.shape[1], -1)),
     ("y = view(x, [B, -1])", lambda x: x.reshape(x.shape[0], -1)),
     ("y = x / (H * W)", lambda x: x / (x.shape[2] * x.shape[3])),
@@ -67,15 +68,18 @@ CASES = [
     ("y = x * (-H) + 2 ** C", lambda x: x * -x.shape[2] + 2 ** x.shape[1]),
     ("y = x * (H / 2)", lambda x: x * (x.shape[2] / 2)),
     ("y = x * (H * W * channels)", lambda x: x * (x.shape[2] * x.shape[3] * 8)),
-    ("y = interpolate(x, size=[H // 2, W * 2])",
-     lambda x: F.interpolate(x, size=[x.shape[2] // 2, x.shape[3] * 2])),
-    ("y = interpolate(x, size=[H, W], mode=\"bilinear\")", lambda x: x * 1),
-    ("y = pad(x, [0, (4 - W % 4) % 4, 1, H % 2])",
-     lambda x: F.pad(x, [0, (4 - x.shape[3] % 4) % 4, 1, x.shape[2] % 2])),
+    ("y = interpolate(x, size=[H // 2, W * 2])", lambda x: F.interpolate(x, size=[x.shape[2] // 2, x.shape[3] * 2])),
+    ('y = interpolate(x, size=[H, W], mode="bilinear")', lambda x: x * 1),
+    (
+        "y = pad(x, [0, (4 - W % 4) % 4, 1, H % 2])",
+        lambda x: F.pad(x, [0, (4 - x.shape[3] % 4) % 4, 1, x.shape[2] % 2]),
+    ),
     ("y = select(x, 2, H - 1)", lambda x: x[:, :, -1]),
     ("y = roll(x, H // 2, dims=H)", lambda x: torch.roll(x, x.shape[2] // 2, 2)),
-    ("y = x + view(arange(H * W, like=x), [H, W])",
-     lambda x: x + torch.arange(x.shape[2] * x.shape[3], dtype=x.dtype).reshape(x.shape[2], x.shape[3])),
+    (
+        "y = x + view(arange(H * W, like=x), [H, W])",
+        lambda x: x + torch.arange(x.shape[2] * x.shape[3], dtype=x.dtype).reshape(x.shape[2], x.shape[3]),
+    ),
     ("y = x * linspace(-1, 1, W, like=x)", lambda x: x * torch.linspace(-1, 1, x.shape[3], dtype=x.dtype)),
     ("y = adaptive_avg_pool(x, [H // 2, 1])", lambda x: F.adaptive_avg_pool2d(x, (x.shape[2] // 2, 1))),
     ("n = H * W\ny = sum(x, dims=spatial) / n", lambda x: x.mean((2, 3))),
@@ -116,15 +120,16 @@ def test_generated_code_reads_sizes_from_the_input():
 
 def test_size_of_a_second_input_and_of_the_variadic_shape():
     # K is only an axis of the second input: read off h
-    spec = inline_spec("y = narrow(x, 1, 0, K)", inputs="x: [B, C, H, W]\nh: [B, K]",
-                       example="{inputs: {x: [2, 8, 5, 6], h: [2, 3]}}")
+    spec = inline_spec(
+        "y = narrow(x, 1, 0, K)", inputs="x: [B, C, H, W]\nh: [B, K]", example="{inputs: {x: [2, 8, 5, 6], h: [2, 3]}}"
+    )
     m = attndsl.build(spec)
     gen = load_generated(attndsl.generate(spec)).Inline()
     x, h = torch.randn(2, 8, 5, 6), torch.randn(2, 3)
     for mod in (m, gen):
         torch.testing.assert_close(mod(x, h), x[:, :3])
     # C of a [B, C, *S] input alongside its variadic run
-    same_as_torch("y = x / C", lambda x: x / x.shape[1], sizes=[(2, 3, 5), (1, 4, 2, 3)], inputs="x: [B, C, \"*S\"]")
+    same_as_torch("y = x / C", lambda x: x / x.shape[1], sizes=[(2, 3, 5), (1, 4, 2, 3)], inputs='x: [B, C, "*S"]')
 
 
 BLOCK = """a = narrow(x, 2, 1, H - 1)
@@ -149,7 +154,7 @@ def test_compile_export_and_trace_follow_the_input_size():
     h, w = torch.export.Dim("H", min=4, max=64), torch.export.Dim("W", min=2, max=64)
     ep = torch.export.export(built, (x1,), dynamic_shapes={"x": {2: h, 3: w}})
     torch.testing.assert_close(ep.module()(x2), ref_block(x2))
-    with warnings.catch_warnings():          # the tracer's notes on Python values
+    with warnings.catch_warnings():  # the tracer's notes on Python values
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(gen, (x1,), check_trace=False)
     for x in (x1, x2):
@@ -159,8 +164,9 @@ def test_compile_export_and_trace_follow_the_input_size():
 
 
 def test_parameters_in_a_size_expression_are_fixed_in_generated_code():
-    spec = inline_spec("y = narrow(x, 2, 0, H // reduction)", inputs=INPUTS,
-                       params="reduction: {type: int, default: 2}")
+    spec = inline_spec(
+        "y = narrow(x, 2, 0, H // reduction)", inputs=INPUTS, params="reduction: {type: int, default: 2}"
+    )
     src = attndsl.generate(spec)
     assert "reduction" in src.split("Fixed in this file")[1].splitlines()[0]
     x = torch.randn(2, 3, 8, 5)
@@ -171,21 +177,21 @@ def test_parameters_in_a_size_expression_are_fixed_in_generated_code():
 
 # --- errors at the spec line ----------------------------------------------------------------------
 
+
 def error_at(f, message, col_text, inputs=INPUTS):
     with pytest.raises(AttnDSLError, match=message) as e:
         graph(f, inputs=inputs)
     span = e.value.span
     assert span is not None and span.source_line.strip() in [ln.strip() for ln in f.splitlines()]
-    assert span.source_line[span.col - 1:].startswith(col_text), (span.source_line, span.col)
+    assert span.source_line[span.col - 1 :].startswith(col_text), (span.source_line, span.col)
     return e.value
 
 
 ERRORS = [
     ("fc = linear(W, 4)\ny = fc(x)", r"`W` is a run-time size; layer sizes must be parameters", "W, 4"),
     ("c = conv2d(8, 8, 3, padding=H // 2)\ny = c(x)", r"`floor\(H/2\)` is a run-time size; layer sizes", "padding="),
-    ("p = param([H], init=\"zeros\")\ny = x", "run-time size; layer sizes must be parameters", "[H]"),
-    ("y = x\nfor i in range(H) {\n  y = y + 1\n}", r"`range` of the run-time size `H` is not supported",
-     "range(H)"),
+    ('p = param([H], init="zeros")\ny = x', "run-time size; layer sizes must be parameters", "[H]"),
+    ("y = x\nfor i in range(H) {\n  y = y + 1\n}", r"`range` of the run-time size `H` is not supported", "range(H)"),
     ("y = x if H > 4 else -x", r"`H > 4` depends on run-time sizes; a condition must be known", "H > 4"),
     ("if W == H {\n  y = x\n} else {\n  y = -x\n}", "depends on run-time sizes", "W == H"),
     ("y = leaky_relu(x, slope=H)", r"`slope` must be known at compile time; `H` is a run-time size", "slope="),
@@ -195,7 +201,7 @@ ERRORS = [
     ("y = x * sqrt(H)", r"`sqrt` of the run-time size `H` is not supported", "sqrt(H)"),
     ("y = x * max(H, 2)", r"`max` of the run-time size `H` is not supported", "max(H, 2)"),
     ("y = x + eye(H)", r"`n` must be known at compile time; `H` is a run-time size", "H)"),
-    ("y = x * (H + \"a\")", r"`\+` needs numbers, got a string", "H +"),
+    ('y = x * (H + "a")', r"`\+` needs numbers, got a string", "H +"),
     ("y = view(x, [B, C, H])", r"cannot view \[B, C, H, W\] as \[B, C, H\]: element counts differ", "[B, C, H]"),
     ("y = view(x, [B, -1, -1])", "at most one -1", "[B, -1, -1]"),
     ("y = split(x, [H, W], dim=2)", r"`sizes` must be known at compile time; `H` is a run-time size", "[H, W]"),
@@ -227,14 +233,24 @@ def test_rearrange_split_unifies_with_pooling_and_strided_conv():
         b, _, h, w = x.shape
         r = x.reshape(b, 1, h // 4, 4, w // 4, 4).permute(0, 1, 3, 5, 2, 4).reshape(b, 16, h // 4, w // 4)
         return r + F.avg_pool2d(x, 4, 4)
+
     same_as_torch(f, ref, sizes=[(2, 1, 8, 12), (1, 1, 16, 4)], inputs="x: [B, 1, H, W]")
     # the other order, a strided conv, unfold with step 4, max_pool with ceil_mode
-    assert out_shape(SPLIT + "\nc = conv2d(1, 16, 4, stride=4)\ny = c(x) * p", "x: [B, 1, H, W]")[2:] == \
-        ["floor(H/4)", "floor(W/4)"]
-    assert out_shape(SPLIT + "\ny = max_pool(x, 4, 4, ceil_mode=true) - p", "x: [B, 1, H, W]")[2:] == \
-        ["floor(H/4 - 1/4) + 1", "floor(W/4 - 1/4) + 1"]
-    assert out_shape('s = rearrange(x, "b c (h p) w -> b c h p w", p=4)\n'
-                     'y = select(unfold(x, 2, 4, step=4), 4, 0) + select(s, 3, 0)')[2] == "floor(H/4)"
+    assert out_shape(SPLIT + "\nc = conv2d(1, 16, 4, stride=4)\ny = c(x) * p", "x: [B, 1, H, W]")[2:] == [
+        "floor(H/4)",
+        "floor(W/4)",
+    ]
+    assert out_shape(SPLIT + "\ny = max_pool(x, 4, 4, ceil_mode=true) - p", "x: [B, 1, H, W]")[2:] == [
+        "floor(H/4 - 1/4) + 1",
+        "floor(W/4 - 1/4) + 1",
+    ]
+    assert (
+        out_shape(
+            's = rearrange(x, "b c (h p) w -> b c h p w", p=4)\n'
+            "y = select(unfold(x, 2, 4, step=4), 4, 0) + select(s, 3, 0)"
+        )[2]
+        == "floor(H/4)"
+    )
 
 
 def test_divisibility_makes_floor_division_whole():
@@ -243,8 +259,11 @@ def test_divisibility_makes_floor_division_whole():
     f = 's = rearrange(x, "b c (h p) w -> b c h p w", p=4)\ny = view(x, [B, C, H // 4, 4 * W])'
     same_as_torch(f, lambda x: x.reshape(x.shape[0], x.shape[1], x.shape[2] // 4, -1), sizes=[(2, 3, 8, 5)])
     # H / 4 is a size there too, computed with // at run time
-    src = same_as_torch('s = rearrange(x, "b c (h p) w -> b c h p w", p=4)\ny = narrow(x, 2, 0, H / 4)',
-                        lambda x: x[:, :, :x.shape[2] // 4], sizes=[(2, 3, 8, 5), (1, 1, 4, 2)])
+    src = same_as_torch(
+        's = rearrange(x, "b c (h p) w -> b c h p w", p=4)\ny = narrow(x, 2, 0, H / 4)',
+        lambda x: x[:, :, : x.shape[2] // 4],
+        sizes=[(2, 3, 8, 5), (1, 1, 4, 2)],
+    )
     assert "H // 4" in src
 
 
@@ -253,11 +272,17 @@ def test_without_established_divisibility_floor_stays_apart():
     error_at("y = avg_pool(x, 4, 4) + narrow(x, 2, 0, H / 4)", "may not be one", "H / 4")
     error_at("y = view(x, [B, C, H // 4, 4 * W])", "element counts differ", "[B, C")
     # a split by 2 does not make H a multiple of 4
-    error_at('s = rearrange(x, "b c (h p) w -> b c h p w", p=2)\ny = view(x, [B, C, H // 4, 4 * W])',
-             "element counts differ", "[B, C")
+    error_at(
+        's = rearrange(x, "b c (h p) w -> b c h p w", p=2)\ny = view(x, [B, C, H // 4, 4 * W])',
+        "element counts differ",
+        "[B, C",
+    )
     # a split of W says nothing about H
-    error_at('s = rearrange(x, "b c h (w q) -> b c h w q", q=4)\ny = view(x, [B, C, H // 4, 4 * W])',
-             "element counts differ", "[B, C")
+    error_at(
+        's = rearrange(x, "b c h (w q) -> b c h w q", q=4)\ny = view(x, [B, C, H // 4, 4 * W])',
+        "element counts differ",
+        "[B, C",
+    )
     # the divisibility a split establishes belongs to its graph: the next spec does not inherit it
     graph('s = rearrange(x, "b c (h p) w -> b c h p w", p=4)\ny = view(x, [B, C, H // 4, 4 * W])', inputs=INPUTS)
     error_at("y = view(x, [B, C, H // 4, 4 * W])", "element counts differ", "[B, C")
@@ -266,13 +291,13 @@ def test_without_established_divisibility_floor_stays_apart():
 def test_divisibility_survives_passes_and_the_verifier():
     f = SPLIT + "\ny = p + avg_pool(x, 4, 4) * 1"
     spec = inline_spec(f, inputs="x: [B, 1, H, W]", example="{inputs: {x: [2, 1, 8, 8]}}")
-    c = compile_spec(spec, check=True)          # the verifier rechecks shapes after every pass
+    c = compile_spec(spec, check=True)  # the verifier rechecks shapes after every pass
     assert ("H", 4) in c.graph.meta["divisible"] and ("W", 4) in c.graph.meta["divisible"]
     m = attndsl.build(spec)
     x = torch.randn(2, 1, 8, 8)
     want = x.reshape(2, 1, 2, 4, 2, 4).permute(0, 1, 3, 5, 2, 4).reshape(2, 16, 2, 2) + F.avg_pool2d(x, 4, 4)
     torch.testing.assert_close(m(x), want)
-    with pytest.raises(RuntimeError):           # the run-time reshape is what checks 4 | H
+    with pytest.raises(RuntimeError):  # the run-time reshape is what checks 4 | H
         m(torch.randn(2, 1, 9, 8))
 
 

@@ -1,4 +1,5 @@
 """Parser tables: programs that parse to the expected tree, and programs that fail with the expected error."""
+
 import pytest
 
 from attndsl import syntax as S
@@ -63,7 +64,7 @@ VALID = [
     ("y = f(x,)", ["y = f(x)"]),
     ("y = f()", ["y = f()"]),
     ("y = conv[i](x)", ["y = conv[i](x)"]),
-    ("y = rearrange(x, \"b c h w -> b (h w) c\", g=4)", ["y = rearrange(x, 'b c h w -> b (h w) c', g=4)"]),
+    ('y = rearrange(x, "b c h w -> b (h w) c", g=4)', ["y = rearrange(x, 'b c h w -> b (h w) c', g=4)"]),
     ("y = [a, b, 3]", ["y = [a, b, 3]"]),
     ("a, b = split(x, 2)", ["a, b = split(x, 2)"]),
     ("u[i] = f(x)", ["u[i] = f(x)"]),
@@ -77,7 +78,7 @@ VALID = [
     ("y = a if c == 2 else b", ["y = ifexp(==(c, 2), a, b)"]),
     ("y = not a and b or c", ["y = or(and(not(a), b), c)"]),
     ("y = f(x, bias=not bn)", ["y = f(x, bias=not(bn))"]),
-    ("y = x; z = y", None),          # no `;`: checked in INVALID
+    ("y = x; z = y", None),  # no `;`: checked in INVALID
 ]
 
 
@@ -110,8 +111,13 @@ def test_invalid_programs(text, line, message):
 
 
 def test_positions_map_into_the_file():
-    src = Source("spec.yaml", "y = x\nz = sigmoidd(y)\n", line0=10, col0=2,
-                 file_lines=tuple([""] * 10 + ["  y = x", "  z = sigmoidd(y)"]))
+    src = Source(
+        "spec.yaml",
+        "y = x\nz = sigmoidd(y)\n",
+        line0=10,
+        col0=2,
+        file_lines=tuple([""] * 10 + ["  y = x", "  z = sigmoidd(y)"]),
+    )
     stmt = parse_program(src)[1]
     assert (stmt.value.func.span.line, stmt.value.func.span.col) == (12, 7)
     assert stmt.value.func.span.source_line == "  z = sigmoidd(y)"

@@ -6,6 +6,7 @@
 The section is the output of `attndsl.ops.reference_markdown()`; tests/test_ops_registry.py
 fails when the file and the registry disagree, so the reference cannot go stale.
 """
+
 from __future__ import annotations
 
 import sys
@@ -29,6 +30,7 @@ def split(text: str) -> tuple[str, str, str]:
 def rendered(text: str) -> str:
     """The file's text with the section regenerated."""
     from attndsl.ops import reference_markdown
+
     head, _, tail = split(text)
     return f"{head}{BEGIN}\n\n{reference_markdown()}\n{END}{tail}"
 

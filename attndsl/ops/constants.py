@@ -1,4 +1,5 @@
 """Constant tensors: buffers built from static arguments (`buffer=`), and constants shaped like a tensor."""
+
 from __future__ import annotations
 
 import torch
@@ -12,18 +13,20 @@ from .registry import OpError, Out, lowering, need_int, need_size, need_tensor, 
 def dct_filters(channels, height, width, freqs):
     """FcaNet's 2-D DCT basis per channel [channels, height, width]; freqs = [[u, v], ...] or a table name
     ("top16") split channels evenly."""
-    if isinstance(freqs, str):      # one of FcaNet's selections, "top16", "low4", "bot8"... (see runtime)
+    if isinstance(freqs, str):  # one of FcaNet's selections, "top16", "low4", "bot8"... (see runtime)
         if freqs[:3] not in ("top", "low", "bot") or freqs[3:] not in ("1", "2", "4", "8", "16", "32"):
-            raise OpError(f"unknown frequency selection {freqs!r}", "freqs",
-                          "top, low or bot followed by 1, 2, 4, 8, 16 or 32, e.g. top16")
+            raise OpError(
+                f"unknown frequency selection {freqs!r}",
+                "freqs",
+                "top, low or bot followed by 1, 2, 4, 8, 16 or 32, e.g. top16",
+            )
         n = int(freqs[3:])
     else:
         freqs = tuple(tuple(f) for f in freqs)
         n = len(freqs)
     if channels % n:
         raise OpError(f"{channels} channels do not split evenly over {n} frequencies", "freqs")
-    return Out([], (channels, height, width),
-               {"channels": channels, "height": height, "width": width, "freqs": freqs})
+    return Out([], (channels, height, width), {"channels": channels, "height": height, "width": width, "freqs": freqs})
 
 
 @op("eye", buffer=(runtime.eye, ("n",)))
@@ -76,7 +79,7 @@ def random_bases(shape, std=1.0, norm_dim=None):
 
 
 @lowering("random_bases")
-def lower_random_bases(b, n, ins):      # read as a copy: a train-mode ema_update may change the buffer after this use
+def lower_random_bases(b, n, ins):  # read as a copy: a train-mode ema_update may change the buffer after this use
     return b.method("clone", (b.buffer(n),))
 
 

@@ -1,4 +1,5 @@
 """Elementwise ops: unary functions, arithmetic, clamps, comparisons and masks, `where`."""
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,11 @@ def gelu(x, approximate="none"):
     """GELU, exact (erf) or with approximate="tanh" (as torch's F.gelu)."""
     need_tensor(x)
     # the exact form keeps no attribute, so IR dumps of existing specs do not change
-    return Out([x], x.shape, {} if need_choice(approximate, ("none", "tanh"), "approximate") == "none"
-               else {"approximate": approximate})
+    return Out(
+        [x],
+        x.shape,
+        {} if need_choice(approximate, ("none", "tanh"), "approximate") == "none" else {"approximate": approximate},
+    )
 
 
 @lowering("gelu")
@@ -91,9 +95,13 @@ def lower_clamp(b, n, ins):
 
 # name -> (callable, doc); floordiv and mod are scalar arithmetic that only static (parameter) expressions produce
 BINARY = {
-    "add": (operator.add, "a + b"), "sub": (operator.sub, "a - b"), "mul": (operator.mul, "a * b"),
-    "div": (operator.truediv, "a / b"), "pow": (operator.pow, "a ** b"),
-    "floordiv": (operator.floordiv, "a // b"), "mod": (operator.mod, "a % b"),
+    "add": (operator.add, "a + b"),
+    "sub": (operator.sub, "a - b"),
+    "mul": (operator.mul, "a * b"),
+    "div": (operator.truediv, "a / b"),
+    "pow": (operator.pow, "a ** b"),
+    "floordiv": (operator.floordiv, "a // b"),
+    "mod": (operator.mod, "a % b"),
 }
 
 
@@ -106,8 +114,10 @@ def elementwise_shape(a, b):
     for s in shapes[1:]:
         r = broadcast(out, s)
         if r is None:
-            raise OpError(f"shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)} do not broadcast",
-                          hint="use unsqueeze(s, like=x) or rearrange to line up the axes")
+            raise OpError(
+                f"shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)} do not broadcast",
+                hint="use unsqueeze(s, like=x) or rearrange to line up the axes",
+            )
         out = r
     return Out([a, b], out)
 
@@ -162,8 +172,10 @@ def _comparison(sym):
         if not any(isinstance(v, T) for v in (a, b)):
             raise OpError("a comparison needs at least one tensor", "a")
         return elementwise_shape(a, b)
-    compare.__doc__ = (f"Mask of a {sym} b, elementwise with broadcasting: 1.0 where true, 0.0 where false "
-                       "(no gradient).")
+
+    compare.__doc__ = (
+        f"Mask of a {sym} b, elementwise with broadcasting: 1.0 where true, 0.0 where false (no gradient)."
+    )
     return compare
 
 
@@ -180,6 +192,7 @@ def _logical(word):
     def logical(a, b):
         need_tensor(a, "a"), need_tensor(b, "b")
         return elementwise_shape(a, b)
+
     logical.__doc__ = f"Mask of `a {word} b` for masks a, b (nonzero is true): 1.0 or 0.0, no gradient."
     return logical
 
@@ -207,8 +220,7 @@ def masked_fill(x, mask, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OpError(f"`value` must be a number, got {value!r}", "value")
     if broadcast(x.shape, mask.shape) != tuple(x.shape):
-        raise OpError(f"masked_fill: mask {fmt_shape(mask.shape)} does not broadcast to x {fmt_shape(x.shape)}",
-                      "mask")
+        raise OpError(f"masked_fill: mask {fmt_shape(mask.shape)} does not broadcast to x {fmt_shape(x.shape)}", "mask")
     return Out([x, mask], x.shape, {"value": float(value)})
 
 

@@ -1,4 +1,5 @@
 """Fused ops that passes make (usable directly): scaled dot-product attention and gates."""
+
 from __future__ import annotations
 
 import torch
@@ -19,12 +20,14 @@ def attention(q, k, v, mask=None, scale=None):
         if len(t.shape) < (1 if n == "mask" else 2) or split_pack(t.shape)[1] is not None:
             raise OpError(f"attention needs fixed-rank operands, got {fmt_shape(t.shape)}", n)
     if not dim_eq(q.shape[-1], k.shape[-1]) or not dim_eq(k.shape[-2], v.shape[-2]):
-        raise OpError(f"attention shapes do not fit: q {fmt_shape(q.shape)}, k {fmt_shape(k.shape)}, "
-                      f"v {fmt_shape(v.shape)}")
+        raise OpError(
+            f"attention shapes do not fit: q {fmt_shape(q.shape)}, k {fmt_shape(k.shape)}, v {fmt_shape(v.shape)}"
+        )
     scores = q.shape[:-1] + (k.shape[-2],)
     if mask is not None and broadcast(mask.shape, scores) != tuple(norm(d) for d in scores):
-        raise OpError(f"attention mask {fmt_shape(mask.shape)} does not broadcast to the scores "
-                      f"{fmt_shape(scores)}", "mask")
+        raise OpError(
+            f"attention mask {fmt_shape(mask.shape)} does not broadcast to the scores {fmt_shape(scores)}", "mask"
+        )
     return Out([q, k, v] + ([mask] if mask is not None else []), q.shape[:-1] + (v.shape[-1],), {"scale": scale})
 
 
@@ -37,7 +40,7 @@ def lower_attention(b, n, ins):
     lead = {2: (0, 0), 3: (1,)}.get(len(in_shapes[0])) if len({len(s) for s in in_shapes[:3]}) == 1 else None
     for d in lead or ():
         ins = [b.call(torch.unsqueeze, (t, d)) for t in ins]
-        if mask is not None and len(in_shapes[3]) == len(in_shapes[0]):     # a lower-rank mask broadcasts as is
+        if mask is not None and len(in_shapes[3]) == len(in_shapes[0]):  # a lower-rank mask broadcasts as is
             mask = b.call(torch.unsqueeze, (mask, d))
     if mask is not None:
         kw = {"attn_mask": mask, **kw}
@@ -47,15 +50,18 @@ def lower_attention(b, n, ins):
     return out
 
 
-GATE_ACTS = ("sigmoid", "tanh", "hardsigmoid")      # what a gate may apply (fuse_gate fuses these)
+GATE_ACTS = ("sigmoid", "tanh", "hardsigmoid")  # what a gate may apply (fuse_gate fuses these)
 
 
 @op("gate")
 def gate(x, s, act="sigmoid", plus_one=False):
     """x * act(s) (or x * (1 + act(s))): a gate and its product in one node."""
     if act not in GATE_ACTS:
-        raise OpError(f"a gate applies one of {', '.join(GATE_ACTS)}, got {act!r}", "act",
-                      "other activations: x * act(s) written out")
+        raise OpError(
+            f"a gate applies one of {', '.join(GATE_ACTS)}, got {act!r}",
+            "act",
+            "other activations: x * act(s) written out",
+        )
     r = elementwise_shape(x, s).shape
     return Out([x, s], r, {"act": act, "plus_one": bool(plus_one)})
 

@@ -1,6 +1,7 @@
 """The layers' argument rules and shapes: what `conv2d(...)` etc. accept, and the shape of applying one.
 
 The modules themselves are built in attndsl/layers.py."""
+
 from __future__ import annotations
 
 import math
@@ -18,26 +19,39 @@ def _float(v, arg):
 
 
 def _init(v, arg):
-    if v is None or isinstance(v, (int, float)) or (isinstance(v, (list, tuple)) and all(
-            isinstance(x, (int, float)) for x in v)):
+    if (
+        v is None
+        or isinstance(v, (int, float))
+        or (isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v))
+    ):
         return v if not isinstance(v, list) else tuple(v)
     if isinstance(v, str) and v in INITS:
         return v
     from ..errors import did_you_mean
     from ..inits import TABLE, Init  # the init vocabulary (imports this package)
+
     if isinstance(v, Init):
         return v
     hint = (f"call it: `{arg}={v}(...)`" if v in TABLE else did_you_mean(v, INITS)) if isinstance(v, str) else None
-    raise OpError(f"`{arg}` must be one of {', '.join(INITS)}, an init call such as kaiming_normal(...), "
-                  f"a number or a list of numbers, got {v!r}", arg, hint or "docs/language.md, Initialisation")
+    raise OpError(
+        f"`{arg}` must be one of {', '.join(INITS)}, an init call such as kaiming_normal(...), "
+        f"a number or a list of numbers, got {v!r}",
+        arg,
+        hint or "docs/language.md, Initialisation",
+    )
 
 
 @layer("linear")
 def linear_layer(in_features, out_features, bias=True, weight_init=None, bias_init=None):
     """Fully connected layer acting on the last axis: weight [out, in]."""
     need_int(in_features, "in_features", 1), need_int(out_features, "out_features", 1)
-    return {"in_features": in_features, "out_features": out_features, "bias": bool(bias),
-            "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
+    return {
+        "in_features": in_features,
+        "out_features": out_features,
+        "bias": bool(bias),
+        "weight_init": _init(weight_init, "weight_init"),
+        "bias_init": _init(bias_init, "bias_init"),
+    }
 
 
 def _ints(v, n, arg, minimum):
@@ -48,22 +62,42 @@ def _ints(v, n, arg, minimum):
 
 
 def _conv(n):
-    def conv(in_channels, out_channels, kernel, stride=1, padding=0, dilation=1, groups=1, bias=True,
-             weight_init=None, bias_init=None):
+    def conv(
+        in_channels,
+        out_channels,
+        kernel,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        weight_init=None,
+        bias_init=None,
+    ):
         need_int(in_channels, "in_channels", 1), need_int(out_channels, "out_channels", 1)
         need_int(groups, "groups", 1)
         if in_channels % groups or out_channels % groups:
-            raise OpError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}",
-                          "groups")
+            raise OpError(
+                f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}", "groups"
+            )
         k = _ints(kernel, n, "kernel", 1)
         d = _ints(dilation, n, "dilation", 1)
         if padding == "same":
             padding = tuple(dd * (kk - 1) // 2 for kk, dd in zip(k, d))
-        return {"in_channels": in_channels, "out_channels": out_channels, "kernel": k,
-                "stride": _ints(stride, n, "stride", 1), "padding": _ints(padding, n, "padding", 0),
-                "dilation": d, "groups": groups, "bias": bool(bias),
-                "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
-    conv.__doc__ = f"{n}-D convolution over [B, C, *{n} spatial axes]; `padding=\"same\"` keeps the size."
+        return {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "kernel": k,
+            "stride": _ints(stride, n, "stride", 1),
+            "padding": _ints(padding, n, "padding", 0),
+            "dilation": d,
+            "groups": groups,
+            "bias": bool(bias),
+            "weight_init": _init(weight_init, "weight_init"),
+            "bias_init": _init(bias_init, "bias_init"),
+        }
+
+    conv.__doc__ = f'{n}-D convolution over [B, C, *{n} spatial axes]; `padding="same"` keeps the size.'
     return conv
 
 
@@ -75,9 +109,14 @@ for _n in (1, 2, 3):
 def batchnorm_layer(num_features, eps=1e-5, momentum=0.1, affine=True, weight_init=None, bias_init=None):
     """Batch normalisation over axis 1 of [B, C, ...] (any rank)."""
     need_int(num_features, "num_features", 1)
-    return {"num_features": num_features, "eps": _float(eps, "eps"), "momentum": _float(momentum, "momentum"),
-            "affine": bool(affine),
-            "weight_init": _init(weight_init, "weight_init"), "bias_init": _init(bias_init, "bias_init")}
+    return {
+        "num_features": num_features,
+        "eps": _float(eps, "eps"),
+        "momentum": _float(momentum, "momentum"),
+        "affine": bool(affine),
+        "weight_init": _init(weight_init, "weight_init"),
+        "bias_init": _init(bias_init, "bias_init"),
+    }
 
 
 @layer("layernorm")
@@ -119,8 +158,10 @@ def layer_apply_shape(kind: str, args: dict, x: T):
         need_rank(x, (n + 2,), kind)
         if not dim_eq(s[1], args["in_channels"]):
             raise OpError(f"{kind} expects {args['in_channels']} input channels, got {fmt_shape(s)}")
-        sp = tuple(conv_out(d, k, st, p, dl) for d, k, st, p, dl in
-                   zip(s[2:], args["kernel"], args["stride"], args["padding"], args["dilation"]))
+        sp = tuple(
+            conv_out(d, k, st, p, dl)
+            for d, k, st, p, dl in zip(s[2:], args["kernel"], args["stride"], args["padding"], args["dilation"])
+        )
         return (s[0], args["out_channels"]) + sp
     if kind == "batchnorm":
         if len(s) < 2 or not dim_eq(s[1], args["num_features"]):
@@ -148,4 +189,4 @@ def layer_numel(kind: str, a: dict) -> int:
         return a["num_features"]
     if kind == "groupnorm":
         return a["channels"]
-    return math.prod(a["shape"])        # layernorm, param
+    return math.prod(a["shape"])  # layernorm, param

@@ -1,4 +1,5 @@
 """Layout ops: axes moved, merged, inserted or removed; tensors joined and split; slices and shifts."""
+
 from __future__ import annotations
 
 import sympy
@@ -60,7 +61,7 @@ def flatten(x, start=1, end=-1):
         return Out([x], x.shape[:a] + (merged,) + x.shape[last:], {"start": a, "end": -1 if b == "end" else b})
     if b < a:
         raise OpError(f"flatten end {end} comes before start {start}")
-    return Out([x], x.shape[:a] + (numel(x.shape[a:b + 1]),) + x.shape[b + 1:], {"start": a, "end": b})
+    return Out([x], x.shape[:a] + (numel(x.shape[a : b + 1]),) + x.shape[b + 1 :], {"start": a, "end": b})
 
 
 @lowering("flatten")
@@ -80,8 +81,10 @@ def unsqueeze(x, dim=None, like=None):
         pre, pack, suf = split_pack(ls)
         if pack is not None:
             if len(xs) > len(pre):
-                raise OpError(f"unsqueeze(like=) needs x to cover only the axes before the variadic part of "
-                              f"{fmt_shape(ls)}, got {fmt_shape(xs)}")
+                raise OpError(
+                    f"unsqueeze(like=) needs x to cover only the axes before the variadic part of "
+                    f"{fmt_shape(ls)}, got {fmt_shape(xs)}"
+                )
             shape = xs + (1,) * (len(pre) - len(xs)) + (Pack(pack.name, True),) + (1,) * len(suf)
         else:
             shape = xs + (1,) * (len(ls) - len(xs))
@@ -128,11 +131,12 @@ def lower_squeeze(b, n, ins):
 def rearrange(x, pattern, **sizes):
     """Reshape and permute by a pattern: rearrange(x, "b c (g d) h w -> b g d (h w)", g=4)."""
     from ..patterns import infer
+
     need_tensor(x)
     try:
         shape, recipe = infer(pattern, x.shape, sizes)
     except ValueError as e:
-        raise OpError(str(e), "pattern", "patterns look like \"b c h w -> b (h w) c\"") from None
+        raise OpError(str(e), "pattern", 'patterns look like "b c h w -> b (h w) c"') from None
     return Out([x], shape, {"pattern": pattern, "sizes": dict(sorted(sizes.items()))})
 
 
@@ -351,12 +355,17 @@ def view(x, shape):
     if -1 in sizes:
         rest = norm(sympy.sympify(total) / known)
         if not (isinstance(rest, int) or is_int(rest)):
-            raise OpError(f"cannot view {fmt_shape(x.shape)} as {list(shape)}: {total} elements are not a multiple "
-                          f"of {known}", "shape")
+            raise OpError(
+                f"cannot view {fmt_shape(x.shape)} as {list(shape)}: {total} elements are not a multiple of {known}",
+                "shape",
+            )
         out[sizes.index(-1)] = rest
     elif not dim_eq(total, known):
-        raise OpError(f"cannot view {fmt_shape(x.shape)} as {list(shape)}: element counts differ ({total} and "
-                      f"{norm(known)})", "shape", "view keeps the element count; -1 stands for the rest")
+        raise OpError(
+            f"cannot view {fmt_shape(x.shape)} as {list(shape)}: element counts differ ({total} and {norm(known)})",
+            "shape",
+            "view keeps the element count; -1 stands for the rest",
+        )
     return Out([x], tuple(out), {"shape": tuple(sizes)})
 
 
@@ -370,8 +379,10 @@ def reshape(x, like):
     """Reshape x to the shape of `like` (same element count): undoes a flatten, e.g. back to [B, C, *S]."""
     need_tensor(x), need_tensor(like, "like")
     if not dim_eq(numel(x.shape), numel(like.shape)):
-        raise OpError(f"cannot reshape {fmt_shape(x.shape)} to {fmt_shape(like.shape)}: element counts differ",
-                      hint="reshape keeps the element count; move axes with rearrange or transpose first")
+        raise OpError(
+            f"cannot reshape {fmt_shape(x.shape)} to {fmt_shape(like.shape)}: element counts differ",
+            hint="reshape keeps the element count; move axes with rearrange or transpose first",
+        )
     return Out([x, like], like.shape)
 
 

@@ -1,4 +1,5 @@
 """Pooling over the spatial axes: adaptive (to a size) and windowed, fixed-rank or variadic."""
+
 from __future__ import annotations
 
 import sympy
@@ -9,9 +10,15 @@ from ..shapes import Pack, fmt_shape, split_pack
 from .registry import OpError, Out, conv_out, lowering, need_int, need_rank, need_tensor, op, sizes_n, tuple_n
 
 
-@op("adaptive_avg_pool", "adaptive_max_pool", runtime={"size"}, docs={
-    "adaptive_avg_pool": "Average-pool a [B, C, *spatial] input to a fixed spatial size (rank from the input).",
-    "adaptive_max_pool": "Max-pool a [B, C, *spatial] input to a fixed spatial size (rank from the input)."})
+@op(
+    "adaptive_avg_pool",
+    "adaptive_max_pool",
+    runtime={"size"},
+    docs={
+        "adaptive_avg_pool": "Average-pool a [B, C, *spatial] input to a fixed spatial size (rank from the input).",
+        "adaptive_max_pool": "Max-pool a [B, C, *spatial] input to a fixed spatial size (rank from the input).",
+    },
+)
 def adaptive_pool(x, size):
     """Pool a [B, C, *spatial] input to a fixed spatial size (rank from the input)."""
     need_tensor(x)
@@ -40,7 +47,7 @@ def avg_pool(x, kernel, stride=None, padding=0, ceil_mode=False, count_include_p
     positions only."""
     need_tensor(x)
     out = _pool(x, kernel, stride, padding, ceil_mode)
-    if not count_include_pad:       # the default keeps no attribute: IR dumps of existing specs do not change
+    if not count_include_pad:  # the default keeps no attribute: IR dumps of existing specs do not change
         out.attrs["count_include_pad"] = False
     return out
 
@@ -89,6 +96,7 @@ def _pool_variadic(x, kernel, stride, padding, ceil_mode):
 
     def tag(v):
         return "x".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
     name = f"{pack.name}_pool{tag(k)}" + (f"_s{tag(s)}" if s != k else "") + (f"_p{tag(p)}" if p else "")
     return Out([x], x.shape[:2] + (Pack(name),), {"kernel": k, "stride": s, "padding": p})
 
@@ -100,5 +108,13 @@ def lower_pool(b, n, ins):
     if split_pack(shape)[1] is not None:
         return b.call(runtime.pool_nd, (ins[0], n["op"], a["kernel"], a["stride"], a["padding"]), pool_kw)
     fn = getattr(F, f"{n['op']}{len(shape) - 2}d")
-    return b.call(fn, (ins[0], a["kernel"]), {"stride": a["stride"], "padding": a["padding"],
-                                              **({"ceil_mode": True} if a.get("ceil_mode") else {}), **pool_kw})
+    return b.call(
+        fn,
+        (ins[0], a["kernel"]),
+        {
+            "stride": a["stride"],
+            "padding": a["padding"],
+            **({"ceil_mode": True} if a.get("ceil_mode") else {}),
+            **pool_kw,
+        },
+    )

@@ -1,4 +1,5 @@
 """Reductions over axes, statistics, and the normalisations along an axis (softmax, normalize, hardmax)."""
+
 from __future__ import annotations
 
 import torch
@@ -23,9 +24,12 @@ REDUCTIONS = {
 def _reduce(x, dims=None, keepdim=False):
     """Reduce over axes (`spatial` for all axes after channels)."""
     need_tensor(x)
-    if x.shape is None:         # a runtime number (numel): max(n - 1, 1) would otherwise crash in resolve_axes
-        raise OpError("reductions and max/min of a runtime number (numel) are not supported", "x",
-                      "clamp a tensor instead: clamp(t, min=1)")
+    if x.shape is None:  # a runtime number (numel): max(n - 1, 1) would otherwise crash in resolve_axes
+        raise OpError(
+            "reductions and max/min of a runtime number (numel) are not supported",
+            "x",
+            "clamp a tensor instead: clamp(t, min=1)",
+        )
     axes = resolve_axes(x.shape, dims)
     return Out([x], drop_axes(x.shape, axes, keepdim), {"dims": axes, "keepdim": bool(keepdim)})
 
@@ -34,9 +38,14 @@ for _n, (_, _doc) in REDUCTIONS.items():
     register(OPS, _n, _reduce, doc=_doc)
 
 
-@op("max", "min", docs={
-    "max": "Tensor max over axes (the static max of numbers is a builtin too).",
-    "min": "Tensor min over axes (the static min of numbers is a builtin too)."})
+@op(
+    "max",
+    "min",
+    docs={
+        "max": "Tensor max over axes (the static max of numbers is a builtin too).",
+        "min": "Tensor min over axes (the static min of numbers is a builtin too).",
+    },
+)
 def max_(x, dims=None, keepdim=False):
     """Tensor max/min over axes (the static max/min of numbers is a builtin too)."""
     return _reduce(x, dims, keepdim)
@@ -53,8 +62,19 @@ def lower_reduction(b, n, ins):
     return b.call(REDUCTIONS[name][0], (ins[0], dims), {"keepdim": a["keepdim"]})
 
 
-REDUCE_KINDS = {"avg": "mean", "mean": "mean", "max": "amax", "amax": "amax", "min": "amin", "amin": "amin",
-                "sum": "sum", "lse": "logsumexp", "logsumexp": "logsumexp", "lp": "l2", "l2": "l2"}
+REDUCE_KINDS = {
+    "avg": "mean",
+    "mean": "mean",
+    "max": "amax",
+    "amax": "amax",
+    "min": "amin",
+    "amin": "amin",
+    "sum": "sum",
+    "lse": "logsumexp",
+    "logsumexp": "logsumexp",
+    "lp": "l2",
+    "l2": "l2",
+}
 
 
 @op("reduce")
@@ -68,7 +88,7 @@ def reduce_(x, kind, dims=None, keepdim=False):
 
 
 @lowering("reduce")
-def lower_reduce(b, n, ins):        # kind fixed at compile time: lowers to the plain torch reduction
+def lower_reduce(b, n, ins):  # kind fixed at compile time: lowers to the plain torch reduction
     a = n["attrs"]
     dims = b.dims(ins[0], b.in_shapes(n)[0], a["dims"])
     if a["kind"] == "l2":
@@ -77,9 +97,14 @@ def lower_reduce(b, n, ins):        # kind fixed at compile time: lowers to the 
     return b.call(REDUCTIONS[a["kind"]][0], (ins[0], dims), {"keepdim": a["keepdim"]})
 
 
-@op("var", "std", docs={
-    "var": "Variance over axes; unbiased (n-1) by default, as torch.",
-    "std": "Standard deviation over axes; unbiased (n-1) by default, as torch."})
+@op(
+    "var",
+    "std",
+    docs={
+        "var": "Variance over axes; unbiased (n-1) by default, as torch.",
+        "std": "Standard deviation over axes; unbiased (n-1) by default, as torch.",
+    },
+)
 def var(x, dims=None, keepdim=False, unbiased=True):
     """Variance or standard deviation over axes; unbiased (n-1) by default, as torch."""
     out = _reduce(x, dims, keepdim)
@@ -91,8 +116,11 @@ def var(x, dims=None, keepdim=False, unbiased=True):
 def lower_var(b, n, ins):
     a = n["attrs"]
     dims = b.dims(ins[0], b.in_shapes(n)[0], a["dims"])
-    return b.call(torch.var if n["op"] == "var" else torch.std, (ins[0], dims),
-                  {"correction": 1 if a["unbiased"] else 0, "keepdim": a["keepdim"]})
+    return b.call(
+        torch.var if n["op"] == "var" else torch.std,
+        (ins[0], dims),
+        {"correction": 1 if a["unbiased"] else 0, "keepdim": a["keepdim"]},
+    )
 
 
 @op("cov")
@@ -100,8 +128,10 @@ def cov(x, unbiased=True):
     """Covariance of the rows of x [..., d, n] over its last axis (a batched torch.cov): [..., d, d]."""
     need_tensor(x)
     if len(x.shape) < 2 or split_pack(x.shape)[1] is not None:
-        raise OpError(f"cov needs a fixed-rank input [..., d, n], got {fmt_shape(x.shape)}",
-                      hint="flatten the observation axes into the last one first: flatten(x, 2)")
+        raise OpError(
+            f"cov needs a fixed-rank input [..., d, n], got {fmt_shape(x.shape)}",
+            hint="flatten the observation axes into the last one first: flatten(x, 2)",
+        )
     return Out([x], x.shape[:-1] + (x.shape[-2],), {"unbiased": bool(unbiased)})
 
 

@@ -1,13 +1,20 @@
 """The op reference, generated from the registry: `attndsl ops` prints it, docs/language.md embeds it."""
+
 from __future__ import annotations
 
 from .registry import LAYERS, OPS
 
 # family file -> heading, in the order the reference lists them
 FAMILIES = {
-    "elementwise": "Elementwise and masks", "reductions": "Reductions and normalisations", "layout": "Layout",
-    "products": "Products and convolution by a tensor", "pooling": "Pooling", "sampling": "Sampling and indexing",
-    "constants": "Constants", "state": "Gradient, state and mode", "fused": "Fused (made by passes, usable directly)",
+    "elementwise": "Elementwise and masks",
+    "reductions": "Reductions and normalisations",
+    "layout": "Layout",
+    "products": "Products and convolution by a tensor",
+    "pooling": "Pooling",
+    "sampling": "Sampling and indexing",
+    "constants": "Constants",
+    "state": "Gradient, state and mode",
+    "fused": "Fused (made by passes, usable directly)",
 }
 
 

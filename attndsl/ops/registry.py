@@ -7,6 +7,7 @@ and returns an `Out` (operand list, normalised attributes, result shape). The lo
 lowering builder, the IR node and its lowered inputs and returns the fx value (see lowering.py).
 Entry points: `OPS`, `LAYERS`, `op`, `lowering`, `layer`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -22,6 +23,7 @@ from ..shapes import Pack, fmt_shape, is_int, is_symbolic, norm, split_pack, sym
 @dataclass
 class T:
     """A tensor operand during shape inference."""
+
     nid: int
     shape: tuple
     span: object = None
@@ -32,7 +34,7 @@ class Out:
     inputs: list
     shape: tuple
     attrs: dict = field(default_factory=dict)
-    n_outputs: int = 0          # > 0: a tuple of that many tensors, shapes in `shapes`
+    n_outputs: int = 0  # > 0: a tuple of that many tensors, shapes in `shapes`
     shapes: list = field(default_factory=list)
     dtype: str = "float"
 
@@ -48,16 +50,16 @@ class OpError(Exception):
 @dataclass
 class OpDef:
     name: str
-    fn: object                  # the shape rule
-    doc: str                    # the docstring's first paragraph, or the name's own line where ops share a rule
-    pure: bool = True           # False: never merged by CSE (random, or updates state)
+    fn: object  # the shape rule
+    doc: str  # the docstring's first paragraph, or the name's own line where ops share a rule
+    pure: bool = True  # False: never merged by CSE (random, or updates state)
     signature: object = None
-    family: str = ""            # the file that defines it (`attndsl ops` and the docs group by it)
-    lower: object = None        # (builder, IR node, lowered inputs) -> fx value; set by `@lowering`
+    family: str = ""  # the file that defines it (`attndsl ops` and the docs group by it)
+    lower: object = None  # (builder, IR node, lowered inputs) -> fx value; set by `@lowering`
     buffer: tuple | None = None  # constant ops: (runtime function, attribute names) that build the buffer
-    tensors: frozenset = frozenset()    # arguments that take tensors although their name is not in TENSOR_ARGS
-    static: frozenset = frozenset()     # arguments that are static although their name is in TENSOR_ARGS
-    runtime: frozenset = frozenset()    # static arguments that also take run-time sizes (`H - 1`: a sympy expression)
+    tensors: frozenset = frozenset()  # arguments that take tensors although their name is not in TENSOR_ARGS
+    static: frozenset = frozenset()  # arguments that are static although their name is in TENSOR_ARGS
+    runtime: frozenset = frozenset()  # static arguments that also take run-time sizes (`H - 1`: a sympy expression)
 
 
 OPS: dict[str, OpDef] = {}
@@ -73,9 +75,18 @@ def register(table, name, fn, pure=True, doc=None, buffer=None, tensors=(), stat
     """Add `name` to `table` with shape rule `fn`; `doc` replaces the docstring's line for this name."""
     if name in table:
         raise ValueError(f"op `{name}` is registered twice")
-    table[name] = OpDef(name, fn, doc or first_paragraph(fn.__doc__), pure, inspect.signature(fn),
-                        fn.__module__.rpartition(".")[2], buffer=buffer, tensors=frozenset(tensors),
-                        static=frozenset(static), runtime=frozenset(runtime))
+    table[name] = OpDef(
+        name,
+        fn,
+        doc or first_paragraph(fn.__doc__),
+        pure,
+        inspect.signature(fn),
+        fn.__module__.rpartition(".")[2],
+        buffer=buffer,
+        tensors=frozenset(tensors),
+        static=frozenset(static),
+        runtime=frozenset(runtime),
+    )
     return fn
 
 
@@ -88,10 +99,12 @@ def op(*names, pure=True, docs=None, buffer=None, tensors=(), static=(), runtime
     `runtime` names the static arguments that also take run-time sizes (`narrow(x, 2, 1, H - 1)`):
     the shape rule gets them as sympy expressions (`need_size`), the lowering as fx values.
     """
+
     def deco(fn):
         for n in names or (fn.__name__.rstrip("_"),):
             register(OPS, n, fn, pure, (docs or {}).get(n), buffer, tensors, static, runtime)
         return fn
+
     return deco
 
 
@@ -100,6 +113,7 @@ def lowering(*names):
 
     It sits right under the ops' shape rule; the IR node's `attrs` are what the shape rule returned.
     """
+
     def deco(fn):
         for n in names:
             if n not in OPS:
@@ -108,6 +122,7 @@ def lowering(*names):
                 raise ValueError(f"op `{n}` has two lowerings")
             OPS[n].lower = fn
         return fn
+
     return deco
 
 
@@ -116,10 +131,12 @@ def layer(*names):
         for n in names or (fn.__name__.rstrip("_"),):
             register(LAYERS, n, fn)
         return fn
+
     return deco
 
 
 # --- argument helpers -----------------------------------------------------------------------
+
 
 def need_tensor(x, arg="x"):
     if not isinstance(x, T):
@@ -129,8 +146,11 @@ def need_tensor(x, arg="x"):
 
 def need_int(v, arg, minimum=None):
     if is_symbolic(v):
-        raise OpError(f"`{arg}` must be known at compile time; `{v}` is a run-time size", arg,
-                      "this argument takes numbers and parameters")
+        raise OpError(
+            f"`{arg}` must be known at compile time; `{v}` is a run-time size",
+            arg,
+            "this argument takes numbers and parameters",
+        )
     if isinstance(v, bool) or not isinstance(v, int):
         raise OpError(f"`{arg}` must be an integer, got {v!r}", arg)
     if minimum is not None and v < minimum:
@@ -143,8 +163,11 @@ def need_size(v, arg, minimum=None):
     if not is_symbolic(v):
         return need_int(v, arg, minimum)
     if not is_int(v):
-        raise OpError(f"`{arg}` must be an integer, got `{v}`, which may not be one", arg,
-                      "divide sizes with `//` (floor) or split the axis with rearrange first")
+        raise OpError(
+            f"`{arg}` must be an integer, got `{v}`, which may not be one",
+            arg,
+            "divide sizes with `//` (floor) or split the axis with rearrange first",
+        )
     if minimum is not None and (sympy.sympify(v) - minimum).is_negative:
         raise OpError(f"`{arg}` must be at least {minimum}, got `{v}`", arg)
     return v
@@ -174,8 +197,11 @@ def resolve_axis(shape, d, arg="dim"):
     if isinstance(d, str):
         hits = [i for i, s in enumerate(shape) if not isinstance(s, Pack) and str(s) == d]
         if len(hits) != 1:
-            raise OpError(f"axis `{d}` {'is ambiguous' if hits else 'is not'} in shape {fmt_shape(shape)}", arg,
-                          "name an axis by its symbolic size, or use an integer")
+            raise OpError(
+                f"axis `{d}` {'is ambiguous' if hits else 'is not'} in shape {fmt_shape(shape)}",
+                arg,
+                "name an axis by its symbolic size, or use an integer",
+            )
         d = hits[0]
     if isinstance(d, bool) or not isinstance(d, int):
         raise OpError(f"`{arg}` must be an axis (an integer or a size name), got {d!r}", arg)
@@ -192,8 +218,7 @@ def resolve_axis(shape, d, arg="dim"):
         idx = d - len(pre) - 1
         if idx < len(suf):
             raise OpError(f"axis {d} lies after the variadic part of {fmt_shape(shape)}; count it from the end", arg)
-    raise OpError(f"axis {d} is not a fixed axis of {fmt_shape(shape)}", arg,
-                  "use `spatial` for the variadic axes")
+    raise OpError(f"axis {d} is not a fixed axis of {fmt_shape(shape)}", arg, "use `spatial` for the variadic axes")
 
 
 def _pack_axes(pre, suf, start=0):
@@ -207,7 +232,7 @@ def resolve_axes(shape, dims, arg="dims"):
     if dims is None:
         return tuple(range(len(shape))) if pack is None else tuple(_pack_axes(pre, suf))
     out = []
-    for d in (list(dims) if isinstance(dims, (list, tuple)) else [dims]):
+    for d in list(dims) if isinstance(dims, (list, tuple)) else [dims]:
         if pack is not None and d == pack.name:
             out.append("S")
         elif d == "spatial" and pack is not None:
@@ -271,6 +296,7 @@ def tuple_n(v, n, arg):
 
 # --- static values: builtins of parameter expressions, and which op arguments take tensors ----------
 
+
 def _range(*args):
     """range() as a list, refused before it is built if it is longer than a loop may run."""
     if not all(isinstance(a, int) for a in args):
@@ -283,20 +309,54 @@ def _range(*args):
 
 def static_builtins():
     """Functions of static values (parameter expressions, layer arguments)."""
+
     def odd(v):
         return v if int(v) % 2 else int(v) + 1
+
     return {
-        "max": max, "min": min, "abs": abs, "int": int, "float": float, "round": round,
-        "floor": math.floor, "ceil": math.ceil, "log": math.log, "log2": math.log2, "sqrt": math.sqrt,
-        "odd": odd, "range": _range, "len": len,
+        "max": max,
+        "min": min,
+        "abs": abs,
+        "int": int,
+        "float": float,
+        "round": round,
+        "floor": math.floor,
+        "ceil": math.ceil,
+        "log": math.log,
+        "log2": math.log2,
+        "sqrt": math.sqrt,
+        "odd": odd,
+        "range": _range,
+        "len": len,
     }
 
 
 # arguments that take tensors, by name; every other argument must be known at compile time. An op
 # whose argument breaks the convention says so in its entry: @op(..., tensors={"value"}) or static={"p"}
-TENSOR_ARGS = {"x", "a", "b", "cond", "like", "likes", "xs", "index", "weight", "bias", "theta", "grid",
-               "p", "u", "l", "q", "k", "v", "buffer", "s", "mask"}
-LIST_ARGS = ("xs", "likes")          # a list of tensors
+TENSOR_ARGS = {
+    "x",
+    "a",
+    "b",
+    "cond",
+    "like",
+    "likes",
+    "xs",
+    "index",
+    "weight",
+    "bias",
+    "theta",
+    "grid",
+    "p",
+    "u",
+    "l",
+    "q",
+    "k",
+    "v",
+    "buffer",
+    "s",
+    "mask",
+}
+LIST_ARGS = ("xs", "likes")  # a list of tensors
 
 
 def tensor_args(name: str) -> set:

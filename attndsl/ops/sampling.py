@@ -1,4 +1,5 @@
 """Resampling and indexing: interpolate, pad, sliding windows, sampling grids, gathers and draws."""
+
 from __future__ import annotations
 
 import sympy
@@ -62,20 +63,23 @@ def pad(x, padding, value=0.0, mode="constant"):
     """Padding, torch order: (last_lo, last_hi, second_last_lo, ...); mode constant (value), reflect, replicate or
     circular. Amounts may be run-time sizes: pad(x, [0, W % 4, 0, H % 4])."""
     need_tensor(x)
-    padding = tuple(norm(need_size(p, "padding")) for p in (padding if isinstance(padding, (list, tuple))
-                                                             else [padding]))
+    padding = tuple(
+        norm(need_size(p, "padding")) for p in (padding if isinstance(padding, (list, tuple)) else [padding])
+    )
     if len(padding) % 2 or len(padding) // 2 > len(x.shape):
         raise OpError(f"pad needs pairs of sizes, got {padding}", "padding")
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise OpError(f"unknown pad mode {mode!r}", "mode", "constant, reflect, replicate or circular")
     if mode != "constant" and not 1 <= len(padding) // 2 <= min(3, len(x.shape) - 2):
-        raise OpError(f"{mode} padding pads 1 to 3 trailing axes of a [B, C, ...] input, got {padding} "
-                      f"for {fmt_shape(x.shape)}", "padding")
+        raise OpError(
+            f"{mode} padding pads 1 to 3 trailing axes of a [B, C, ...] input, got {padding} for {fmt_shape(x.shape)}",
+            "padding",
+        )
     s = list(x.shape)
     for i in range(len(padding) // 2):
         s[-1 - i] = norm(sympy.sympify(s[-1 - i]) + padding[2 * i] + padding[2 * i + 1])
     attrs = {"padding": padding, "value": float(value)}
-    if mode != "constant":          # constant pads keep their old attributes (IR dumps unchanged)
+    if mode != "constant":  # constant pads keep their old attributes (IR dumps unchanged)
         attrs["mode"] = mode
     return Out([x], tuple(s), attrs)
 
@@ -127,9 +131,12 @@ def fold(x, dim, length, step=1, padding=0):
     need_int(step, "step", 1), need_int(padding, "padding", 0)
     (n_out,) = sizes_n(length, 1, "length")
     if not _same_size(conv_out(n_out, size, step, padding, 1), x.shape[a]):
-        raise OpError(f"fold: {x.shape[a]} windows of {size} with step {step} and padding {padding} do not come "
-                      f"from an axis of length {n_out}", "length",
-                      "the windows must be those unfold(length, size, step, padding) makes")
+        raise OpError(
+            f"fold: {x.shape[a]} windows of {size} with step {step} and padding {padding} do not come "
+            f"from an axis of length {n_out}",
+            "length",
+            "the windows must be those unfold(length, size, step, padding) makes",
+        )
     s = list(x.shape[:-1])
     s[a] = n_out
     return Out([x], tuple(s), {"dim": a, "length": n_out, "size": size, "step": step, "padding": padding})
@@ -182,15 +189,19 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
     need_rank(x, (4,), "grid_sample")
     if len(grid.shape) != 4 or grid.shape[-1] != 2:
         raise OpError(f"grid_sample needs a grid [B, H, W, 2], got {fmt_shape(grid.shape)}", "grid")
-    return Out([x, grid], x.shape[:2] + grid.shape[1:3],
-               {"mode": mode, "padding_mode": padding_mode, "align_corners": bool(align_corners)})
+    return Out(
+        [x, grid],
+        x.shape[:2] + grid.shape[1:3],
+        {"mode": mode, "padding_mode": padding_mode, "align_corners": bool(align_corners)},
+    )
 
 
 @lowering("grid_sample")
 def lower_grid_sample(b, n, ins):
     a = n["attrs"]
-    return b.call(F.grid_sample, ins, {"mode": a["mode"], "padding_mode": a["padding_mode"],
-                                       "align_corners": a["align_corners"]})
+    return b.call(
+        F.grid_sample, ins, {"mode": a["mode"], "padding_mode": a["padding_mode"], "align_corners": a["align_corners"]}
+    )
 
 
 @op("patch_grid")
@@ -237,8 +248,9 @@ def gather(x, dim, index):
         raise OpError(f"gather: axis {dim} is not one of the index's trailing {r} axes of {fmt_shape(x.shape)}", "dim")
     for i, (d, e) in enumerate(zip(x.shape[lead:], index.shape)):
         if lead + i != a and not dim_eq(d, e):
-            raise OpError(f"gather: index {fmt_shape(index.shape)} does not fit {fmt_shape(x.shape)} off axis {a}",
-                          "index")
+            raise OpError(
+                f"gather: index {fmt_shape(index.shape)} does not fit {fmt_shape(x.shape)} off axis {a}", "index"
+            )
     return Out([x, index], tuple(x.shape[:lead]) + tuple(index.shape), {"dim": a})
 
 
@@ -253,10 +265,13 @@ def sample_onehot(p, u, dim=-1):
     that axis: the one-hot of the first index whose cumulative probability exceeds u (no gradient)."""
     need_tensor(p, "p"), need_tensor(u, "u")
     a = resolve_axis(p.shape, dim)
-    rest = tuple(p.shape[:a]) + tuple(p.shape[a + 1:])
+    rest = tuple(p.shape[:a]) + tuple(p.shape[a + 1 :])
     if len(u.shape) != len(rest) or not all(dim_eq(x, y) for x, y in zip(u.shape, rest)):
-        raise OpError(f"sample_onehot: u should be {fmt_shape(rest)} (p {fmt_shape(p.shape)} without axis {a}), "
-                      f"got {fmt_shape(u.shape)}", "u")
+        raise OpError(
+            f"sample_onehot: u should be {fmt_shape(rest)} (p {fmt_shape(p.shape)} without axis {a}), "
+            f"got {fmt_shape(u.shape)}",
+            "u",
+        )
     return Out([p, u], p.shape, {"dim": a})
 
 

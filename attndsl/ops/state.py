@@ -1,4 +1,5 @@
 """Gradient, randomness, module state and train/eval mode: dropout, detach, ema_update, rand_like, if_training."""
+
 from __future__ import annotations
 
 from .. import runtime
@@ -44,8 +45,9 @@ def ema_update(buffer, value, momentum, dims=None):
     axes = resolve_axes(value.shape, dims) if dims is not None else ()
     mean_shape = drop_axes(value.shape, axes, True)
     if broadcast(buffer.shape, mean_shape) != tuple(buffer.shape):
-        raise OpError(f"the mean of value {fmt_shape(mean_shape)} does not fit buffer {fmt_shape(buffer.shape)}",
-                      "value")
+        raise OpError(
+            f"the mean of value {fmt_shape(mean_shape)} does not fit buffer {fmt_shape(buffer.shape)}", "value"
+        )
     return Out([buffer, value], value.shape, {"momentum": float(momentum), "dims": axes})
 
 

@@ -4,6 +4,7 @@ A pass is a small object with a `name`, a one-line `doc` and
 `apply(graph) -> dict` (counters of what it changed); passes must leave the IR
 valid (`verify`). Entry points: `PASSES`, `DEFAULT_PIPELINE`, `get_pass`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,13 +30,13 @@ def register(name: str, doc: str):
     def deco(fn):
         PASSES[name] = Pass(name, doc, fn)
         return fn
+
     return deco
 
 
 def get_pass(name: str) -> Pass:
     if name not in PASSES:
-        raise AttnDSLError(f"unknown pass `{name}`", hint=did_you_mean(name, PASSES) or
-                           f"passes: {', '.join(PASSES)}")
+        raise AttnDSLError(f"unknown pass `{name}`", hint=did_you_mean(name, PASSES) or f"passes: {', '.join(PASSES)}")
     return PASSES[name]
 
 

@@ -1,4 +1,5 @@
 """Constant folding: parameter-only arithmetic becomes one constant; x*1, x+0 and kin disappear."""
+
 import math
 
 from ..spec import arith
@@ -26,18 +27,23 @@ def _fold(graph, nid) -> bool:
             value = -vals[0]
         else:
             value = getattr(math, op)(vals[0]) if op != "abs" else abs(vals[0])
-        new = graph.add("const", [], {"value": value}, None, dtype="int" if isinstance(value, int) else "float",
-                        span=n["span"])
+        new = graph.add(
+            "const", [], {"value": value}, None, dtype="int" if isinstance(value, int) else "float", span=n["span"]
+        )
         graph.replace_uses(nid, new)
         graph.remove(nid)
         return True
     for ident_op, slot, neutral in _IDENTITIES:
         if op != ident_op or len(ins) != 2:
             continue
-        for s in ((0, 1) if slot is None else (slot,)):
+        for s in (0, 1) if slot is None else (slot,):
             other = ins[1 - s]
-            if vals[s] is not None and vals[s] == neutral and \
-                    graph.node(other)["shape"] == n["shape"] and graph.node(other)["dtype"] == n["dtype"]:
+            if (
+                vals[s] is not None
+                and vals[s] == neutral
+                and graph.node(other)["shape"] == n["shape"]
+                and graph.node(other)["dtype"] == n["dtype"]
+            ):
                 graph.replace_uses(nid, other)
                 graph.remove(nid)
                 return True

@@ -1,4 +1,5 @@
 """Common-subexpression elimination: one node for each distinct pure computation."""
+
 from ..ops import OPS
 from . import register
 
@@ -18,7 +19,7 @@ def _key(graph, nid):
     key = (op, tuple(n["inputs"]), _freeze(n["attrs"]))
     try:
         hash(key)
-    except TypeError:           # an attribute that cannot be compared: keep the node as it is
+    except TypeError:  # an attribute that cannot be compared: keep the node as it is
         return None
     return key
 
@@ -34,7 +35,7 @@ def _freeze(v):
 @register("cse", "merge nodes that compute the same pure value from the same operands")
 def cse(graph) -> dict:
     seen, merged = {}, 0
-    for nid in graph.order():        # operands come first, so their merges are visible here
+    for nid in graph.order():  # operands come first, so their merges are visible here
         key = _key(graph, nid)
         if key is None:
             continue

@@ -1,4 +1,5 @@
 """Dead-code elimination: drop nodes no output depends on, and layers no node uses."""
+
 import networkx as nx
 
 from . import register
@@ -9,7 +10,7 @@ def dce(graph) -> dict:
     live = set(graph.output_ids())
     for o in list(live):
         live |= nx.ancestors(graph.g, o)
-    live |= {nid for _, nid in graph.inputs}        # inputs stay: they are the forward's signature
+    live |= {nid for _, nid in graph.inputs}  # inputs stay: they are the forward's signature
     dead = [n for n in reversed(graph.order()) if n not in live]
     for n in dead:
         graph.g.remove_node(n)

@@ -11,6 +11,7 @@ computes the eval-mode function. Left alone: a conv output read by anything besi
 conv or BN applied more than once (shared weights), a linear whose output is not [B, C] (BN
 normalises axis 1, linear writes the last one), and layers a spec reads as parameters.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -76,9 +77,11 @@ def fold_bn(graph) -> dict:
 
 # --- weights ----------------------------------------------------------------------------------
 
+
 def folded_weights(w, b, gamma, beta, mean, var, eps):
     """(w', b') of conv-then-BN in eval mode; computed in float64, returned in w's dtype."""
     import torch  # here: `import attndsl` stays torch-free
+
     dt = w.dtype
     w, mean, var = w.double(), mean.double(), var.double()
     b = torch.zeros_like(mean) if b is None else b.double()
@@ -91,6 +94,7 @@ def folded_weights(w, b, gamma, beta, mean, var, eps):
 def fold_module(conv, bn) -> None:
     """Fold the BN module's current statistics into the conv/linear module, in place (adds a bias)."""
     import torch
+
     with torch.no_grad():
         w, b = folded_weights(conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
         conv.weight.copy_(w)
@@ -110,8 +114,11 @@ def fold_state_dict(graph, state_dict: dict) -> dict:
         stats = {k: sd.pop(f"{bn}.{k}", None) for k in ("weight", "bias", "running_mean", "running_var")}
         sd.pop(f"{bn}.num_batches_tracked", None)
         if w is None or stats["running_mean"] is None or stats["running_var"] is None:
-            raise AttnDSLError(f"the state dict has no `{cname}.weight` or `{bn}.running_mean/var`",
-                               hint="pass the state dict of the unfolded module (built without inference=True)")
+            raise AttnDSLError(
+                f"the state dict has no `{cname}.weight` or `{bn}.running_mean/var`",
+                hint="pass the state dict of the unfolded module (built without inference=True)",
+            )
         sd[f"{cname}.weight"], sd[f"{cname}.bias"] = folded_weights(
-            w, b, stats["weight"], stats["bias"], stats["running_mean"], stats["running_var"], fold["bn_args"]["eps"])
+            w, b, stats["weight"], stats["bias"], stats["running_mean"], stats["running_var"], fold["bn_args"]["eps"]
+        )
     return sd

@@ -16,6 +16,7 @@ product (A2-Net, OCR's gather, SK/ResNeSt's radix softmax), windows written elem
 SAN), CCNet's hand-written logsumexp.
 An additive term S = A @ B [* c] + bias (relative-position biases, -inf masks) becomes SDPA's attn_mask.
 """
+
 from ..ops import T, attention
 from . import register
 from .rewrite import Rule, run_rules, single_use
@@ -113,7 +114,7 @@ def _scores(graph, sid):
         return None
     a, b, scale = found
     if scale < 0:
-        if mask is not None:            # -(q k^T) + bias cannot move the sign into q alone with SDPA's scale > 0
+        if mask is not None:  # -(q k^T) + bias cannot move the sign into q alone with SDPA's scale > 0
             return None
         scale, sign = -scale, -sign
     return a, b, scale, sign, mask
@@ -130,7 +131,7 @@ def _fuse(graph, nid):
         found = _scores(graph, a["inputs"][0])
         if found is None:
             continue
-        x, y, scale, sign, mask = found       # S = x @ y [+ mask]
+        x, y, scale, sign, mask = found  # S = x @ y [+ mask]
         if not len(graph.node(x)["shape"]) == len(graph.node(y)["shape"]) == len(graph.node(v)["shape"]) == rank:
             continue
         if mask is not None and transposed:
@@ -138,7 +139,7 @@ def _fuse(graph, nid):
             if mask is None:
                 continue
         span = n["span"]
-        if transposed:                  # v @ softmax(x @ y, -2) = (softmax(y^T x^T) @ v^T)^T
+        if transposed:  # v @ softmax(x @ y, -2) = (softmax(y^T x^T) @ v^T)^T
             q, k, v = _t(graph, y, span), x, _t(graph, v, span)
         else:
             q, k = x, _t(graph, y, span)
@@ -146,11 +147,11 @@ def _fuse(graph, nid):
             q = graph.add("neg", [q], {}, graph.node(q)["shape"], span=span)
         ins = [q, k, v] + ([mask] if mask is not None else [])
         out = attention(*(T(i, graph.node(i)["shape"]) for i in ins), scale=scale)
-        fused = graph.add("attention", ins, out.attrs, out.shape, span=span,
-                          name=None if transposed else n["name"])
+        fused = graph.add("attention", ins, out.attrs, out.shape, span=span, name=None if transposed else n["name"])
         if transposed:
-            fused = graph.add("transpose", [fused], {"dim0": rank - 2, "dim1": rank - 1}, n["shape"], span=span,
-                              name=n["name"])
+            fused = graph.add(
+                "transpose", [fused], {"dim0": rank - 2, "dim1": rank - 1}, n["shape"], span=span, name=n["name"]
+            )
         graph.replace(nid, fused)
         return True
     return None
@@ -159,7 +160,9 @@ def _fuse(graph, nid):
 RULES = [Rule("softmax_attention", ("matmul",), _fuse)]
 
 
-@register("fuse_attention", "softmax(q @ k^T * c [- shift | + bias]) @ v and its transposed form -> one "
-                            "scaled_dot_product_attention node")
+@register(
+    "fuse_attention",
+    "softmax(q @ k^T * c [- shift | + bias]) @ v and its transposed form -> one scaled_dot_product_attention node",
+)
 def fuse_attention(graph) -> dict:
     return dict(run_rules(graph, RULES))

@@ -4,6 +4,7 @@ The activation may sit behind a shape-only op (`unsqueeze(..., like=x)`); the
 shape op then moves onto the gate's input. The activation (and the 1 + ...)
 must have no other user.
 """
+
 from ..ops import GATE_ACTS as _ACTS
 from ..shapes import broadcast
 from . import register
@@ -45,8 +46,9 @@ def _fuse(graph, nid):
         if reshape is not None:
             r = graph.node(reshape)
             s = graph.add("unsqueeze", [s] + r["inputs"][1:], r["attrs"], r["shape"], span=r["span"])
-        fused = graph.add("gate", [x, s], {"act": act, "plus_one": plus_one}, n["shape"], span=n["span"],
-                          name=n["name"])
+        fused = graph.add(
+            "gate", [x, s], {"act": act, "plus_one": plus_one}, n["shape"], span=n["span"], name=n["name"]
+        )
         graph.replace(nid, fused)
         return True
     return None

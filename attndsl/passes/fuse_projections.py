@@ -15,6 +15,7 @@ op in the IR), linears over a `*S` run of axes (matmul needs a fixed rank), fold
 Not in the default pipeline: measured on CPU (benchmarks/RESULTS.md, "fuse_projections") it
 does not pay for the weight copy at real sizes; it is there for the cases where it does.
 """
+
 from ..ops import T
 from ..ops.layout import concat, split, transpose
 from ..ops.products import conv2d_fn, matmul
@@ -34,7 +35,7 @@ def _key(graph, nid):
         return None
     if decl.kind == "linear":
         shape = graph.node(n["inputs"][0])["shape"]
-        if len(shape) < 2 or split_pack(shape)[1] is not None:     # a matmul needs a fixed rank
+        if len(shape) < 2 or split_pack(shape)[1] is not None:  # a matmul needs a fixed rank
             return None
         return ("linear", decl.args["in_features"], decl.args["bias"])
     if decl.kind == "conv2d" and decl.args["groups"] == 1:
@@ -60,10 +61,14 @@ def _params(graph, names, attr, span):
     ids = []
     for name in names:
         decl = graph.layers[name]
-        shape = ((decl.args["out_features"], decl.args["in_features"]) if decl.kind == "linear" else
-                 (decl.args["out_channels"], decl.args["in_channels"]) + tuple(decl.args["kernel"]))
-        ids.append(graph.add("param", [], {"layer": name, "attr": attr}, shape[:1] if attr == "bias" else shape,
-                             span=span))
+        shape = (
+            (decl.args["out_features"], decl.args["in_features"])
+            if decl.kind == "linear"
+            else (decl.args["out_channels"], decl.args["in_channels"]) + tuple(decl.args["kernel"])
+        )
+        ids.append(
+            graph.add("param", [], {"layer": name, "attr": attr}, shape[:1] if attr == "bias" else shape, span=span)
+        )
     return _add(graph, concat([_t(graph, i) for i in ids], dim=0), "concat", span)
 
 
@@ -83,8 +88,19 @@ def _fuse(graph, group) -> None:
         sizes = [graph.layers[n].args["out_features"] for n in names]
     else:
         a = graph.layers[names[0]].args
-        y = _add(graph, conv2d_fn(_t(graph, x), _t(graph, w), None if b is None else _t(graph, b),
-                                  stride=a["stride"], padding=a["padding"], dilation=a["dilation"]), "conv2d_fn", span)
+        y = _add(
+            graph,
+            conv2d_fn(
+                _t(graph, x),
+                _t(graph, w),
+                None if b is None else _t(graph, b),
+                stride=a["stride"],
+                padding=a["padding"],
+                dilation=a["dilation"],
+            ),
+            "conv2d_fn",
+            span,
+        )
         dim = 1
         sizes = [graph.layers[n].args["out_channels"] for n in names]
     parts = _add(graph, split(_t(graph, y), sizes, dim=dim), "split", span)
@@ -94,8 +110,11 @@ def _fuse(graph, group) -> None:
         graph.replace(old, new)
 
 
-@register("fuse_projections", "not default: parallel linears/1-group conv2ds of one input -> one product "
-                              "over run-time concatenated weights, and a split")
+@register(
+    "fuse_projections",
+    "not default: parallel linears/1-group conv2ds of one input -> one product "
+    "over run-time concatenated weights, and a split",
+)
 def fuse_projections(graph) -> dict:
     fused = projections = 0
     for nid in graph.order():

@@ -9,6 +9,7 @@ gated values). The check that no gradient is wanted, and that the result has x's
 happens at run time (`runtime.can_write_into`); otherwise the node computes out of place as before.
 Like nn.ReLU(inplace=True), the mode destroys the caller's input tensor.
 """
+
 from __future__ import annotations
 
 import operator
@@ -21,8 +22,23 @@ from .. import runtime
 
 # ops whose result is always a new tensor, never a view of an operand: what is computed from them
 # cannot see x change (they must still run before the write)
-_FRESH = {torch.mean, torch.sum, torch.amax, torch.amin, torch.relu, torch.sigmoid, torch.tanh, torch.cat,
-          torch.softmax, F.hardswish, F.hardsigmoid, operator.add, operator.sub, operator.truediv, operator.mul}
+_FRESH = {
+    torch.mean,
+    torch.sum,
+    torch.amax,
+    torch.amin,
+    torch.relu,
+    torch.sigmoid,
+    torch.tanh,
+    torch.cat,
+    torch.softmax,
+    F.hardswish,
+    F.hardsigmoid,
+    operator.add,
+    operator.sub,
+    operator.truediv,
+    operator.mul,
+}
 _FRESH_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 
 
@@ -46,7 +62,7 @@ def _only_reader_left(x: fx.Node, node: fx.Node, order: dict, outputs: set, root
             if order[u] > order[node] or u in outputs or u.op == "output":
                 return False
             seen.add(u)
-            if not _fresh(u, root):         # may be a view of x: its readers count too
+            if not _fresh(u, root):  # may be a view of x: its readers count too
                 stack.append(u)
     return True
 
@@ -61,8 +77,8 @@ def inplace_nodes(graph: fx.Graph) -> tuple[dict, dict]:
         if n.op != "call_function" or n.target not in (runtime.gate, operator.mul):
             continue
         if n.target is operator.mul and not all(isinstance(a, fx.Node) for a in n.args[:2]):
-            continue                       # x * a constant is no gate
-        for i in ((0,) if n.target is runtime.gate else (0, 1)):
+            continue  # x * a constant is no gate
+        for i in (0,) if n.target is runtime.gate else (0, 1):
             x = n.args[i]
             if not (isinstance(x, fx.Node) and x.op == "placeholder"):
                 continue

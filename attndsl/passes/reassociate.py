@@ -9,6 +9,7 @@ Q (K^T V), O(N d^2) instead of O(N^2 d). Each rewrite lowers that leading cost, 
 reach a fixed point. A chain through anything else (a softmax, a scale, a transpose) is not a
 chain here, and the inner product must have no other reader (nor be an output): it disappears.
 """
+
 from __future__ import annotations
 
 import sympy
@@ -59,11 +60,10 @@ def _rewrite(graph, nid):
         sa, sb, sc = (graph.node(i)["shape"] for i in (a, b, c))
         inner = outer["inputs"][0] if left else outer["inputs"][1]
         si = graph.node(inner)["shape"]
-        old = _cost(*((sa, sb) if left else (sb, sc)), si) + _cost(*[shape[i] for i in outer["inputs"]],
-                                                                    outer["shape"])
+        old = _cost(*((sa, sb) if left else (sb, sc)), si) + _cost(*[shape[i] for i in outer["inputs"]], outer["shape"])
         # the other order: its inner product first, with the shape matmul's own rule gives it
         first = (b, c) if left else (a, b)
-        try:        # the other order's batch axes need not broadcast the same way
+        try:  # the other order's batch axes need not broadcast the same way
             t = matmul(*(T(i, graph.node(i)["shape"]) for i in first)).shape
             pair = (sa, t) if left else (t, sc)
             out = matmul(T(None, pair[0]), T(None, pair[1])).shape
@@ -88,6 +88,5 @@ RULES = [Rule("reassociate", ("matmul",), _rewrite)]
 @register("reassociate", "(A @ B) @ C <-> A @ (B @ C) when the other order needs fewer multiply-adds at large sizes")
 def reassociate(graph) -> dict:
     fired = run_rules(graph, RULES)["reassociate"]
-    kept = sum(1 for nid in graph.order() if graph.node(nid)["op"] == "matmul"
-               for _ in _chain(graph, nid))
+    kept = sum(1 for nid in graph.order() if graph.node(nid)["op"] == "matmul" for _ in _chain(graph, nid))
     return {"reassociated": fired, "kept": kept}

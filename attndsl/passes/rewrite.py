@@ -1,4 +1,5 @@
 """Pattern rewriting: a rule is (name, root ops, fn); fn rewrites in place and returns True, or None."""
+
 from __future__ import annotations
 
 from collections import Counter

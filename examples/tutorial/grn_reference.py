@@ -1,4 +1,5 @@
 """Global Response Normalization, eager PyTorch, from the ConvNeXt V2 paper's equations (channels first)."""
+
 import torch
 from torch import nn
 
@@ -11,6 +12,6 @@ class GRN(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        gx = torch.linalg.vector_norm(x, ord=2, dim=(2, 3), keepdim=True)    # G(X)_i = ||X_i||
-        nx = gx / (gx.mean(dim=1, keepdim=True) + self.eps)                   # N(G(X)_i)
-        return self.gamma * (x * nx) + self.beta + x                          # gamma * X_i * N + beta + X_i
+        gx = torch.linalg.vector_norm(x, ord=2, dim=(2, 3), keepdim=True)  # G(X)_i = ||X_i||
+        nx = gx / (gx.mean(dim=1, keepdim=True) + self.eps)  # N(G(X)_i)
+        return self.gamma * (x * nx) + self.beta + x  # gamma * X_i * N + beta + X_i

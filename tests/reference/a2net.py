@@ -31,6 +31,7 @@ Defaults and ambiguities:
 
 Parameter names follow the paper: phi (A), theta (B), rho (V), then proj.
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,9 +58,9 @@ class DoubleAttention(nn.Module):
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         """The global descriptors G[B, m, n]."""
-        xf = x.flatten(2).transpose(1, 2)                         # [B, N, C]
-        a = self.phi(xf)                                          # [B, N, m]
-        attn_maps = self.theta(xf).softmax(dim=1)                 # [B, N, n], over positions
+        xf = x.flatten(2).transpose(1, 2)  # [B, N, C]
+        a = self.phi(xf)  # [B, N, m]
+        attn_maps = self.theta(xf).softmax(dim=1)  # [B, N, n], over positions
         return a.transpose(1, 2) @ attn_maps
 
     def attention_vectors(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +70,7 @@ class DoubleAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not 1 <= x.dim() - 2 <= 3:
             raise ValueError(f"a2net: expected x[B, C, *spatial] with 1-3 spatial dims, got {tuple(x.shape)}")
-        z = self.gather(x) @ self.attention_vectors(x)            # [B, m, N]
+        z = self.gather(x) @ self.attention_vectors(x)  # [B, m, N]
         out = self.proj(z.transpose(1, 2)).transpose(1, 2).reshape(x.shape)
         return x + out if self.residual else out
 

@@ -41,6 +41,7 @@ Paper vs code:
   and N(1, 0.02) to the BN weight; none of the block's identities depend on it, so this
   reference keeps PyTorch's default initialisation.
 """
+
 from __future__ import annotations
 
 import torch

@@ -31,6 +31,7 @@ Out of scope: the local m x m span of Axial-DeepLab and the bottleneck around th
 layer. Initialisation: the official qkv N(0, 1/in_planes) and relative
 N(0, 1/group_planes).
 """
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,7 @@ from torch import nn
 class AxialAttention1d(nn.Module):
     """Attention along the height (width=False) or the width of [N, C, H, W]."""
 
-    def __init__(self, in_planes: int, out_planes: int, groups: int = 8, span: int = 56,
-                 width: bool = False):
+    def __init__(self, in_planes: int, out_planes: int, groups: int = 8, span: int = 56, width: bool = False):
         super().__init__()
         if out_planes % groups or (out_planes // groups) % 2:
             raise ValueError("out_planes / groups must be an even integer")
@@ -62,7 +62,7 @@ class AxialAttention1d(nn.Module):
         s = self.span
         o = torch.arange(s).view(s, 1)
         p = torch.arange(s).view(1, s)
-        table = self.relative[:, o - p + s - 1]                            # [2 gp, s, s]
+        table = self.relative[:, o - p + s - 1]  # [2 gp, s, s]
         return torch.split(table, [self.gp // 2, self.gp // 2, self.gp], dim=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +84,7 @@ class AxialAttention1d(nn.Module):
         self.last_weights = weights
         sv = torch.einsum("ngij,ngcj->ngci", weights, v)
         sve = torch.einsum("ngij,cij->ngci", weights, rv)
-        both = torch.stack([sv, sve], dim=-1)                              # term index innermost
+        both = torch.stack([sv, sve], dim=-1)  # term index innermost
         both = both.permute(0, 1, 2, 4, 3).reshape(n * m, 2 * self.out_planes, length)
         out = self.bn_output(both).reshape(n, m, self.out_planes, 2, length).sum(dim=3)
         return out.permute(0, 2, 1, 3) if self.width else out.permute(0, 2, 3, 1)
@@ -93,8 +93,15 @@ class AxialAttention1d(nn.Module):
 class AxialAttention(nn.Module):
     """Height attention, then width attention, then optional average pooling."""
 
-    def __init__(self, channels: int, out_channels: int | None = None, heads: int = 8,
-                 span_h: int = 56, span_w: int | None = None, stride: int = 1):
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int | None = None,
+        heads: int = 8,
+        span_h: int = 56,
+        span_w: int | None = None,
+        stride: int = 1,
+    ):
         super().__init__()
         out_channels = channels if out_channels is None else out_channels
         span_w = span_h if span_w is None else span_w

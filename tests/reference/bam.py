@@ -39,6 +39,7 @@ Choices:
 - BatchNorm1d on the pooled vector needs more than one sample in training mode.
 - Initialisation: PyTorch defaults, as in the official code.
 """
+
 from __future__ import annotations
 
 import torch

@@ -30,6 +30,7 @@ the code takes the lower triangle by diagonals. For a symmetric matrix these are
 values, only the order differs; the code's order is followed. Only 2-D feature maps are
 supported.
 """
+
 from __future__ import annotations
 
 import torch

@@ -35,6 +35,7 @@ Choices:
   the full spatial size, which is the same thing).
 - Initialisation: PyTorch defaults (the official code also uses defaults).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -28,6 +28,7 @@ Scope: the catalog's block is the recurrent criss-cross attention itself. The of
 RCCAModule wraps it in a 3x3 conv + BN before and after and a concat bottleneck for the
 segmentation head; those layers are not part of this reference.
 """
+
 from __future__ import annotations
 
 import torch
@@ -63,8 +64,8 @@ class CrissCrossAttention(nn.Module):
         """
         b, _, h, w = x.shape
         q, k = self.query(x), self.key(x)
-        e_col = torch.einsum("bchw,bckw->bhwk", q, k)           # same column, other row k
-        e_row = torch.einsum("bchw,bchk->bhwk", q, k)           # same row, other column k
+        e_col = torch.einsum("bchw,bckw->bhwk", q, k)  # same column, other row k
+        e_row = torch.einsum("bchw,bchk->bhwk", q, k)  # same row, other column k
         self_mask = torch.eye(h, dtype=torch.bool, device=x.device).view(1, h, 1, h)
         e_col = e_col.masked_fill(self_mask, float("-inf"))
         a = torch.cat([e_col, e_row], dim=-1).softmax(dim=-1)

@@ -28,6 +28,7 @@ the block's CondConv layers; this reference is a single layer that computes its 
 routing from its own input. TF 'same' padding is asymmetric for even sizes with stride 2;
 the reference pads symmetrically (identical for stride 1). Only 2-D feature maps.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,9 +39,18 @@ from torch import nn
 
 
 class CondConv(nn.Module):
-    def __init__(self, channels: int, out_channels: int | None = None, kernel_size: int = 3,
-                 stride: int = 1, padding: int | None = None, dilation: int = 1, groups: int = 1,
-                 num_experts: int = 8, bias: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int | None = None,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        dilation: int = 1,
+        groups: int = 1,
+        num_experts: int = 8,
+        bias: bool = False,
+    ):
         super().__init__()
         out_channels = channels if out_channels is None else out_channels
         self.channels = channels
@@ -52,8 +62,7 @@ class CondConv(nn.Module):
         self.groups = groups
         self.num_experts = num_experts
         self.routing = nn.Linear(channels, num_experts)
-        self.weight = nn.Parameter(
-            torch.empty(num_experts, out_channels, channels // groups, kernel_size, kernel_size))
+        self.weight = nn.Parameter(torch.empty(num_experts, out_channels, channels // groups, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(num_experts, out_channels)) if bias else None
         nn.init.xavier_uniform_(self.routing.weight)
         nn.init.zeros_(self.routing.bias)
@@ -68,8 +77,15 @@ class CondConv(nn.Module):
         kernels = torch.einsum("be,eoikl->boikl", alpha, self.weight).flatten(0, 1)
         bias = (alpha @ self.bias).flatten() if self.bias is not None else None
         # One grouped convolution runs every example with its own kernel.
-        y = F.conv2d(x.reshape(1, -1, *x.shape[2:]), kernels, bias, self.stride, self.padding,
-                     self.dilation, groups=b * self.groups)
+        y = F.conv2d(
+            x.reshape(1, -1, *x.shape[2:]),
+            kernels,
+            bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups=b * self.groups,
+        )
         return y.view(b, self.out_channels, *y.shape[2:])
 
 

@@ -1,4 +1,5 @@
 """The reference tests' tensors are tiny: intra-op threads only add contention on a shared 2-core box."""
+
 import pytest
 import torch
 

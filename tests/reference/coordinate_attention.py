@@ -25,6 +25,7 @@ Choices:
   mechanism is defined on 2-D maps only.
 - Initialisation: PyTorch defaults, as in the official code.
 """
+
 from __future__ import annotations
 
 import torch

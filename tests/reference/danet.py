@@ -33,6 +33,7 @@ Defaults and where they come from:
 Variants: branches in {"both", "position", "channel"} (the paper's ablations);
 cam_energy; head.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,9 +41,7 @@ from torch import nn
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
-    )
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
 
 class PositionAttention(nn.Module):

@@ -54,6 +54,7 @@ positions to [-1, 1], and the offset conv has padding 0 when ksize == stride. It
 instead of sampling) and log_cpb (an MLP bias, off in every DAT++ config) are not reproduced. A grid
 of size 1 divides by zero there, as in the official code.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,7 +65,7 @@ def bilinear(img: torch.Tensor, gy: torch.Tensor, gx: torch.Tensor) -> torch.Ten
     """Sample img[B, C, Hi, Wi] at normalised positions gy, gx [B, *P] (align_corners=True, zeros
     outside): [B, C, *P]."""
     b, c, hi, wi = img.shape
-    py = (gy + 1) / 2 * (hi - 1)                  # -1 -> first pixel centre, +1 -> last
+    py = (gy + 1) / 2 * (hi - 1)  # -1 -> first pixel centre, +1 -> last
     px = (gx + 1) / 2 * (wi - 1)
     y0, x0 = torch.floor(py), torch.floor(px)
     flat = img.reshape(b, c, hi * wi)
@@ -92,8 +93,19 @@ class LayerNormProxy(nn.Module):
 
 
 class DAttentionBaseline(nn.Module):
-    def __init__(self, channels, heads=None, groups=None, stride=1, offset_range_factor=2.0, ksize=5,
-                 use_pe=True, dwc_pe=False, fmap_size=(14, 14), version="dat"):
+    def __init__(
+        self,
+        channels,
+        heads=None,
+        groups=None,
+        stride=1,
+        offset_range_factor=2.0,
+        ksize=5,
+        use_pe=True,
+        dwc_pe=False,
+        fmap_size=(14, 14),
+        version="dat",
+    ):
         super().__init__()
         heads = heads or max(1, channels // 32)
         groups = groups or (heads // 4 if heads % 4 == 0 else 1)
@@ -167,21 +179,21 @@ class DAttentionBaseline(nn.Module):
             py, px = self.positions(q[:, sl])
             pos.append((py, px))
             sampled.append(bilinear(x[:, sl], py, px))
-        xs = torch.cat(sampled, dim=1)                              # [B, C, Hk, Wk]
-        k = self.proj_k(xs).flatten(2)                              # [B, C, Ns]
+        xs = torch.cat(sampled, dim=1)  # [B, C, Hk, Wk]
+        k = self.proj_k(xs).flatten(2)  # [B, C, Ns]
         v = self.proj_v(xs).flatten(2)
-        qf = q.flatten(2)                                           # [B, C, HW]
+        qf = q.flatten(2)  # [B, C, HW]
         if self.use_pe and not self.dwc_pe:
-            qy = self.query_grid(h, x)[:, None].expand(h, w).reshape(-1)   # query positions, row-major
+            qy = self.query_grid(h, x)[:, None].expand(h, w).reshape(-1)  # query positions, row-major
             qx = self.query_grid(w, x)[None, :].expand(h, w).reshape(-1)
         heads_per_group = self.heads // self.groups
         outs, maps = [], []
         for n in range(self.heads):
             sl = slice(n * self.hc, (n + 1) * self.hc)
-            logits = torch.einsum("bcm,bcn->bmn", qf[:, sl], k[:, sl]) * self.hc ** -0.5
+            logits = torch.einsum("bcm,bcn->bmn", qf[:, sl], k[:, sl]) * self.hc**-0.5
             if self.use_pe and not self.dwc_pe:
                 py, px = pos[n // heads_per_group]
-                dy = (qy[None, :, None] - py.reshape(b, 1, -1)) * 0.5        # [B, HW, Ns]
+                dy = (qy[None, :, None] - py.reshape(b, 1, -1)) * 0.5  # [B, HW, Ns]
                 dx = (qx[None, :, None] - px.reshape(b, 1, -1)) * 0.5
                 table = self.rpe_table[n][None, None].expand(b, 1, -1, -1)
                 logits = logits + bilinear(table, dy, dx)[:, 0]
@@ -191,14 +203,16 @@ class DAttentionBaseline(nn.Module):
         out = torch.cat(outs, dim=1).reshape(b, c, h, w)
         if self.use_pe and self.dwc_pe:
             out = out + self.rpe_table(q)
-        self.last_attn = torch.stack(maps, dim=1)                  # [B, heads, HW, Ns]
+        self.last_attn = torch.stack(maps, dim=1)  # [B, heads, HW, Ns]
         self.last_pos = pos
         return self.proj_out(out)
 
 
 # spec keys -> reference (official) keys; the others have the same names
 key_map = {
-    "offset_dw.weight": "conv_offset.0.weight", "offset_dw.bias": "conv_offset.0.bias",
-    "offset_norm.weight": "conv_offset.1.norm.weight", "offset_norm.bias": "conv_offset.1.norm.bias",
+    "offset_dw.weight": "conv_offset.0.weight",
+    "offset_dw.bias": "conv_offset.0.bias",
+    "offset_norm.weight": "conv_offset.1.norm.weight",
+    "offset_norm.bias": "conv_offset.1.norm.bias",
     "offset_proj.weight": "conv_offset.3.weight",
 }

@@ -36,6 +36,7 @@ pixel centres), then the taps are contracted with the weight. The main kernel is
 `conv.weight` [out, in/groups, k, k] (and `conv.bias`) of an nn.Conv2d registered after
 conv_offset (PyTorch's default initialisation); only its parameters are used.
 """
+
 from __future__ import annotations
 
 import torch
@@ -72,14 +73,28 @@ class DeformableConv2d(nn.Module):
         self.modulated = modulated
         taps = kernel_size * kernel_size
         self.conv_offset = nn.Conv2d(
-            channels, (3 if modulated else 2) * deform_groups * taps, kernel_size,
-            stride=stride, padding=padding, dilation=dilation, bias=True)
+            channels,
+            (3 if modulated else 2) * deform_groups * taps,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            bias=True,
+        )
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
         # Holds the main kernel (weight [out, in/groups, k, k], optional bias); it is never
         # called as a convolution, the deformable sampling below replaces its im2col.
-        self.conv = nn.Conv2d(channels, out_channels, kernel_size, stride=stride, padding=padding,
-                              dilation=dilation, groups=groups, bias=bias)
+        self.conv = nn.Conv2d(
+            channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+        )
 
     def offsets_and_mask(self, x: torch.Tensor):
         """offset[B, 2*dg*K, Ho, Wo] and mask[B, dg*K, Ho, Wo] (None for v1)."""
@@ -100,7 +115,7 @@ class DeformableConv2d(nn.Module):
         base_x = (torch.arange(wo, dtype=x.dtype, device=x.device) * self.stride - self.padding).view(1, 1, wo)
         ky = (torch.arange(k, dtype=x.dtype, device=x.device) * self.dilation).repeat_interleave(k)
         kx = (torch.arange(k, dtype=x.dtype, device=x.device) * self.dilation).repeat(k)
-        py = base_y + ky.view(taps, 1, 1) + off[:, :, :, 0]            # [B, dg, K, Ho, Wo]
+        py = base_y + ky.view(taps, 1, 1) + off[:, :, :, 0]  # [B, dg, K, Ho, Wo]
         px = base_x + kx.view(taps, 1, 1) + off[:, :, :, 1]
         grid = torch.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h - 1], dim=-1)
         grid = grid.view(b * dg, taps * ho, wo, 2)
@@ -112,7 +127,7 @@ class DeformableConv2d(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"dcn: expected x[B, C, H, W], got {tuple(x.shape)}")
         offset, mask = self.offsets_and_mask(x)
-        cols = self.sample(x, offset)                                   # [B, C, K, Ho, Wo]
+        cols = self.sample(x, offset)  # [B, C, K, Ho, Wo]
         b, c, taps, ho, wo = cols.shape
         if mask is not None:
             dg = self.deform_groups

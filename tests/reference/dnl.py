@@ -33,6 +33,7 @@ zero-initialised gamma and adds the unary (GC-style) term unscaled, without an
 output 1x1 conv. mmsegmentation's DNLHead differs again (value C -> C/2, output
 conv with norm, no gamma). Followed the official code.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,15 @@ from torch import nn
 
 
 class DNL(nn.Module):
-    def __init__(self, channels: int, reduction: int = 2, temperature: float = 0.05,
-                 whiten: bool = True, unary: bool = True, downsample: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 2,
+        temperature: float = 0.05,
+        whiten: bool = True,
+        unary: bool = True,
+        downsample: bool = False,
+    ):
         super().__init__()
         planes = channels // reduction
         self.planes = planes
@@ -78,8 +86,8 @@ class DNL(nn.Module):
         b, c = x.shape[:2]
         xq = x.reshape(b, c, -1).transpose(1, 2)
         xk = self._pool(x).reshape(b, c, -1).transpose(1, 2)
-        q = self.conv_query(xq)                    # [B, N, P]
-        k = self.conv_key(xk)                      # [B, N', P]
+        q = self.conv_query(xq)  # [B, N, P]
+        k = self.conv_key(xk)  # [B, N', P]
         if self.whiten:
             q = q - q.mean(dim=1, keepdim=True)
             k = k - k.mean(dim=1, keepdim=True)
@@ -90,12 +98,12 @@ class DNL(nn.Module):
         if x.dim() not in (3, 4, 5):
             raise ValueError(f"DNL expects x[B, C, *spatial] with 1-3 spatial dims, got {tuple(x.shape)}")
         b, c = x.shape[:2]
-        xk = self._pool(x).reshape(b, c, -1).transpose(1, 2)   # [B, N', C]
-        v = self.conv_value(xk)                                # [B, N', C]
-        out = self.gamma * torch.bmm(self.pairwise(x), v)      # [B, N, C]
+        xk = self._pool(x).reshape(b, c, -1).transpose(1, 2)  # [B, N', C]
+        v = self.conv_value(xk)  # [B, N', C]
+        out = self.gamma * torch.bmm(self.pairwise(x), v)  # [B, N, C]
         if self.unary:
-            u = F.softmax(self.conv_mask(xk).squeeze(-1), dim=-1)   # [B, N']
-            out = out + torch.bmm(u.unsqueeze(1), v)                 # broadcast over N
+            u = F.softmax(self.conv_mask(xk).squeeze(-1), dim=-1)  # [B, N']
+            out = out + torch.bmm(u.unsqueeze(1), v)  # broadcast over N
         return x + out.transpose(1, 2).reshape(x.shape)
 
 

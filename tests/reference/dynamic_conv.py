@@ -33,6 +33,7 @@ Ambiguities and choices:
 - Parameter order: the attention (`fc1`, `fc2`) first, since it is computed before the
   kernels are aggregated, then `weight` [K, C_out, C_in/groups, k, k] and `bias` [K, C_out].
 """
+
 from __future__ import annotations
 
 import math

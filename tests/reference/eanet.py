@@ -31,6 +31,7 @@ Paper vs code: they agree on the double normalisation (paper eq.: softmax over
 the N positions of each memory unit, then l1 over the S units at each position).
 The only divergence is the storage sharing of linear_0/linear_1 noted above.
 """
+
 from __future__ import annotations
 
 import math

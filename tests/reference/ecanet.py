@@ -25,6 +25,7 @@ its own k weights (a grouped conv over the k-neighbourhood windows), parameter s
 Choices: the block accepts x[B, C, *spatial] with 1, 2 or 3 spatial dimensions (the pooled
 vector does not depend on the rank). Initialisation: PyTorch's Conv1d default.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,7 @@ def adaptive_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
 
 
 class ECA(nn.Module):
-    def __init__(self, channels: int, k_size: int | None = None, gamma: int = 2, b: int = 1,
-                 shared: bool = True):
+    def __init__(self, channels: int, k_size: int | None = None, gamma: int = 2, b: int = 1, shared: bool = True):
         super().__init__()
         k = adaptive_kernel_size(channels, gamma, b) if k_size is None else k_size
         if k % 2 != 1:

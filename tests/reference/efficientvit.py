@@ -13,6 +13,7 @@ This file only builds timm's module from the spec's parameter names and maps the
   timm casts q, k, v to float32 there (so fp16 autocast cannot overflow), which caps a float64
   comparison at float32 precision; the arithmetic is timm's own, the cast is the only change.
 """
+
 from __future__ import annotations
 
 from timm.models.efficientvit_mit import LiteMLA
@@ -25,18 +26,41 @@ class LiteMLA64(LiteMLA):
         return out[..., :-1] / (out[..., -1:] + self.eps)
 
 
-def efficientvit(channels, out_channels=None, head_dim=32, heads_ratio=1.0, heads=None, scales=(5,), eps=1e-5,
-                 qkv_bias=False, proj_bias=False, proj_norm=True, exact=True) -> nn.Module:
+def efficientvit(
+    channels,
+    out_channels=None,
+    head_dim=32,
+    heads_ratio=1.0,
+    heads=None,
+    scales=(5,),
+    eps=1e-5,
+    qkv_bias=False,
+    proj_bias=False,
+    proj_norm=True,
+    exact=True,
+) -> nn.Module:
     cls = LiteMLA64 if exact else LiteMLA
-    return cls(channels, out_channels or channels, heads=heads, heads_ratio=heads_ratio, dim=head_dim,
-               use_bias=(qkv_bias, proj_bias), norm_layer=(None, nn.BatchNorm2d if proj_norm else None),
-               scales=tuple(scales), eps=eps)
+    return cls(
+        channels,
+        out_channels or channels,
+        heads=heads,
+        heads_ratio=heads_ratio,
+        dim=head_dim,
+        use_bias=(qkv_bias, proj_bias),
+        norm_layer=(None, nn.BatchNorm2d if proj_norm else None),
+        scales=tuple(scales),
+        eps=eps,
+    )
 
 
 def key_map(scales=(5,)) -> dict:
     """Spec keys -> timm keys."""
-    m = {"qkv.weight": "qkv.conv.weight", "qkv.bias": "qkv.conv.bias",
-         "proj.weight": "proj.conv.weight", "proj.bias": "proj.conv.bias"}
+    m = {
+        "qkv.weight": "qkv.conv.weight",
+        "qkv.bias": "qkv.conv.bias",
+        "proj.weight": "proj.conv.weight",
+        "proj.bias": "proj.conv.bias",
+    }
     for i in range(len(scales)):
         for k in ("weight", "bias"):
             m[f"aggreg_dw.{i}.{k}"] = f"aggreg.{i}.0.{k}"

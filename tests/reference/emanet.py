@@ -37,6 +37,7 @@ paper's temperature lambda in the E-step is 1 in the code (not exposed).
 The moving-average update is done inside forward (in train mode) rather than in the
 training loop; the result is the same as the official train.py for one device.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,9 +79,9 @@ class EMAttention(nn.Module):
         mu = self.mu.expand(feats.shape[0], -1, -1)
         z = None
         for _ in range(self.stage_num):
-            z = torch.softmax(feats.transpose(1, 2) @ mu, dim=2)            # E-step
+            z = torch.softmax(feats.transpose(1, 2) @ mu, dim=2)  # E-step
             z_norm = z / (1e-6 + z.sum(dim=1, keepdim=True))
-            mu = _l2norm(feats @ z_norm, dim=1)                              # M-step
+            mu = _l2norm(feats @ z_norm, dim=1)  # M-step
         return z, mu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

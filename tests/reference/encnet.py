@@ -35,6 +35,7 @@ Paper vs code:
   and exposes the official output as residual=True.
 Only 2-D feature maps are supported (conv2d / BatchNorm2d as in the code).
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,7 @@ from torch import nn
 
 
 class ContextEncoding(nn.Module):
-    def __init__(self, channels: int, num_classes: int = 21, ncodes: int = 32,
-                 residual: bool = False):
+    def __init__(self, channels: int, num_classes: int = 21, ncodes: int = 32, residual: bool = False):
         super().__init__()
         self.channels = channels
         self.num_classes = num_classes

@@ -30,6 +30,7 @@ cos(π h/H (i + 1/2)) cos(π w/W (j + 1/2)); the code uses the orthonormal DCT-I
 GAP · sqrt(HW) rather than GAP · HW. The reference follows the code.
 Only 2-D feature maps are supported.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,12 +42,18 @@ from torch import nn
 # Frequency (u, v) indices on a 7x7 grid, ordered best-first for 'top', lowest-first for
 # 'low' and worst-first for 'bot' (from the paper's single-frequency ablation).
 _FREQ_TABLES = {
-    "top": ([0, 0, 6, 0, 0, 1, 1, 4, 5, 1, 3, 0, 0, 0, 3, 2, 4, 6, 3, 5, 5, 2, 6, 5, 5, 3, 3, 4, 2, 2, 6, 1],
-            [0, 1, 0, 5, 2, 0, 2, 0, 0, 6, 0, 4, 6, 3, 5, 2, 6, 3, 3, 3, 5, 1, 1, 2, 4, 2, 1, 1, 3, 0, 5, 3]),
-    "low": ([0, 0, 1, 1, 0, 2, 2, 1, 2, 0, 3, 4, 0, 1, 3, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4],
-            [0, 1, 0, 1, 2, 0, 1, 2, 2, 3, 0, 0, 4, 3, 1, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3]),
-    "bot": ([6, 1, 3, 3, 2, 4, 1, 2, 4, 4, 5, 1, 4, 6, 2, 5, 6, 1, 6, 2, 2, 4, 3, 3, 5, 5, 6, 2, 5, 5, 3, 6],
-            [6, 4, 4, 6, 6, 3, 1, 4, 4, 5, 6, 5, 2, 2, 5, 1, 4, 3, 5, 0, 3, 1, 1, 2, 4, 2, 1, 1, 5, 3, 3, 3]),
+    "top": (
+        [0, 0, 6, 0, 0, 1, 1, 4, 5, 1, 3, 0, 0, 0, 3, 2, 4, 6, 3, 5, 5, 2, 6, 5, 5, 3, 3, 4, 2, 2, 6, 1],
+        [0, 1, 0, 5, 2, 0, 2, 0, 0, 6, 0, 4, 6, 3, 5, 2, 6, 3, 3, 3, 5, 1, 1, 2, 4, 2, 1, 1, 3, 0, 5, 3],
+    ),
+    "low": (
+        [0, 0, 1, 1, 0, 2, 2, 1, 2, 0, 3, 4, 0, 1, 3, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 6, 1, 2, 3, 4],
+        [0, 1, 0, 1, 2, 0, 1, 2, 2, 3, 0, 0, 4, 3, 1, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3, 2, 1, 0, 6, 5, 4, 3],
+    ),
+    "bot": (
+        [6, 1, 3, 3, 2, 4, 1, 2, 4, 4, 5, 1, 4, 6, 2, 5, 6, 1, 6, 2, 2, 4, 3, 3, 5, 5, 6, 2, 5, 5, 3, 6],
+        [6, 4, 4, 6, 6, 3, 1, 4, 4, 5, 6, 5, 2, 2, 5, 1, 4, 3, 5, 0, 3, 1, 1, 2, 4, 2, 1, 1, 5, 3, 3, 3],
+    ),
 }
 
 
@@ -71,13 +78,14 @@ def dct_filters(channels: int, height: int, width: int, us: list[int], vs: list[
     part = channels // len(us)
     bank = torch.empty(channels, height, width, dtype=torch.float64)
     for i, (u, v) in enumerate(zip(us, vs)):
-        bank[i * part:(i + 1) * part] = torch.outer(dct_basis_1d(u, height), dct_basis_1d(v, width))
+        bank[i * part : (i + 1) * part] = torch.outer(dct_basis_1d(u, height), dct_basis_1d(v, width))
     return bank.float()
 
 
 class MultiSpectralAttention(nn.Module):
-    def __init__(self, channels: int, reduction: int = 16, dct_h: int = 7, dct_w: int = 7,
-                 freq_sel_method: str = "top16"):
+    def __init__(
+        self, channels: int, reduction: int = 16, dct_h: int = 7, dct_w: int = 7, freq_sel_method: str = "top16"
+    ):
         super().__init__()
         us, vs = frequency_indices(freq_sel_method)
         us = [u * (dct_h // 7) for u in us]

@@ -22,6 +22,7 @@ taps), and the linears work on the last axis; key names follow the official modu
 `focal_layers.<l>`, `proj`, `norm`), with h's weight [C, C] (the spec keeps the 1x1 conv's
 [C, C, 1, 1]; the oracle reshapes).
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,18 +41,27 @@ class DepthwiseTaps(nn.Module):
     def forward(self, z):
         b, h, w, c = z.shape
         p = self.k // 2
-        zp = F.pad(z, (0, 0, p, p, p, p))                     # pad W then H (channels-last)
+        zp = F.pad(z, (0, 0, p, p, p, p))  # pad W then H (channels-last)
         out = torch.zeros_like(z)
         for i in range(self.k):
             for j in range(self.k):
-                out = out + zp[:, i:i + h, j:j + w, :] * self.weight[:, 0, i, j]
+                out = out + zp[:, i : i + h, j : j + w, :] * self.weight[:, 0, i, j]
         return out
 
 
 class FocalModulation(nn.Module):
-    def __init__(self, channels: int, focal_level: int = 2, focal_window: int = 3, focal_factor: int = 2,
-                 bias: bool = True, use_post_norm: bool = False, normalize_modulator: bool = False,
-                 ln_eps: float = 1e-5, layout: str = "channels_last"):
+    def __init__(
+        self,
+        channels: int,
+        focal_level: int = 2,
+        focal_window: int = 3,
+        focal_factor: int = 2,
+        bias: bool = True,
+        use_post_norm: bool = False,
+        normalize_modulator: bool = False,
+        ln_eps: float = 1e-5,
+        layout: str = "channels_last",
+    ):
         super().__init__()
         assert layout in ("channels_last", "channels_first")
         self.c, self.levels, self.normalize_modulator = channels, focal_level, normalize_modulator
@@ -59,25 +69,26 @@ class FocalModulation(nn.Module):
         self.f = nn.Linear(channels, 2 * channels + focal_level + 1, bias=bias)
         self.h = nn.Linear(channels, channels, bias=bias)
         self.focal_layers = nn.ModuleList(
-            DepthwiseTaps(channels, focal_factor * l + focal_window) for l in range(focal_level))
+            DepthwiseTaps(channels, focal_factor * l + focal_window) for l in range(focal_level)
+        )
         self.proj = nn.Linear(channels, channels)
         self.norm = nn.LayerNorm(channels, eps=ln_eps) if use_post_norm else None
 
-    def forward(self, x):                                      # x [B, H, W, C] ([B, C, H, W] channels_first)
+    def forward(self, x):  # x [B, H, W, C] ([B, C, H, W] channels_first)
         if self.channels_first:
             return self._forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return self._forward(x)
 
-    def _forward(self, x):                                     # x [B, H, W, C]
+    def _forward(self, x):  # x [B, H, W, C]
         c, L = self.c, self.levels
         t = self.f(x)
-        q, z, gates = t[..., :c], t[..., c:2 * c], t[..., 2 * c:]
+        q, z, gates = t[..., :c], t[..., c : 2 * c], t[..., 2 * c :]
         z_out = torch.zeros_like(q)
-        for l, layer in enumerate(self.focal_layers):          # Z^l = GELU(DWConv(Z^(l-1)))
+        for l, layer in enumerate(self.focal_layers):  # Z^l = GELU(DWConv(Z^(l-1)))
             z = F.gelu(layer(z))
-            z_out = z_out + gates[..., l:l + 1] * z
-        z_global = F.gelu(z.mean(dim=(1, 2), keepdim=True))    # Z^(L+1)
-        z_out = z_out + gates[..., L:L + 1] * z_global
+            z_out = z_out + gates[..., l : l + 1] * z
+        z_global = F.gelu(z.mean(dim=(1, 2), keepdim=True))  # Z^(L+1)
+        z_out = z_out + gates[..., L : L + 1] * z_global
         if self.normalize_modulator:
             z_out = z_out / (L + 1)
         self.last_modulator = m = self.h(z_out)
@@ -97,17 +108,34 @@ class TimmFocalModulation(nn.Module):
     tokens through a permute each way, no arithmetic of its own. Parameters by the spec's names; the
     LayerNorm2d eps set to ln_eps."""
 
-    def __init__(self, channels: int, focal_level: int = 2, focal_window: int = 3, focal_factor: int = 2,
-                 bias: bool = True, use_post_norm: bool = False, normalize_modulator: bool = False,
-                 ln_eps: float = 1e-5, layout: str = "channels_last"):
+    def __init__(
+        self,
+        channels: int,
+        focal_level: int = 2,
+        focal_window: int = 3,
+        focal_factor: int = 2,
+        bias: bool = True,
+        use_post_norm: bool = False,
+        normalize_modulator: bool = False,
+        ln_eps: float = 1e-5,
+        layout: str = "channels_last",
+    ):
         super().__init__()
         from functools import partial
 
         from timm.layers import LayerNorm2d
         from timm.models.focalnet import FocalModulation as Timm
-        self.m = Timm(channels, focal_window=focal_window, focal_level=focal_level, focal_factor=focal_factor,
-                      bias=bias, use_post_norm=use_post_norm, normalize_modulator=normalize_modulator,
-                      norm_layer=partial(LayerNorm2d, eps=ln_eps))
+
+        self.m = Timm(
+            channels,
+            focal_window=focal_window,
+            focal_level=focal_level,
+            focal_factor=focal_factor,
+            bias=bias,
+            use_post_norm=use_post_norm,
+            normalize_modulator=normalize_modulator,
+            norm_layer=partial(LayerNorm2d, eps=ln_eps),
+        )
         self.channels_first = layout == "channels_first"
 
     def forward(self, x):
@@ -118,5 +146,7 @@ class TimmFocalModulation(nn.Module):
 
 def timm_key_map(module: TimmFocalModulation) -> dict:
     """Spec keys -> keys of the wrapped timm module (its focal convs sit in Sequentials)."""
-    return {k.replace(".0.weight", ".weight") if k.startswith("focal_layers") else k: f"m.{k}"
-            for k in module.m.state_dict()}
+    return {
+        k.replace(".0.weight", ".weight") if k.startswith("focal_layers") else k: f"m.{k}"
+        for k in module.m.state_dict()
+    }

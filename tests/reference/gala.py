@@ -32,6 +32,7 @@ Defaults follow the official code (GALA-v2 configuration):
 Variants: interaction in {"both", "additive", "multiplicative"} (official
 code's switch: a(G+S) + m(G.S), G+S, G.S; only "both" has a and m); squash.
 """
+
 from __future__ import annotations
 
 import torch

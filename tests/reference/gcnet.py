@@ -29,6 +29,7 @@ Parameter names follow the official module: conv_mask, channel_add_conv.{0,1,3},
 channel_mul_conv.{0,1,3}. The transforms are 1x1 Conv2d as in the official code, so the
 block is 2-D only (as in the catalog).
 """
+
 from __future__ import annotations
 
 import torch
@@ -59,7 +60,9 @@ class GlobalContext(nn.Module):
         if pooling_type not in ("att", "avg"):
             raise ValueError(f"gcnet: pooling_type must be 'att' or 'avg', got {pooling_type!r}")
         if not fusion_types or any(f not in ("channel_add", "channel_mul") for f in fusion_types):
-            raise ValueError(f"gcnet: fusion_types must be a non-empty subset of channel_add/channel_mul, got {fusion_types}")
+            raise ValueError(
+                f"gcnet: fusion_types must be a non-empty subset of channel_add/channel_mul, got {fusion_types}"
+            )
         self.channels = channels
         self.planes = max(1, int(channels * ratio))
         self.pooling_type = pooling_type

@@ -24,6 +24,7 @@ Choices: α, γ, β are stored with shape [C] (official: [1, C, 1, 1]) so that t
 accepts x[B, C, *spatial] with 1, 2 or 3 spatial dimensions; they are broadcast in
 forward. Parameter order α, γ, β as in the official module.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,7 @@ from torch import nn
 
 
 class GCT(nn.Module):
-    def __init__(self, channels: int, eps: float = 1e-5, mode: str = "l2",
-                 after_relu: bool = False):
+    def __init__(self, channels: int, eps: float = 1e-5, mode: str = "l2", after_relu: bool = False):
         super().__init__()
         if mode not in ("l2", "l1"):
             raise ValueError(f"GCT mode must be 'l2' or 'l1', got {mode!r}")

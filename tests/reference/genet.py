@@ -34,6 +34,7 @@ Ambiguities and choices:
   residual unit; the shortcut belongs to the ResNet unit and is not part of this
   operator.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,15 @@ def _pair(v):
 
 
 class GENet(nn.Module):
-    def __init__(self, channels: int, extent: int = 0, extra_params: bool = True, use_mlp: bool = False,
-                 spatial_size=56, reduction: int = 16):
+    def __init__(
+        self,
+        channels: int,
+        extent: int = 0,
+        extra_params: bool = True,
+        use_mlp: bool = False,
+        spatial_size=56,
+        reduction: int = 16,
+    ):
         super().__init__()
         if extent and (extent < 2 or extent & (extent - 1)):
             raise ValueError("extent must be 0 (global) or a power of two >= 2")
@@ -60,14 +68,18 @@ class GENet(nn.Module):
         if extra_params:
             layers: list[nn.Module] = []
             if extent == 0:
-                layers += [nn.Conv2d(channels, channels, self.spatial_size, groups=channels, bias=False),
-                           nn.BatchNorm2d(channels)]
+                layers += [
+                    nn.Conv2d(channels, channels, self.spatial_size, groups=channels, bias=False),
+                    nn.BatchNorm2d(channels),
+                ]
             else:
                 for i in range(int(math.log2(extent))):
                     if i:
                         layers.append(nn.ReLU())
-                    layers += [nn.Conv2d(channels, channels, 3, stride=2, padding=1, groups=channels, bias=False),
-                               nn.BatchNorm2d(channels)]
+                    layers += [
+                        nn.Conv2d(channels, channels, 3, stride=2, padding=1, groups=channels, bias=False),
+                        nn.BatchNorm2d(channels),
+                    ]
             self.gather = nn.Sequential(*layers)
             for m in self.gather:
                 if isinstance(m, nn.Conv2d):

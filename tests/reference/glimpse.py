@@ -40,6 +40,7 @@ sizes; the numbers below are this reference's choices unless stated):
   classification network act once per sequence / on r^(1) and are outside this block.
 - LSTM cells: torch.nn.LSTMCell (gates i, f, g, o; two bias vectors).
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,7 +53,7 @@ def glimpse_sensor(x: torch.Tensor, l: torch.Tensor, size: int, num_scales: int,
     b, c, h, w = x.shape
     patches = []
     for i in range(num_scales):
-        factor = scale_factor ** i
+        factor = scale_factor**i
         s = size * factor
         offs = torch.arange(s, dtype=x.dtype, device=x.device) * 2 - (s - 1)
         gx = l[:, 0, None] + offs / w
@@ -90,7 +91,7 @@ class GlimpseNetworkStep(nn.Module):
         self.conv1 = nn.Conv2d(num_scales * channels, c1, k1, padding=k1 // 2)
         self.conv2 = nn.Conv2d(c1, c2, k2, padding=k2 // 2)
         self.conv3 = nn.Conv2d(c2, c3, k3, padding=k3 // 2)
-        self.fc_image = nn.Linear(c3 * glimpse_size ** 2, features)
+        self.fc_image = nn.Linear(c3 * glimpse_size**2, features)
         self.fc_loc = nn.Linear(2, features)
         self.lstm1 = nn.LSTMCell(features, hidden_size)
         self.lstm2 = nn.LSTMCell(hidden_size, hidden_size)
@@ -111,11 +112,12 @@ class GlimpseNetworkStep(nn.Module):
     def location_mean(self, r2: torch.Tensor) -> torch.Tensor:
         return self.emission(r2)
 
-    def forward(self, x: torch.Tensor, l: torch.Tensor, h: torch.Tensor,
-                generator: torch.Generator | None = None):
+    def forward(self, x: torch.Tensor, l: torch.Tensor, h: torch.Tensor, generator: torch.Generator | None = None):
         if x.dim() != 4 or l.shape != (x.shape[0], 2) or h.shape != (x.shape[0], 4, self.hidden_size):
-            raise ValueError(f"glimpse: expected x[B, C, H, W], l[B, 2], h[B, 4, {self.hidden_size}], "
-                             f"got {tuple(x.shape)}, {tuple(l.shape)}, {tuple(h.shape)}")
+            raise ValueError(
+                f"glimpse: expected x[B, C, H, W], l[B, 2], h[B, 4, {self.hidden_size}], "
+                f"got {tuple(x.shape)}, {tuple(l.shape)}, {tuple(h.shape)}"
+            )
         rho = self.glimpse(x, l)
         g = self.features(rho, l)
         h1, c1 = self.lstm1(g, (h[:, 0], h[:, 1]))

@@ -34,6 +34,7 @@ Paper vs code: the paper writes the graph convolution as Z = ((I - A_g) V) W_g;
 the official code implements conv1 with a bias and adds the residual Z (sign of
 A is absorbed into the learned weights). Followed the code.
 """
+
 from __future__ import annotations
 
 import torch
@@ -50,14 +51,13 @@ class GCN(nn.Module):
         self.conv2 = nn.Linear(num_state, num_state, bias=bias)  # state update
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(z) + z                        # [B, S, N]: mixes the node axis
+        h = self.conv1(z) + z  # [B, S, N]: mixes the node axis
         h = self.relu(h)
         return self.conv2(h.transpose(1, 2)).transpose(1, 2)  # mixes the state axis
 
 
 class GloRe(nn.Module):
-    def __init__(self, channels: int, mid_channels: int | None = None, normalize: bool = False,
-                 bn_eps: float = 1e-4):
+    def __init__(self, channels: int, mid_channels: int | None = None, normalize: bool = False, bn_eps: float = 1e-4):
         super().__init__()
         mid = channels // 4 if mid_channels is None else mid_channels
         self.normalize = normalize
@@ -74,14 +74,14 @@ class GloRe(nn.Module):
         if x.dim() not in (3, 4, 5):
             raise ValueError(f"GloRe expects x[B, C, *spatial] with 1-3 spatial dims, got {tuple(x.shape)}")
         b, c = x.shape[:2]
-        xf = x.reshape(b, c, -1).transpose(1, 2)            # [B, N, C]
-        v = self.conv_state(xf).transpose(1, 2)             # [B, S, N]
-        proj = self.conv_proj(xf).transpose(1, 2)           # [B, M, N]
-        z = torch.bmm(v, proj.transpose(1, 2))              # [B, S, M]
+        xf = x.reshape(b, c, -1).transpose(1, 2)  # [B, N, C]
+        v = self.conv_state(xf).transpose(1, 2)  # [B, S, N]
+        proj = self.conv_proj(xf).transpose(1, 2)  # [B, M, N]
+        z = torch.bmm(v, proj.transpose(1, 2))  # [B, S, M]
         if self.normalize:
             z = z * (1.0 / xf.shape[1])
         z = self.gcn(z)
-        y = torch.bmm(z, proj)                              # [B, S, N]
+        y = torch.bmm(z, proj)  # [B, S, N]
         y = self.conv_extend(y.transpose(1, 2)).transpose(1, 2)  # [B, C, N]
         y = self.blocker(y)
         return x + y.reshape(x.shape)

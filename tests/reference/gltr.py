@@ -39,6 +39,7 @@ Ambiguities and choices (no official code to settle them):
 - The final aggregation over time is an average of F'' over T (the catalog's
   "aggregate over T").
 """
+
 from __future__ import annotations
 
 import torch

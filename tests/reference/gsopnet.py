@@ -34,6 +34,7 @@ formula sigma(W RC(Cov(Conv(X)))) also has no activation there.
 Only 2-D feature maps are supported (the block uses Conv2d and BatchNorm2d throughout,
 and the optional stride-2 reduction is 2-D).
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,8 +42,7 @@ from torch import nn
 
 
 class GSoP(nn.Module):
-    def __init__(self, channels: int, att_dim: int = 128, reduce_stride: int = 1,
-                 pre_relu: bool = True):
+    def __init__(self, channels: int, att_dim: int = 128, reduce_stride: int = 1, pre_relu: bool = True):
         super().__init__()
         d = att_dim
         self.channels = channels

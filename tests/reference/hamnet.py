@@ -40,6 +40,7 @@ bread" with the skip connection; the official seg code additionally applies ReLU
 after the residual sum, and the one-step gradient is the code's default (the
 paper presents it as the recommended training scheme). Followed the code.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,9 +51,19 @@ from torch import nn
 
 
 class HamNet(nn.Module):
-    def __init__(self, channels: int, ham_channels: int = 512, rank: int = 64, groups: int = 1,
-                 train_steps: int = 6, eval_steps: int = 7, inv_t: float = 1.0,
-                 one_step_grad: bool = True, version: str = "V2", eps: float = 1e-6):
+    def __init__(
+        self,
+        channels: int,
+        ham_channels: int = 512,
+        rank: int = 64,
+        groups: int = 1,
+        train_steps: int = 6,
+        eval_steps: int = 7,
+        inv_t: float = 1.0,
+        one_step_grad: bool = True,
+        version: str = "V2",
+        eps: float = 1e-6,
+    ):
         super().__init__()
         if version not in ("V1", "V2"):
             raise ValueError("version must be 'V1' or 'V2'")
@@ -66,12 +77,12 @@ class HamNet(nn.Module):
         self.eps = eps
         self.lower_bread = nn.Conv2d(channels, ham_channels, 1)
         if version == "V2":
-            self.cheese = nn.Sequential(nn.Conv2d(ham_channels, ham_channels, 1, bias=False),
-                                        nn.BatchNorm2d(ham_channels), nn.ReLU())
+            self.cheese = nn.Sequential(
+                nn.Conv2d(ham_channels, ham_channels, 1, bias=False), nn.BatchNorm2d(ham_channels), nn.ReLU()
+            )
             self.upper_bread = nn.Conv2d(ham_channels, channels, 1, bias=False)
         else:
-            self.upper_bread = nn.Sequential(nn.Conv2d(ham_channels, channels, 1, bias=False),
-                                             nn.BatchNorm2d(channels))
+            self.upper_bread = nn.Sequential(nn.Conv2d(ham_channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
@@ -98,8 +109,13 @@ class HamNet(nn.Module):
             bases = self._update_bases(x, bases, coef)
         return bases, coef
 
-    def nmf(self, z: torch.Tensor, generator: torch.Generator | None = None,
-            steps: int | None = None, return_factors: bool = False):
+    def nmf(
+        self,
+        z: torch.Tensor,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+        return_factors: bool = False,
+    ):
         """Low-rank NMF reconstruction of a non-negative z[B, D, H, W]."""
         b, d_all = z.shape[:2]
         d = d_all // self.S

@@ -4,6 +4,7 @@ Each reference test builds a module and inputs, then calls these helpers, so
 every mechanism is held to the same bar: finite forward and backward in train
 and eval mode, gradients reaching every parameter, and float64 gradcheck.
 """
+
 from __future__ import annotations
 
 import torch
@@ -69,7 +70,7 @@ def gradcheck(module: nn.Module, *inputs: torch.Tensor, eval_mode: bool = True) 
     names = [n for n, p in module.named_parameters() if p.requires_grad]
 
     def fn(*args):
-        xin, ps = args[: len(xs)], args[len(xs):]
+        xin, ps = args[: len(xs)], args[len(xs) :]
         state = dict(zip(names, ps))
         out = torch.func.functional_call(module, state, xin)
         return tuple(o for o in as_tuple(out) if o.is_floating_point())

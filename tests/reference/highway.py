@@ -28,6 +28,7 @@ Ambiguity: the papers leave the form of H open (any non-linear transform); the s
 affine + activation used in their experiments is the one implemented. Dimensionality must
 be preserved (input channels = output channels), as the papers require.
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,8 +38,7 @@ _ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid
 
 
 class Highway(nn.Module):
-    def __init__(self, channels: int, kernel_size: int = 1, gate_bias: float = -2.0,
-                 activation: str = "relu"):
+    def __init__(self, channels: int, kernel_size: int = 1, gate_bias: float = -2.0, activation: str = "relu"):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}")

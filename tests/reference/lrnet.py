@@ -33,6 +33,7 @@ Ambiguities and choices:
 - The final 1x1 projection is this reference's reading of the paper's layer diagram
   (not confirmed by released code); out_proj=False drops it and returns y (C ch).
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,9 +42,16 @@ from torch import nn
 
 
 class LRNet(nn.Module):
-    def __init__(self, channels: int, out_channels: int | None = None, kernel_size: int = 7, m: int = 8,
-                 composability: str = "squared_diff", geometry_hidden: int | None = None,
-                 out_proj: bool = True):
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int | None = None,
+        kernel_size: int = 7,
+        m: int = 8,
+        composability: str = "squared_diff",
+        geometry_hidden: int | None = None,
+        out_proj: bool = True,
+    ):
         super().__init__()
         if channels % m:
             raise ValueError("channels must be divisible by m")
@@ -61,7 +69,7 @@ class LRNet(nn.Module):
         self.geometry = nn.Sequential(nn.Conv2d(2, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, g, 1))
         self.proj = nn.Conv2d(channels, out_channels, 1, bias=False) if out_proj else None
         r = torch.arange(kernel_size, dtype=torch.get_default_dtype()) - kernel_size // 2
-        offsets = torch.stack(torch.meshgrid(r, r, indexing="ij"))       # [2, k, k]: (dh, dw)
+        offsets = torch.stack(torch.meshgrid(r, r, indexing="ij"))  # [2, k, k]: (dh, dw)
         self.register_buffer("offsets", offsets.unsqueeze(0), persistent=False)
 
     def _unfold(self, t: torch.Tensor) -> torch.Tensor:
@@ -78,9 +86,9 @@ class LRNet(nn.Module):
         b, _, h, w = x.shape
         k = self.kernel_size
         q = self.query(x).reshape(b, self.groups, 1, h * w)
-        keys = self._unfold(self.key(x))                                 # [B, G, kk, HW]
+        keys = self._unfold(self.key(x))  # [B, G, kk, HW]
         if self.composability == "squared_diff":
-            app = -(q - keys) ** 2
+            app = -((q - keys) ** 2)
         elif self.composability == "abs_diff":
             app = -(q - keys).abs()
         else:
@@ -93,7 +101,7 @@ class LRNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         k = self.kernel_size
-        weights = self.attention(x)                                      # [B, G, kk, HW]
+        weights = self.attention(x)  # [B, G, kk, HW]
         xs = self._unfold(x).reshape(b, self.groups, self.m, k * k, h * w)
         y = (weights.unsqueeze(2) * xs).sum(dim=3).reshape(b, c, h, w)
         return self.proj(y) if self.proj is not None else y

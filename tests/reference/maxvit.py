@@ -33,6 +33,7 @@ The state dict: `qkv.weight`, `qkv.bias`, `proj.weight`, `proj.bias`, `relative_
 [(2P - 1)^2, heads] (the spec's names); `key_map` maps the spec's keys here (its constant
 `relative_position_index` buffer has no counterpart).
 """
+
 from __future__ import annotations
 
 import torch
@@ -56,9 +57,9 @@ def partition(x: torch.Tensor, p: int, kind: str) -> torch.Tensor:
     if h % p or w % p:
         raise ValueError(f"H and W ({h}, {w}) must be multiples of the partition size {p}")
     if kind == "block":
-        t = x.view(b, h // p, p, w // p, p, c)            # (a, i, b, j): token (a P + i, b P + j)
+        t = x.view(b, h // p, p, w // p, p, c)  # (a, i, b, j): token (a P + i, b P + j)
         return t.permute(0, 1, 3, 2, 4, 5).reshape(b, h // p, w // p, p * p, c)
-    t = x.view(b, p, h // p, p, w // p, c)                # (i, a, j, b): token (i H/G + a, j W/G + b)
+    t = x.view(b, p, h // p, p, w // p, c)  # (i, a, j, b): token (i H/G + a, j W/G + b)
     return t.permute(0, 2, 4, 1, 3, 5).reshape(b, h // p, w // p, p * p, c)
 
 
@@ -72,8 +73,16 @@ def unpartition(t: torch.Tensor, p: int, kind: str) -> torch.Tensor:
 
 
 class MaxViTAttention(nn.Module):
-    def __init__(self, channels: int, partition: str = "block", partition_size: int = 7, dim_head: int = 32,
-                 attn_bias: bool = True, head_first: bool = True, rel_pos_bias: bool = True):
+    def __init__(
+        self,
+        channels: int,
+        partition: str = "block",
+        partition_size: int = 7,
+        dim_head: int = 32,
+        attn_bias: bool = True,
+        head_first: bool = True,
+        rel_pos_bias: bool = True,
+    ):
         super().__init__()
         if partition not in ("block", "grid"):
             raise ValueError("partition is 'block' or 'grid'")
@@ -84,27 +93,26 @@ class MaxViTAttention(nn.Module):
         self.qkv = nn.Linear(channels, 3 * channels, bias=attn_bias)
         self.proj = nn.Linear(channels, channels, bias=attn_bias)
         if rel_pos_bias:
-            self.relative_position_bias_table = nn.Parameter(
-                torch.empty((2 * partition_size - 1) ** 2, self.heads))
+            self.relative_position_bias_table = nn.Parameter(torch.empty((2 * partition_size - 1) ** 2, self.heads))
             nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
             self.register_buffer("bias_index", relative_bias_index(partition_size), persistent=False)
         else:
             self.relative_position_bias_table = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        win = partition(x, self.p, self.kind)                          # [B, nh, nw, N, C]
+        win = partition(x, self.p, self.kind)  # [B, nh, nw, N, C]
         b, nh, nw, n, c = win.shape
         t = self.qkv(win)
         if self.head_first:
             t = t.view(b, nh, nw, n, self.heads, 3, self.d)
         else:
             t = t.view(b, nh, nw, n, 3, self.heads, self.d).transpose(4, 5)
-        q, k, v = (t[..., i, :].transpose(3, 4) for i in range(3))     # [B, nh, nw, heads, N, d]
-        logits = torch.matmul(q, k.transpose(-1, -2)) / self.d ** 0.5
+        q, k, v = (t[..., i, :].transpose(3, 4) for i in range(3))  # [B, nh, nw, heads, N, d]
+        logits = torch.matmul(q, k.transpose(-1, -2)) / self.d**0.5
         if self.relative_position_bias_table is not None:
             bias = self.relative_position_bias_table[self.bias_index]  # [N, N, heads]
             logits = logits + bias.permute(2, 0, 1)
-        o = torch.matmul(logits.softmax(dim=-1), v)                   # [B, nh, nw, heads, N, d]
+        o = torch.matmul(logits.softmax(dim=-1), v)  # [B, nh, nw, heads, N, d]
         o = o.transpose(3, 4).reshape(b, nh, nw, n, self.heads * self.d)
         return unpartition(self.proj(o), self.p, self.kind)
 
@@ -124,17 +132,30 @@ class TimmPartitionAttention(nn.Module):
     `block.attn.rel_pos.relative_position_bias_table`.
     """
 
-    def __init__(self, channels: int, partition: str = "block", partition_size: int = 7, dim_head: int = 32,
-                 attn_bias: bool = True, head_first: bool = True, rel_pos_bias: bool = True):
+    def __init__(
+        self,
+        channels: int,
+        partition: str = "block",
+        partition_size: int = 7,
+        dim_head: int = 32,
+        attn_bias: bool = True,
+        head_first: bool = True,
+        rel_pos_bias: bool = True,
+    ):
         super().__init__()
         from timm.models.maxxvit import MaxxVitTransformerCfg, PartitionAttentionCl
-        cfg = MaxxVitTransformerCfg(dim_head=dim_head, attn_bias=attn_bias, head_first=head_first,
-                                    rel_pos_type="bias" if rel_pos_bias else "",
-                                    window_size=(partition_size, partition_size),
-                                    grid_size=(partition_size, partition_size))
+
+        cfg = MaxxVitTransformerCfg(
+            dim_head=dim_head,
+            attn_bias=attn_bias,
+            head_first=head_first,
+            rel_pos_type="bias" if rel_pos_bias else "",
+            window_size=(partition_size, partition_size),
+            grid_size=(partition_size, partition_size),
+        )
         self.block = PartitionAttentionCl(channels, partition_type=partition, cfg=cfg)
-        self.block.norm1 = self.block.norm2 = self.block.mlp = nn.Identity()   # the attention only
-        self.block.attn.fused_attn = False           # the explicit softmax path in float64
+        self.block.norm1 = self.block.norm2 = self.block.mlp = nn.Identity()  # the attention only
+        self.block.attn.fused_attn = False  # the explicit softmax path in float64
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block._partition_attn(x)

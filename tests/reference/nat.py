@@ -24,6 +24,7 @@ Defaults: kernel_size 7 (NAT-Mini...Base), head width 32 (NAT-Tiny: 2, 4, 8, 16
 heads at 64, 128, 256, 512 channels). Dilation (DiNAT) and dropout: out of scope.
 Initialisation: rpb truncated normal std 0.02 as the official module.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,19 +41,25 @@ def window_start(index: torch.Tensor, length: int, kernel_size: int) -> torch.Te
 def bias_start(index: torch.Tensor, length: int, kernel_size: int) -> torch.Tensor:
     """NATTEN's get_pb_start at dilation 1: the rpb row of each query's first key."""
     n = kernel_size // 2
-    return (n + (index < n).long() * (n - index)
-            + (index + n >= length).long() * (length - index - 1 - n))
+    return n + (index < n).long() * (n - index) + (index + n >= length).long() * (length - index - 1 - n)
 
 
 class NeighborhoodAttention2D(nn.Module):
-    def __init__(self, dim: int, num_heads: int | None = None, kernel_size: int = 7, qkv_bias: bool = True,
-                 qk_scale: float | None = None, rel_pos_bias: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int | None = None,
+        kernel_size: int = 7,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        rel_pos_bias: bool = True,
+    ):
         super().__init__()
         num_heads = max(1, dim // 32) if num_heads is None else num_heads
         if dim % num_heads or kernel_size % 2 != 1:
             raise ValueError("num_heads must divide dim and kernel_size must be odd")
         self.num_heads, self.head_dim, self.kernel_size = num_heads, dim // num_heads, kernel_size
-        self.scale = qk_scale or self.head_dim ** -0.5
+        self.scale = qk_scale or self.head_dim**-0.5
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         if rel_pos_bias:
             self.rpb = nn.Parameter(torch.zeros(num_heads, 2 * kernel_size - 1, 2 * kernel_size - 1))
@@ -80,10 +87,10 @@ class NeighborhoodAttention2D(nn.Module):
             x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
         _, h, w, _ = x.shape
         qkv = self.qkv(x).reshape(b, h, w, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5)
-        q, key, value = qkv[0] * self.scale, qkv[1], qkv[2]                    # [B, heads, H, W, d]
+        q, key, value = qkv[0] * self.scale, qkv[1], qkv[2]  # [B, heads, H, W, d]
         keys_h, keys_w, bias_h, bias_w = self.neighbourhoods(h, w)
-        rows, cols = keys_h[:, None, :, None], keys_w[None, :, None, :]        # -> [H, W, k, k]
-        kn = key[:, :, rows, cols]                                           # [B, heads, H, W, k, k, d]
+        rows, cols = keys_h[:, None, :, None], keys_w[None, :, None, :]  # -> [H, W, k, k]
+        kn = key[:, :, rows, cols]  # [B, heads, H, W, k, k, d]
         vn = value[:, :, rows, cols]
         logits = (q[:, :, :, :, None, None, :] * kn).sum(-1)
         if self.rpb is not None:

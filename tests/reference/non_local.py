@@ -43,6 +43,7 @@ Choices:
   this reference zero-initialises W's weight and bias so the block still starts as the
   identity (as the AlexHex7 reimplementation does).
 """
+
 from __future__ import annotations
 
 import torch
@@ -99,7 +100,7 @@ class NonLocal(nn.Module):
         phi = self.phi(self._pool(x).flatten(2).transpose(1, 2))
         logits = theta @ phi.transpose(1, 2)
         if self.use_scale:
-            logits = logits * self.inter_channels ** -0.5
+            logits = logits * self.inter_channels**-0.5
         return logits.softmax(dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,8 +108,8 @@ class NonLocal(nn.Module):
             raise ValueError(f"non_local: expected x[B, C, *spatial] with 1-3 spatial dims, got {tuple(x.shape)}")
         attn = self.attention(x)
         g = self.g(self._pool(x).flatten(2).transpose(1, 2))
-        y = attn @ g                                     # [B, N, C']
-        wy = self.W(y).transpose(1, 2)                   # [B, C, N]
+        y = attn @ g  # [B, N, C']
+        wy = self.W(y).transpose(1, 2)  # [B, C, N]
         if self.bn is not None:
             wy = self.bn(wy)
         return x + wy.reshape(x.shape)

@@ -32,6 +32,7 @@ The stored HRNet-OCR SpatialGather_Module applies softmax over dim=1 (over the K
 classes) instead; exposed as gather_softmax_dim="classes" and noted as a
 disagreement; the default follows the paper and the authors' openseg code.
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,9 +45,16 @@ def _conv_bn_relu(cin: int, cout: int, bias: bool) -> list[nn.Module]:
 
 
 class OCRNet(nn.Module):
-    def __init__(self, channels: int, key_channels: int = 256, out_channels: int | None = None,
-                 scale: float = 1.0, dropout: float = 0.05, conv_bias: bool = True,
-                 gather_softmax_dim: str = "spatial"):
+    def __init__(
+        self,
+        channels: int,
+        key_channels: int = 256,
+        out_channels: int | None = None,
+        scale: float = 1.0,
+        dropout: float = 0.05,
+        conv_bias: bool = True,
+        gather_softmax_dim: str = "spatial",
+    ):
         super().__init__()
         if gather_softmax_dim not in ("spatial", "classes"):
             raise ValueError("gather_softmax_dim must be 'spatial' or 'classes'")
@@ -54,30 +62,33 @@ class OCRNet(nn.Module):
         self.key_channels = key_channels
         self.scale = scale
         self.gather_softmax_dim = gather_softmax_dim
-        self.f_pixel = nn.Sequential(*_conv_bn_relu(channels, key_channels, conv_bias),
-                                     *_conv_bn_relu(key_channels, key_channels, conv_bias))
-        self.f_object = nn.Sequential(*_conv_bn_relu(channels, key_channels, conv_bias),
-                                      *_conv_bn_relu(key_channels, key_channels, conv_bias))
+        self.f_pixel = nn.Sequential(
+            *_conv_bn_relu(channels, key_channels, conv_bias), *_conv_bn_relu(key_channels, key_channels, conv_bias)
+        )
+        self.f_object = nn.Sequential(
+            *_conv_bn_relu(channels, key_channels, conv_bias), *_conv_bn_relu(key_channels, key_channels, conv_bias)
+        )
         self.f_down = nn.Sequential(*_conv_bn_relu(channels, key_channels, conv_bias))
         self.f_up = nn.Sequential(*_conv_bn_relu(key_channels, channels, conv_bias))
-        self.conv_bn_dropout = nn.Sequential(*_conv_bn_relu(2 * channels, out_channels, conv_bias),
-                                             nn.Dropout2d(dropout))
+        self.conv_bn_dropout = nn.Sequential(
+            *_conv_bn_relu(2 * channels, out_channels, conv_bias), nn.Dropout2d(dropout)
+        )
 
     def object_regions(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
         """Soft object region representations f_k, returned as [B, C, K, 1]."""
         b, k = probs.shape[:2]
         p = probs.reshape(b, k, -1)
         p = F.softmax(self.scale * p, dim=2 if self.gather_softmax_dim == "spatial" else 1)
-        feats = x.reshape(b, x.shape[1], -1)                      # [B, C, N]
-        regions = torch.bmm(p, feats.transpose(1, 2))             # [B, K, C]
-        return regions.transpose(1, 2).unsqueeze(3)              # [B, C, K, 1]
+        feats = x.reshape(b, x.shape[1], -1)  # [B, C, N]
+        regions = torch.bmm(p, feats.transpose(1, 2))  # [B, K, C]
+        return regions.transpose(1, 2).unsqueeze(3)  # [B, C, K, 1]
 
     def relation(self, x: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
         """Pixel-region relation w[B, N, K] (rows sum to one)."""
         b = x.shape[0]
-        query = self.f_pixel(x).reshape(b, self.key_channels, -1).transpose(1, 2)   # [B, N, Ck]
-        key = self.f_object(regions).reshape(b, self.key_channels, -1)              # [B, Ck, K]
-        sim = torch.bmm(query, key) * self.key_channels ** -0.5
+        query = self.f_pixel(x).reshape(b, self.key_channels, -1).transpose(1, 2)  # [B, N, Ck]
+        key = self.f_object(regions).reshape(b, self.key_channels, -1)  # [B, Ck, K]
+        sim = torch.bmm(query, key) * self.key_channels**-0.5
         return F.softmax(sim, dim=-1)
 
     def forward(self, x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
@@ -85,8 +96,8 @@ class OCRNet(nn.Module):
             raise ValueError(f"probs {tuple(probs.shape)} must match x {tuple(x.shape)} in batch and space")
         b, _, h, w = x.shape
         regions = self.object_regions(x, probs)
-        weights = self.relation(x, regions)                                       # [B, N, K]
-        value = self.f_down(regions).reshape(b, self.key_channels, -1)            # [B, Ck, K]
+        weights = self.relation(x, regions)  # [B, N, K]
+        value = self.f_down(regions).reshape(b, self.key_channels, -1)  # [B, Ck, K]
         context = torch.bmm(value, weights.transpose(1, 2)).reshape(b, self.key_channels, h, w)
         context = self.f_up(context)
         return self.conv_bn_dropout(torch.cat([context, x], dim=1))

@@ -34,6 +34,7 @@ q/v convs with Kaiming normal (fan_in); this reference keeps PyTorch's default i
 tests randomise every weight). inplanes = planes = C, the form in which the block keeps
 its input shape (x * mask needs it).
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,14 @@ SP_SOFTMAX = ("query", "logits", "value")
 
 
 class PolarizedSelfAttention(nn.Module):
-    def __init__(self, channels: int, layout: str = "parallel", ch_transform: str = "layernorm",
-                 sp_softmax: str = "query", ratio: int = 4):
+    def __init__(
+        self,
+        channels: int,
+        layout: str = "parallel",
+        ch_transform: str = "layernorm",
+        sp_softmax: str = "query",
+        ratio: int = 4,
+    ):
         super().__init__()
         if layout not in LAYOUTS or ch_transform not in CH_TRANSFORMS or sp_softmax not in SP_SOFTMAX:
             raise ValueError(f"bad variant: {layout}, {ch_transform}, {sp_softmax}")
@@ -71,9 +78,9 @@ class PolarizedSelfAttention(nn.Module):
     def channel_attention(self, x: torch.Tensor) -> torch.Tensor:
         """A_ch [B, C, 1, 1]."""
         b = x.shape[0]
-        q = torch.softmax(self.ch_q(x).reshape(b, 1, -1), dim=2)           # [B, 1, HW]
-        v = self.ch_v(x).reshape(b, self.ch_v.out_channels, -1)            # [B, C/2, HW]
-        z = torch.matmul(v, q.transpose(1, 2)).unsqueeze(-1)               # [B, C/2, 1, 1]
+        q = torch.softmax(self.ch_q(x).reshape(b, 1, -1), dim=2)  # [B, 1, HW]
+        v = self.ch_v(x).reshape(b, self.ch_v.out_channels, -1)  # [B, C/2, HW]
+        z = torch.matmul(v, q.transpose(1, 2)).unsqueeze(-1)  # [B, C/2, 1, 1]
         if self.ch_transform == "bottleneck":
             z = self.up2(torch.relu(self.up_ln(self.up1(z))))
         else:
@@ -85,13 +92,13 @@ class PolarizedSelfAttention(nn.Module):
     def spatial_attention(self, x: torch.Tensor) -> torch.Tensor:
         """A_sp [B, 1, H, W]."""
         b, _, h, w = x.shape
-        g = self.sp_q(x).mean(dim=(2, 3)).unsqueeze(1)                     # [B, 1, C/2]
-        v = self.sp_v(x).reshape(b, self.sp_v.out_channels, h * w)         # [B, C/2, HW]
+        g = self.sp_q(x).mean(dim=(2, 3)).unsqueeze(1)  # [B, 1, C/2]
+        v = self.sp_v(x).reshape(b, self.sp_v.out_channels, h * w)  # [B, C/2, HW]
         if self.sp_softmax == "query":
             g = torch.softmax(g, dim=2)
         elif self.sp_softmax == "value":
             v = torch.softmax(v, dim=2)
-        a = torch.matmul(g, v)                                             # [B, 1, HW]
+        a = torch.matmul(g, v)  # [B, 1, HW]
         if self.sp_softmax == "logits":
             a = torch.softmax(a, dim=2)
         return torch.sigmoid(a.reshape(b, 1, h, w))

@@ -39,6 +39,7 @@ official PSAMask. The official module resizes back to ((h'-1)*s+1, (w'-1)*s+1), 
 equals H x W exactly when (H - 1) % s == 0 (true for its configs); this reference
 resizes to H x W so other sizes stay well defined.
 """
+
 from __future__ import annotations
 
 import torch
@@ -58,7 +59,7 @@ def psa_gather_index(h: int, w: int, mask_h: int, mask_w: int) -> torch.Tensor:
     half_h, half_w = (mask_h - 1) // 2, (mask_w - 1) // 2
     ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)
-    dh = ys[:, None] - ys[None, :] + half_h          # [j, i]: row of j in i's mask
+    dh = ys[:, None] - ys[None, :] + half_h  # [j, i]: row of j in i's mask
     dw = xs[:, None] - xs[None, :] + half_w
     valid = (dh >= 0) & (dh < mask_h) & (dw >= 0) & (dw < mask_w)
     return torch.where(valid, dh * mask_w + dw, torch.full_like(dh, mask_h * mask_w))
@@ -66,15 +67,25 @@ def psa_gather_index(h: int, w: int, mask_h: int, mask_w: int) -> torch.Tensor:
 
 def _branch(cin: int, mid: int, mask_channels: int):
     reduce = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU())
-    attention = nn.Sequential(nn.Conv2d(mid, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
-                              nn.Conv2d(mid, mask_channels, 1, bias=False))
+    attention = nn.Sequential(
+        nn.Conv2d(mid, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(), nn.Conv2d(mid, mask_channels, 1, bias=False)
+    )
     return reduce, attention
 
 
 class PSANet(nn.Module):
-    def __init__(self, channels: int, mid_channels: int = 512, feat_size=(59, 59), psa_type: str = "bi",
-                 compact: bool = False, shrink_factor: int = 2, mask_size=None,
-                 normalization_factor: float | None = 1.0, psa_softmax: bool = True):
+    def __init__(
+        self,
+        channels: int,
+        mid_channels: int = 512,
+        feat_size=(59, 59),
+        psa_type: str = "bi",
+        compact: bool = False,
+        shrink_factor: int = 2,
+        mask_size=None,
+        normalization_factor: float | None = 1.0,
+        psa_softmax: bool = True,
+    ):
         super().__init__()
         if psa_type not in ("collect", "distribute", "bi"):
             raise ValueError("psa_type must be 'collect', 'distribute' or 'bi'")
@@ -98,8 +109,11 @@ class PSANet(nn.Module):
         if psa_type == "bi":
             self.reduce_p, self.attention_p = _branch(channels, mid_channels, mask_channels)
         self._first = first
-        self.proj = nn.Sequential(nn.Conv2d(mid_channels * (2 if psa_type == "bi" else 1), channels, 1, bias=False),
-                                  nn.BatchNorm2d(channels), nn.ReLU())
+        self.proj = nn.Sequential(
+            nn.Conv2d(mid_channels * (2 if psa_type == "bi" else 1), channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+        )
         if not compact:
             self.register_buffer("index", psa_gather_index(h, w, *self.mask), persistent=False)
 
@@ -109,10 +123,10 @@ class PSANet(nn.Module):
         n = self.inner[0] * self.inner[1]
         flat = maps.reshape(b, -1, n)
         if self.compact:
-            g = flat                                              # g[b, j, i]: i's map, absolute j
+            g = flat  # g[b, j, i]: i's map, absolute j
         else:
             padded = torch.cat([flat, flat.new_zeros(b, 1, n)], dim=1)
-            g = torch.gather(padded, 1, self.index.unsqueeze(0).expand(b, n, n))   # g[b, j, i]
+            g = torch.gather(padded, 1, self.index.unsqueeze(0).expand(b, n, n))  # g[b, j, i]
         # collect: i gathers from j -> M[j (src), i (dst)] = g[j, i]
         # distribute: i sends to j -> M[i (src), j (dst)] = g[j, i]
         m = g if kind == "collect" else g.transpose(1, 2)

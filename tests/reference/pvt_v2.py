@@ -14,6 +14,7 @@ linear_attn (PVT v2-li: adaptive pool to 7, 1x1 conv, LayerNorm, GELU), qkv_bias
 pool_size and ln_eps, fixed in timm (7, 1e-5), are set on timm's pool and norm modules. The state
 dict keys are timm's (`q`, `kv`, `proj`, `sr`, `norm`), the spec's too.
 """
+
 from __future__ import annotations
 
 from timm.models.pvt_v2 import Attention
@@ -21,12 +22,12 @@ from torch import nn
 
 
 class PvtV2Attention(nn.Module):
-    def __init__(self, channels, num_heads=1, sr_ratio=8, linear_attn=False, pool_size=7, qkv_bias=True,
-                 ln_eps=1e-5):
+    def __init__(self, channels, num_heads=1, sr_ratio=8, linear_attn=False, pool_size=7, qkv_bias=True, ln_eps=1e-5):
         super().__init__()
-        self.attn = Attention(channels, num_heads=num_heads, sr_ratio=sr_ratio, linear_attn=linear_attn,
-                              qkv_bias=qkv_bias)
-        if linear_attn:                  # timm fixes the pool at 7 and the LayerNorm eps at 1e-5
+        self.attn = Attention(
+            channels, num_heads=num_heads, sr_ratio=sr_ratio, linear_attn=linear_attn, qkv_bias=qkv_bias
+        )
+        if linear_attn:  # timm fixes the pool at 7 and the LayerNorm eps at 1e-5
             self.attn.pool = nn.AdaptiveAvgPool2d(pool_size)
         if self.attn.norm is not None:
             self.attn.norm.eps = ln_eps

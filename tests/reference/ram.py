@@ -43,6 +43,7 @@ paper trains the locator with REINFORCE: detach l_t and use `location_mean(h_t)`
 log-likelihood of the Gaussian policy. The LSTM core of the paper's dynamic-environment
 experiments is not included.
 """
+
 from __future__ import annotations
 
 import torch
@@ -55,10 +56,10 @@ def glimpse_sensor(x: torch.Tensor, l: torch.Tensor, size: int, num_scales: int,
     b, c, h, w = x.shape
     patches = []
     for i in range(num_scales):
-        factor = scale_factor ** i
+        factor = scale_factor**i
         s = size * factor
         offs = torch.arange(s, dtype=x.dtype, device=x.device) * 2 - (s - 1)
-        gx = l[:, 0, None] + offs / w                                  # [B, s]
+        gx = l[:, 0, None] + offs / w  # [B, s]
         gy = l[:, 1, None] + offs / h
         grid = torch.stack([gx[:, None, :].expand(b, s, s), gy[:, :, None].expand(b, s, s)], dim=-1)
         patch = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -88,7 +89,7 @@ class RecurrentAttentionStep(nn.Module):
         self.scale_factor = scale_factor
         self.hidden_size = hidden_size
         self.loc_std = loc_std
-        self.fc_glimpse = nn.Linear(num_scales * channels * glimpse_size ** 2, glimpse_hidden)
+        self.fc_glimpse = nn.Linear(num_scales * channels * glimpse_size**2, glimpse_hidden)
         self.fc_loc = nn.Linear(2, loc_hidden)
         self.fc_what = nn.Linear(glimpse_hidden, glimpse_features)
         self.fc_where = nn.Linear(loc_hidden, glimpse_features)
@@ -102,11 +103,12 @@ class RecurrentAttentionStep(nn.Module):
     def location_mean(self, h: torch.Tensor) -> torch.Tensor:
         return self.locator(h)
 
-    def forward(self, x: torch.Tensor, l: torch.Tensor, h: torch.Tensor,
-                generator: torch.Generator | None = None):
+    def forward(self, x: torch.Tensor, l: torch.Tensor, h: torch.Tensor, generator: torch.Generator | None = None):
         if x.dim() != 4 or l.shape != (x.shape[0], 2) or h.shape != (x.shape[0], self.hidden_size):
-            raise ValueError(f"ram: expected x[B, C, H, W], l[B, 2], h[B, {self.hidden_size}], "
-                             f"got {tuple(x.shape)}, {tuple(l.shape)}, {tuple(h.shape)}")
+            raise ValueError(
+                f"ram: expected x[B, C, H, W], l[B, 2], h[B, {self.hidden_size}], "
+                f"got {tuple(x.shape)}, {tuple(l.shape)}, {tuple(h.shape)}"
+            )
         rho = self.glimpse(x, l)
         h_g = torch.relu(self.fc_glimpse(rho.flatten(1)))
         h_l = torch.relu(self.fc_loc(l))

@@ -46,6 +46,7 @@ Choices:
   the square root (the paper gives no epsilon).
 - Initialisation: PyTorch defaults (no function identity depends on initialisation).
 """
+
 from __future__ import annotations
 
 import torch

@@ -34,6 +34,7 @@ Variants not reproduced: rectified convolution (rectify=True) and DropBlock, bot
 the default ResNeSt-50. Only 2-D feature maps are supported. The BatchNorm over the 1x1
 pooled map needs batch size > 1 in training mode.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,10 +42,20 @@ from torch import nn
 
 
 class SplitAttention(nn.Module):
-    def __init__(self, channels: int, out_channels: int | None = None, kernel_size: int = 3,
-                 stride: int = 1, padding: int | None = None, dilation: int = 1,
-                 groups: int = 1, radix: int = 2, reduction_factor: int = 4,
-                 bias: bool = False, norm: bool = True):
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int | None = None,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | None = None,
+        dilation: int = 1,
+        groups: int = 1,
+        radix: int = 2,
+        reduction_factor: int = 4,
+        bias: bool = False,
+        norm: bool = True,
+    ):
         super().__init__()
         out_channels = channels if out_channels is None else out_channels
         padding = dilation * (kernel_size // 2) if padding is None else padding
@@ -54,8 +65,9 @@ class SplitAttention(nn.Module):
         self.radix = radix
         self.cardinality = groups
         self.norm = norm
-        self.conv = nn.Conv2d(channels, out_channels * radix, kernel_size, stride, padding,
-                              dilation, groups=groups * radix, bias=bias)
+        self.conv = nn.Conv2d(
+            channels, out_channels * radix, kernel_size, stride, padding, dilation, groups=groups * radix, bias=bias
+        )
         self.bn0 = nn.BatchNorm2d(out_channels * radix) if norm else None
         self.fc1 = nn.Conv2d(out_channels, inter, kernel_size=1, groups=groups)
         self.bn1 = nn.BatchNorm2d(inter) if norm else None

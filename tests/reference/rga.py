@@ -36,6 +36,7 @@ the code puts a BatchNorm after each of W1 and W2 (followed here). The order of
 the two halves of the relation vector (outgoing r[i, :] first, then incoming
 r[:, i]) follows the code's concatenation (Gs_in, Gs_out).
 """
+
 from __future__ import annotations
 
 import torch
@@ -124,9 +125,7 @@ class RGA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.channels or x.shape[2] * x.shape[3] != self.spatial:
-            raise ValueError(
-                f"RGA built for C={self.channels}, H*W={self.spatial}; got {tuple(x.shape)}"
-            )
+            raise ValueError(f"RGA built for C={self.channels}, H*W={self.spatial}; got {tuple(x.shape)}")
         if self.use_spatial:
             x = x * self.spatial_attention(x)
         if self.use_channel:

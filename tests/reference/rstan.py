@@ -25,6 +25,7 @@ feature projection (W_xs, W_it); W_hs, W_ht have none; the score vectors
 w_s, w_t have none (a bias there cancels in the softmax). Initialisation:
 PyTorch defaults.
 """
+
 from __future__ import annotations
 
 import torch

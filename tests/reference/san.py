@@ -31,6 +31,7 @@ Note: reflection padding needs H, W > kernel_size // 2.
 Out of scope: stride > 1 (the official model down-samples with max pooling
 outside SAM), zero-padding mode (pad_mode=0).
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,8 +47,15 @@ def position(h: int, w: int, dtype=None, device=None) -> torch.Tensor:
 
 
 class SAN(nn.Module):
-    def __init__(self, channels: int, rel_planes: int | None = None, out_planes: int | None = None,
-                 share_planes: int = 8, kernel_size: int = 7, sa_type: str = "pairwise"):
+    def __init__(
+        self,
+        channels: int,
+        rel_planes: int | None = None,
+        out_planes: int | None = None,
+        share_planes: int = 8,
+        kernel_size: int = 7,
+        sa_type: str = "pairwise",
+    ):
         super().__init__()
         rel_planes = channels // 16 if rel_planes is None else rel_planes
         out_planes = channels // 4 if out_planes is None else out_planes
@@ -64,17 +72,23 @@ class SAN(nn.Module):
         self.conv3 = nn.Conv2d(channels, out_planes, 1)
         if sa_type == "pairwise":
             self.conv_w = nn.Sequential(
-                nn.BatchNorm2d(rel_planes + 2), nn.ReLU(),
+                nn.BatchNorm2d(rel_planes + 2),
+                nn.ReLU(),
                 nn.Conv2d(rel_planes + 2, rel_planes, 1, bias=False),
-                nn.BatchNorm2d(rel_planes), nn.ReLU(),
-                nn.Conv2d(rel_planes, cw, 1))
+                nn.BatchNorm2d(rel_planes),
+                nn.ReLU(),
+                nn.Conv2d(rel_planes, cw, 1),
+            )
             self.conv_p = nn.Conv2d(2, 2, 1)
         else:
             self.conv_w = nn.Sequential(
-                nn.BatchNorm2d(rel_planes * (kk + 1)), nn.ReLU(),
+                nn.BatchNorm2d(rel_planes * (kk + 1)),
+                nn.ReLU(),
                 nn.Conv2d(rel_planes * (kk + 1), cw, 1, bias=False),
-                nn.BatchNorm2d(cw), nn.ReLU(),
-                nn.Conv2d(cw, kk * cw, 1))
+                nn.BatchNorm2d(cw),
+                nn.ReLU(),
+                nn.Conv2d(cw, kk * cw, 1),
+            )
 
     def _footprint(self, t: torch.Tensor) -> torch.Tensor:
         """Reflection-padded k x k footprints: [B, C, k*k, H*W]."""
@@ -86,7 +100,7 @@ class SAN(nn.Module):
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """Attention weights [B, out_planes / share_planes, k*k, H*W]."""
         b, _, h, w = x.shape
-        kk = self.kernel_size ** 2
+        kk = self.kernel_size**2
         x1, x2 = self.conv1(x), self.conv2(x)
         if self.sa_type == "pairwise":
             rel = x1.reshape(b, self.rel_planes, 1, h * w) - self._footprint(x2)
@@ -94,17 +108,19 @@ class SAN(nn.Module):
             prel = p.reshape(1, 2, 1, h * w) - self._footprint(p)
             delta = torch.cat([rel, prel.expand(b, -1, -1, -1)], dim=1)
             return F.softmax(self.conv_w(delta), dim=2)
-        patch = torch.cat([x1.reshape(b, self.rel_planes, 1, h * w),
-                           self._footprint(x2).reshape(b, self.rel_planes * kk, 1, h * w)], dim=1)
+        patch = torch.cat(
+            [x1.reshape(b, self.rel_planes, 1, h * w), self._footprint(x2).reshape(b, self.rel_planes * kk, 1, h * w)],
+            dim=1,
+        )
         return self.conv_w(patch).reshape(b, -1, kk, h * w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        kk = self.kernel_size ** 2
-        weights = self.attention(x)                                       # [B, Cw, kk, HW]
+        kk = self.kernel_size**2
+        weights = self.attention(x)  # [B, Cw, kk, HW]
         cw = weights.shape[1]
         v = self._footprint(self.conv3(x)).reshape(b, self.share_planes, cw, kk, h * w)
-        out = (weights.unsqueeze(1) * v).sum(dim=3)                       # channel c uses c % cw
+        out = (weights.unsqueeze(1) * v).sum(dim=3)  # channel c uses c % cw
         return out.reshape(b, self.out_planes, h, w)
 
 

@@ -30,6 +30,7 @@ Ambiguities and choices:
 - Stride/downsampling (the paper uses 2x2 average pooling after the attention
   layer) and the attention stem with value embeddings are out of scope.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,8 +39,14 @@ from torch import nn
 
 
 class SASA(nn.Module):
-    def __init__(self, channels: int, out_channels: int | None = None, kernel_size: int = 7,
-                 heads: int = 8, padding_mode: str = "zeros"):
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int | None = None,
+        kernel_size: int = 7,
+        heads: int = 8,
+        padding_mode: str = "zeros",
+    ):
         super().__init__()
         out_channels = channels if out_channels is None else out_channels
         if out_channels % heads:
@@ -75,7 +82,7 @@ class SASA(nn.Module):
         q = self.query(x).reshape(b, g, o // g, 1, h * w)
         keys = self._unfold(self.key(x)) + self.relative_embedding().reshape(1, o, k * k, 1)
         keys = keys.reshape(b, g, o // g, k * k, h * w)
-        logits = (q * keys).sum(dim=2)                               # [B, heads, kk, HW]
+        logits = (q * keys).sum(dim=2)  # [B, heads, kk, HW]
         if self.padding_mode == "mask":
             inside = self._unfold(torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device))
             logits = logits.masked_fill(inside.reshape(1, 1, k * k, h * w) == 0, float("-inf"))
@@ -86,7 +93,7 @@ class SASA(nn.Module):
         k, o, g = self.kernel_size, self.out_channels, self.heads
         weights = self.attention(x)
         v = self._unfold(self.value(x)).reshape(b, g, o // g, k * k, h * w)
-        out = (weights.unsqueeze(2) * v).sum(dim=3)                   # [B, heads, d, HW]
+        out = (weights.unsqueeze(2) * v).sum(dim=3)  # [B, heads, d, HW]
         return out.reshape(b, o, h, w)
 
 

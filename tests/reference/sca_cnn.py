@@ -45,6 +45,7 @@ shared weights), which is what is implemented here. The official code's second
 attention layer adds the bias c_att to U_att before the dot product (a bug);
 not reproduced.
 """
+
 from __future__ import annotations
 
 import torch

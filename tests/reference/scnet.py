@@ -33,6 +33,7 @@ concatenates [K1 path, SC path]. This reference implements the convolution
 itself as in the paper: X1 = first C/2 channels -> calibrated path, output
 [Y1, Y2]; the bottleneck's 1x1 convs belong to the surrounding ResNet block.
 """
+
 from __future__ import annotations
 
 import torch

@@ -31,6 +31,7 @@ Choices:
 - Hidden width is max(1, channels // reduction).
 - Initialisation: PyTorch defaults, as in the official code.
 """
+
 from __future__ import annotations
 
 import torch

@@ -22,6 +22,7 @@ Choices:
 - Initialisation: PyTorch's nn.Linear default (the Caffe prototxts set their own fillers);
   the block has no initialisation-dependent identity.
 """
+
 from __future__ import annotations
 
 import torch

@@ -42,6 +42,7 @@ Defaults (official `capgen.train` defaults unless stated):
   REINFORCE); the sampled one-hot is available from `sample`.
 - Randomness comes only from the `generator` argument of forward.
 """
+
 from __future__ import annotations
 
 import torch
@@ -93,7 +94,9 @@ class SoftHardAttention(nn.Module):
 
     def forward(self, a: torch.Tensor, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if a.dim() != 3 or h.dim() != 2 or a.shape[0] != h.shape[0]:
-            raise ValueError(f"show_attend_tell: expected a[B, L, D] and h[B, n], got {tuple(a.shape)}, {tuple(h.shape)}")
+            raise ValueError(
+                f"show_attend_tell: expected a[B, L, D] and h[B, n], got {tuple(a.shape)}, {tuple(h.shape)}"
+            )
         alpha = self.weights(a, h)
         if self.mode == "soft":
             w = alpha

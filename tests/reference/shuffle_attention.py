@@ -25,6 +25,7 @@ weight (1) and bias (0), applied before W2, b2.
 Choices: the four scale/shift parameters are stored as [c] vectors (official
 [1, c, 1, 1]); channels must be divisible by 2 * groups (the official reshape needs it).
 """
+
 from __future__ import annotations
 
 import torch

@@ -31,6 +31,7 @@ Choices:
 - With a single position (M = 1) the unbiased variance is undefined (0/0, as in the
   official code); use maps with more than one position.
 """
+
 from __future__ import annotations
 
 import torch

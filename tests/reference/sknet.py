@@ -33,6 +33,7 @@ Choices:
 - Initialisation: PyTorch defaults (the Caffe fillers are msra / gaussian std 0.01; no
   function identity depends on them).
 """
+
 from __future__ import annotations
 
 import torch

@@ -27,6 +27,7 @@ Choices:
   with 1, 2 or 3 spatial dimensions ([C]-shaped parameters, [C, 2] CFC).
 - Like any BatchNorm over a pooled vector, training mode needs batch size > 1.
 """
+
 from __future__ import annotations
 
 import torch

@@ -31,6 +31,7 @@ plain L2 norm (squared=False). Gradients flow through the scores as well as the
 features (the paper does not stop them); the argmax selection itself is
 piecewise constant.
 """
+
 from __future__ import annotations
 
 import torch

@@ -30,6 +30,7 @@ single linear unit + ReLU. Biases: b_s on W_xs, b_us on U_s, b~ on w_x; W_hs and
 w_h have none (one bias per sum, as in the paper's equations). Initialisation:
 PyTorch defaults.
 """
+
 from __future__ import annotations
 
 import torch

@@ -33,6 +33,7 @@ Choices made where the description leaves the details open (no code to check):
 The identity at the heart of it: with an unweighted mean over frames and a max
 over graph nodes, the output does not depend on the order of the frames.
 """
+
 from __future__ import annotations
 
 import torch

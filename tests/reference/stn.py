@@ -37,6 +37,7 @@ Defaults and where they come from:
 theta's layout is PyTorch's: row 0 maps to x_s (width), row 1 to y_s (height), columns
 (x_t, y_t, 1), as in the paper's equation (1) with (x, y) ordering.
 """
+
 from __future__ import annotations
 
 import torch
@@ -80,8 +81,7 @@ class SpatialTransformer(nn.Module):
             raise ValueError(f"stn: expected x[B, C, H, W], got {tuple(x.shape)}")
         theta = self.theta(x)
         grid = F.affine_grid(theta, list(x.shape), align_corners=self.align_corners)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode,
-                             align_corners=self.align_corners)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding_mode, align_corners=self.align_corners)
 
 
 Reference = SpatialTransformer

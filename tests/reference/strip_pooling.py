@@ -27,6 +27,7 @@ Ambiguity: one stored version of the official SPBlock gives conv1/conv2
 bias=True next to the BatchNorm; the version followed here has bias=False
 (the bias is redundant before BatchNorm).
 """
+
 from __future__ import annotations
 
 import torch

@@ -34,6 +34,7 @@ Choices:
   [B*C, alpha*T] batch), as in the official code.
 - Initialisation: PyTorch defaults (the official code relies on them too).
 """
+
 from __future__ import annotations
 
 import torch

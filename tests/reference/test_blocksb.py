@@ -4,6 +4,7 @@ checked against timm's own FocalModulation in tests/specs/test_focal_modulation.
 Each reference gets: forward/backward at several shapes in train and eval mode, a tiny
 float64 gradcheck, and properties written from the paper (closed forms, symmetries).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -50,7 +51,7 @@ def test_shuffle_attention_closed_form():
     y = m(x)
     c = 4
     for i in range(16):
-        pos = i % (2 * c)                          # position of input channel i in its group
+        pos = i % (2 * c)  # position of input channel i in its group
         gate = m.cbias[pos] if pos < c else m.sbias[pos - c]
         out = 2 * i if i < 8 else 2 * (i - 8) + 1
         torch.testing.assert_close(y[:, out], x[:, i] * torch.sigmoid(gate))
@@ -65,7 +66,7 @@ def test_shuffle_attention_groups_share_parameters():
     perm = torch.tensor([2, 0, 1])
     xp = x.reshape(2, 3, 8, 4, 5)[:, perm].reshape(2, 24, 4, 5)
 
-    def unshuffle(y):                  # invert the two-group shuffle: back to [B, G, 2c, H, W]
+    def unshuffle(y):  # invert the two-group shuffle: back to [B, G, 2c, H, W]
         return y.reshape(2, 12, 2, 4, 5).transpose(1, 2).reshape(2, 3, 8, 4, 5)
 
     torch.testing.assert_close(unshuffle(m(xp)), unshuffle(m(x))[:, perm])
@@ -92,9 +93,9 @@ def test_shuffle_attention_gradcheck():
 # --------------------------------------------------------------------------- polarized_sa
 
 PSA_VARIANTS = [
-    dict(),                                                                   # paper, parallel
-    dict(layout="sequential"),                                                # paper, sequential
-    dict(layout="parallel", ch_transform="none", sp_softmax="logits"),        # official PSA_p
+    dict(),  # paper, parallel
+    dict(layout="sequential"),  # paper, sequential
+    dict(layout="parallel", ch_transform="none", sp_softmax="logits"),  # official PSA_p
     dict(layout="sequential", ch_transform="bottleneck", sp_softmax="value"),  # official PSA_s
 ]
 
@@ -128,8 +129,8 @@ def test_polarized_sa_paper_closed_form():
     _randomise(m)
     x = _randn(2, 8, 3, 4, dtype=torch.float64)
     wq, wv, wz = m.ch_q.weight[:, :, 0, 0], m.ch_v.weight[:, :, 0, 0], m.ch_z.weight[:, :, 0, 0]
-    q = torch.softmax(torch.einsum("oc,bchw->bhw", wq, x).flatten(1), dim=1)           # [B, HW]
-    z = torch.einsum("dc,bcn,bn->bd", wv, x.flatten(2), q) @ wz.T                        # [B, C]
+    q = torch.softmax(torch.einsum("oc,bchw->bhw", wq, x).flatten(1), dim=1)  # [B, HW]
+    z = torch.einsum("dc,bcn,bn->bd", wv, x.flatten(2), q) @ wz.T  # [B, C]
     z = (z - z.mean(1, keepdim=True)) / torch.sqrt(z.var(1, unbiased=False, keepdim=True) + 1e-5)
     a_ch = torch.sigmoid(z * m.ch_ln.weight.flatten() + m.ch_ln.bias.flatten())
     g = torch.softmax(torch.einsum("dc,bc->bd", m.sp_q.weight[:, :, 0, 0], x.mean((2, 3))), dim=1)
@@ -142,7 +143,9 @@ def test_polarized_sa_single_position():
     m = polarized_sa.PolarizedSelfAttention(8, ch_transform="none", sp_softmax="logits")
     _randomise(m)
     x = _randn(3, 8, 1, 1)
-    torch.testing.assert_close(m.spatial_attention(x), torch.full((3, 1, 1, 1), torch.sigmoid(torch.tensor(1.0)).item()))
+    torch.testing.assert_close(
+        m.spatial_attention(x), torch.full((3, 1, 1, 1), torch.sigmoid(torch.tensor(1.0)).item())
+    )
     torch.testing.assert_close(m.channel_attention(x), torch.sigmoid(m.ch_z(m.ch_v(x))))
 
 

@@ -3,6 +3,7 @@
 axial_attention, nat, dat: shapes, train/eval, float64 gradcheck, and each mechanism's
 identities written from its paper (explicit loops that share no code with the modules).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -54,18 +55,21 @@ class TestAxialAttention:
         block = identity_bns_(axial_attention.AxialAttention1d(4, 4, groups=1, span=3).double())
         with torch.no_grad():
             block.relative.normal_(generator=torch.Generator().manual_seed(1))
-        x = rand(1, 4, 3, 2)                              # height 3 attended, 2 columns
+        x = rand(1, 4, 3, 2)  # height 3 attended, 2 columns
         y = block(x)
         wq = block.qkv_transform.weight[:, :, 0]
         rel = block.relative
         for col in range(2):
-            feats = x[0, :, :, col]                       # [C, H]
-            qkv = wq @ feats                              # [8, H]: q 0-1, k 2-3, v 4-7
+            feats = x[0, :, :, col]  # [C, H]
+            qkv = wq @ feats  # [8, H]: q 0-1, k 2-3, v 4-7
             q, k, v = qkv[0:2], qkv[2:4], qkv[4:8]
             for o in range(3):
-                logits = torch.stack([
-                    q[:, o] @ k[:, p] + q[:, o] @ rel[0:2, o - p + 2] + k[:, p] @ rel[2:4, p - o + 2]
-                    for p in range(3)])
+                logits = torch.stack(
+                    [
+                        q[:, o] @ k[:, p] + q[:, o] @ rel[0:2, o - p + 2] + k[:, p] @ rel[2:4, p - o + 2]
+                        for p in range(3)
+                    ]
+                )
                 a = torch.softmax(logits, 0)
                 want = sum(a[p] * (v[:, p] + rel[4:8, o - p + 2]) for p in range(3))
                 torch.testing.assert_close(y[0, :, o, col], want)

@@ -6,6 +6,7 @@ non-square sizes, every supported spatial rank), train and eval mode, a float64
 gradcheck on a tiny size, and checks of its own identities computed independently of the
 module's code path.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.reference import (bilinear_attention, condconv, ecanet, encnet, fcanet, gct,
-                             gsopnet, highway, resnest, senet, srm)
+from tests.reference import (
+    bilinear_attention,
+    condconv,
+    ecanet,
+    encnet,
+    fcanet,
+    gct,
+    gsopnet,
+    highway,
+    resnest,
+    senet,
+    srm,
+)
 from tests.reference.harness import forward_backward, gradcheck, param_count, train_and_eval
 
 
@@ -54,6 +66,7 @@ def sigmoid(z):
 # SENet
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(1, 16, 5), (2, 16, 3, 5), (1, 16, 2, 3, 4), (3, 16, 7, 1)])
 def test_senet_shapes(shape):
     module = senet.Reference(16, reduction=4)
@@ -86,6 +99,7 @@ def test_senet_param_count():
 # GSoP-Net
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape,stride", [((1, 12, 5, 7), 1), ((2, 12, 4, 4), 1), ((2, 12, 7, 9), 2)])
 def test_gsop_shapes(shape, stride):
     module = gsopnet.Reference(12, att_dim=6, reduce_stride=stride)
@@ -115,7 +129,7 @@ def test_gsop_closed_form():
             cov[b] += torch.outer(z[b, :, p] - mu, z[b, :, p] - mu) / m
     cov = bn_eval(cov, module.row_bn)  # rows are the BN channels
     w = module.row_conv.weight[:, 0, :, 0]  # [4d, d]: output 4i+o reads row i
-    r = torch.stack([w[4 * i:4 * i + 4] @ cov[:, i].T for i in range(3)], 0)  # [d, 4, B]
+    r = torch.stack([w[4 * i : 4 * i + 4] @ cov[:, i].T for i in range(3)], 0)  # [d, 4, B]
     r = r.permute(2, 0, 1).reshape(2, 12) + module.row_conv.bias
     s = torch.sigmoid(r @ module.fc.weight[:, :, 0, 0].T + module.fc.bias)
     torch.testing.assert_close(module(x), x * s[:, :, None, None], rtol=1e-10, atol=1e-12)
@@ -144,6 +158,7 @@ def test_gsop_param_count():
 # --------------------------------------------------------------------------------------
 # SRM
 # --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", [(2, 8, 5), (2, 8, 3, 5), (3, 8, 2, 3, 4)])
 def test_srm_shapes(shape):
@@ -192,6 +207,7 @@ def test_srm_param_count():
 # GCT
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(1, 6, 7), (1, 6, 3, 5), (2, 6, 2, 3, 4)])
 @pytest.mark.parametrize("mode", ["l2", "l1"])
 def test_gct_shapes_and_identity_at_init(shape, mode):
@@ -219,14 +235,13 @@ def test_gct_closed_form(mode):
     alpha, gamma, beta = (getattr(module, n).detach().numpy() for n in ("alpha", "gamma", "beta"))
     eps = module.eps
     if mode == "l2":
-        s = np.sqrt((xn ** 2).sum(axis=2) + eps) * alpha
-        s_hat = gamma * s / np.sqrt((s ** 2).mean(axis=1, keepdims=True) + eps)
+        s = np.sqrt((xn**2).sum(axis=2) + eps) * alpha
+        s_hat = gamma * s / np.sqrt((s**2).mean(axis=1, keepdims=True) + eps)
     else:
         s = np.abs(xn).sum(axis=2) * alpha
         s_hat = gamma * s / (np.abs(s).mean(axis=1, keepdims=True) + eps)
     gate = 1.0 + np.tanh(s_hat + beta)
-    np.testing.assert_allclose(module(x).detach().numpy(), x.numpy() * gate[:, :, None, None],
-                               rtol=1e-12)
+    np.testing.assert_allclose(module(x).detach().numpy(), x.numpy() * gate[:, :, None, None], rtol=1e-12)
 
 
 def test_gct_matches_paper_normalisation_up_to_epsilon():
@@ -246,6 +261,7 @@ def test_gct_param_count():
 # --------------------------------------------------------------------------------------
 # ECA-Net
 # --------------------------------------------------------------------------------------
+
 
 def test_eca_adaptive_kernel_size():
     table = {4: 1, 16: 3, 64: 3, 128: 5, 256: 5, 512: 5, 1024: 5, 2048: 7}
@@ -282,8 +298,7 @@ def test_eca_closed_form(shared):
             src = ch + j - (k - 1) // 2
             if 0 <= src < c:  # zero padding at both ends of the channel axis
                 z[:, ch] += weights[j] * y[:, src]
-    np.testing.assert_allclose(module(x).detach().numpy(), x.numpy() * sigmoid(z)[:, :, None, None],
-                               rtol=1e-12)
+    np.testing.assert_allclose(module(x).detach().numpy(), x.numpy() * sigmoid(z)[:, :, None, None], rtol=1e-12)
 
 
 def test_eca_param_count():
@@ -295,8 +310,10 @@ def test_eca_param_count():
 # FcaNet
 # --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape,dct", [((1, 16, 7, 7), 7), ((2, 32, 5, 9), 7), ((1, 16, 14, 14), 14),
-                                       ((2, 16, 3, 11), 14)])
+
+@pytest.mark.parametrize(
+    "shape,dct", [((1, 16, 7, 7), 7), ((2, 32, 5, 9), 7), ((1, 16, 14, 14), 14), ((2, 16, 3, 11), 14)]
+)
 def test_fcanet_shapes(shape, dct):
     module = fcanet.Reference(shape[1], reduction=4, dct_h=dct, dct_w=dct)
     out = forward_backward(module, randn(*shape))
@@ -310,8 +327,13 @@ def test_fcanet_gradcheck():
 
 
 def test_fcanet_dct_basis_is_orthonormal():
-    basis = torch.stack([torch.outer(fcanet.dct_basis_1d(u, 7), fcanet.dct_basis_1d(v, 7)).flatten()
-                         for u in range(7) for v in range(7)])
+    basis = torch.stack(
+        [
+            torch.outer(fcanet.dct_basis_1d(u, 7), fcanet.dct_basis_1d(v, 7)).flatten()
+            for u in range(7)
+            for v in range(7)
+        ]
+    )
     torch.testing.assert_close(basis @ basis.T, torch.eye(49, dtype=torch.float64))
 
 
@@ -337,9 +359,10 @@ def test_fcanet_lowest_frequency_is_scaled_gap():
     torch.testing.assert_close(module(x), x * s[:, :, None, None])
     # a non-7x7 input is first average-pooled to 7 x 7
     x2 = randn(2, 8, 14, 21, dtype=torch.float64)
-    torch.testing.assert_close(module(x2)[..., :1, :1] / x2[..., :1, :1],
-                               module(F.adaptive_avg_pool2d(x2, 7))[..., :1, :1]
-                               / F.adaptive_avg_pool2d(x2, 7)[..., :1, :1])
+    torch.testing.assert_close(
+        module(x2)[..., :1, :1] / x2[..., :1, :1],
+        module(F.adaptive_avg_pool2d(x2, 7))[..., :1, :1] / F.adaptive_avg_pool2d(x2, 7)[..., :1, :1],
+    )
 
 
 def test_fcanet_param_count():
@@ -349,6 +372,7 @@ def test_fcanet_param_count():
 # --------------------------------------------------------------------------------------
 # EncNet context encoding
 # --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", [(1, 8, 5, 7), (2, 8, 4, 4), (3, 8, 1, 6)])
 @pytest.mark.parametrize("residual", [False, True])
@@ -366,8 +390,7 @@ def test_encnet_gradcheck():
 def test_encnet_encoding_closed_form():
     module = randomize(encnet.Reference(3, num_classes=2, ncodes=2)).double().eval()
     x = randn(2, 3, 2, 3, dtype=torch.float64)
-    f = torch.relu(bn_eval(torch.einsum("oc,bchw->bohw", module.conv.weight[:, :, 0, 0], x),
-                           module.bn)).flatten(2)
+    f = torch.relu(bn_eval(torch.einsum("oc,bchw->bohw", module.conv.weight[:, :, 0, 0], x), module.bn)).flatten(2)
     d, s = module.codewords.detach(), module.scale.detach()
     expected = torch.zeros(2, 2, 3, dtype=torch.float64)
     for b in range(2):
@@ -413,6 +436,7 @@ def test_encnet_init_and_param_count():
 # --------------------------------------------------------------------------------------
 # Bilinear attention (attention in attention)
 # --------------------------------------------------------------------------------------
+
 
 def test_bilinear_pair_order_matches_diagonals():
     m = 4
@@ -470,6 +494,7 @@ def test_bilinear_param_count():
 # Highway
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(1, 6), (2, 6, 5), (1, 6, 3, 5), (2, 6, 2, 3, 4)])
 def test_highway_shapes(shape):
     module = highway.Reference(6)
@@ -521,12 +546,16 @@ def test_highway_param_count():
 # ResNeSt split attention
 # --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,shape,out_shape", [
-    (dict(), (2, 8, 5, 7), (2, 8, 5, 7)),
-    (dict(groups=2, radix=2, stride=2, out_channels=12), (2, 8, 7, 9), (2, 12, 4, 5)),
-    (dict(radix=4), (3, 8, 3, 3), (3, 8, 3, 3)),
-    (dict(radix=1), (2, 8, 4, 6), (2, 8, 4, 6)),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,shape,out_shape",
+    [
+        (dict(), (2, 8, 5, 7), (2, 8, 5, 7)),
+        (dict(groups=2, radix=2, stride=2, out_channels=12), (2, 8, 7, 9), (2, 12, 4, 5)),
+        (dict(radix=4), (3, 8, 3, 3), (3, 8, 3, 3)),
+        (dict(radix=1), (2, 8, 4, 6), (2, 8, 4, 6)),
+    ],
+)
 def test_resnest_shapes(kwargs, shape, out_shape):
     module = resnest.Reference(8, **kwargs)
     out = train_and_eval(module, randn(*shape))
@@ -539,8 +568,7 @@ def test_resnest_batch1_eval():
 
 
 def test_resnest_gradcheck():
-    gradcheck(randomize(resnest.Reference(4, groups=2, radix=2, reduction_factor=4), scale=0.3),
-              randn(2, 4, 3, 5))
+    gradcheck(randomize(resnest.Reference(4, groups=2, radix=2, reduction_factor=4), scale=0.3), randn(2, 4, 3, 5))
     gradcheck(randomize(resnest.Reference(2, radix=1, norm=False), scale=0.3), randn(2, 2, 3, 3))
 
 
@@ -557,21 +585,34 @@ def test_resnest_attention_normalised_over_splits(radix):
 def test_resnest_closed_form_layout():
     # cardinality G=2, radix R=2, C'=4 (2 channels per cardinal group), eval mode
     g_, r_, c_ = 2, 2, 4
-    module = randomize(resnest.Reference(4, out_channels=c_, groups=g_, radix=r_, kernel_size=1),
-                       scale=0.4).double().eval()
+    module = (
+        randomize(resnest.Reference(4, out_channels=c_, groups=g_, radix=r_, kernel_size=1), scale=0.4).double().eval()
+    )
     x = randn(2, 4, 3, 3, dtype=torch.float64)
     u = torch.relu(bn_eval(F.conv2d(x, module.conv.weight, None, groups=g_ * r_), module.bn0))
-    splits = [u[:, r * c_:(r + 1) * c_] for r in range(r_)]  # radix-major
+    splits = [u[:, r * c_ : (r + 1) * c_] for r in range(r_)]  # radix-major
     gap = sum(splits).mean(dim=(2, 3))  # [B, C']
     w1, b1 = module.fc1.weight[:, :, 0, 0], module.fc1.bias  # [inter, C'/G]
     inter = w1.shape[0]
-    z = torch.cat([gap[:, g * 2:(g + 1) * 2] @ w1[g * inter // g_:(g + 1) * inter // g_].T
-                   for g in range(g_)], dim=1) + b1
+    z = (
+        torch.cat(
+            [gap[:, g * 2 : (g + 1) * 2] @ w1[g * inter // g_ : (g + 1) * inter // g_].T for g in range(g_)], dim=1
+        )
+        + b1
+    )
     z = torch.relu(bn_eval(z, module.bn1))
     w2, b2 = module.fc2.weight[:, :, 0, 0], module.fc2.bias  # [C'·R, inter/G]
     per_group = c_ * r_ // g_
-    logits = torch.cat([z[:, g * inter // g_:(g + 1) * inter // g_] @ w2[g * per_group:(g + 1) * per_group].T
-                        for g in range(g_)], dim=1) + b2
+    logits = (
+        torch.cat(
+            [
+                z[:, g * inter // g_ : (g + 1) * inter // g_] @ w2[g * per_group : (g + 1) * per_group].T
+                for g in range(g_)
+            ],
+            dim=1,
+        )
+        + b2
+    )
     # fc2 output index: g·(R·C'/G) + r·(C'/G) + j  ->  split r, channel g·(C'/G) + j
     att = torch.zeros(2, r_, c_, dtype=torch.float64)
     for g in range(g_):
@@ -593,12 +634,16 @@ def test_resnest_param_count():
 # CondConv
 # --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,shape,out_shape", [
-    (dict(), (1, 4, 5, 7), (1, 4, 5, 7)),
-    (dict(stride=2, out_channels=6, bias=True), (2, 4, 6, 3), (2, 6, 3, 2)),
-    (dict(groups=4, num_experts=3), (3, 4, 4, 4), (3, 4, 4, 4)),
-    (dict(kernel_size=1, num_experts=2), (2, 4, 1, 5), (2, 4, 1, 5)),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,shape,out_shape",
+    [
+        (dict(), (1, 4, 5, 7), (1, 4, 5, 7)),
+        (dict(stride=2, out_channels=6, bias=True), (2, 4, 6, 3), (2, 6, 3, 2)),
+        (dict(groups=4, num_experts=3), (3, 4, 4, 4), (3, 4, 4, 4)),
+        (dict(kernel_size=1, num_experts=2), (2, 4, 1, 5), (2, 4, 1, 5)),
+    ],
+)
 def test_condconv_shapes(kwargs, shape, out_shape):
     module = condconv.Reference(4, **kwargs)
     out = train_and_eval(module, randn(*shape))
@@ -620,8 +665,9 @@ def test_condconv_is_routed_mixture_of_expert_convolutions(kwargs):
         y = 0
         for e in range(3):
             bias = module.bias[e] if module.bias is not None else None
-            y = y + alpha[b, e] * F.conv2d(x[b:b + 1], module.weight[e], bias, module.stride,
-                                           module.padding, groups=module.groups)
+            y = y + alpha[b, e] * F.conv2d(
+                x[b : b + 1], module.weight[e], bias, module.stride, module.padding, groups=module.groups
+            )
         outs.append(y)
     torch.testing.assert_close(module(x), torch.cat(outs))
     # routing is per example: changing one example does not change another's output

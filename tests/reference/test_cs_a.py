@@ -5,6 +5,7 @@ Every mechanism gets: forward/backward at several shapes (batch 1, odd and non-s
 sizes), train and eval mode, a tiny float64 gradcheck, and identities written from the
 paper (closed forms recomputed by hand with functional ops, structural properties).
 """
+
 from __future__ import annotations
 
 import math
@@ -58,7 +59,12 @@ def _bn_eval(x: torch.Tensor, bn: torch.nn.modules.batchnorm._BatchNorm) -> torc
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(pool_types=("avg", "max", "lp", "lse")), dict(no_spatial=True), dict(spatial_bn=False), dict(pool_types=("avg",))],
+    [
+        dict(pool_types=("avg", "max", "lp", "lse")),
+        dict(no_spatial=True),
+        dict(spatial_bn=False),
+        dict(pool_types=("avg",)),
+    ],
 )
 def test_cbam_variants(kwargs):
     torch.manual_seed(0)
@@ -254,8 +260,14 @@ def _zero_residual_branches(m):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(levels=1), dict(levels=2, r=2), dict(activation="channel"), dict(activation="spatial"),
-     dict(attention_residual=False), dict(p=2, t=1)],
+    [
+        dict(levels=1),
+        dict(levels=2, r=2),
+        dict(activation="channel"),
+        dict(activation="spatial"),
+        dict(attention_residual=False),
+        dict(p=2, t=1),
+    ],
 )
 def test_residual_attention_variants(kwargs):
     torch.manual_seed(0)
@@ -322,7 +334,9 @@ def test_residual_attention_mask_activations():
         torch.testing.assert_close(mc.soft_mask(f).norm(dim=1), torch.ones(2, 6, 5))
         z = torch.logit(ms.soft_mask(f).double())
         torch.testing.assert_close(z.mean(dim=(2, 3)), torch.zeros(2, 8, dtype=torch.double), atol=1e-4, rtol=0)
-        torch.testing.assert_close(z.var(dim=(2, 3), unbiased=False), torch.ones(2, 8, dtype=torch.double), atol=1e-2, rtol=0)
+        torch.testing.assert_close(
+            z.var(dim=(2, 3), unbiased=False), torch.ones(2, 8, dtype=torch.double), atol=1e-2, rtol=0
+        )
 
 
 def test_residual_attention_levels_change_structure():
@@ -406,7 +420,9 @@ def test_scse_matches_hand_computation(fusion):
     torch.manual_seed(0)
     m = scse.SCSE(8, fusion=fusion)
     x = _randn(2, 8, 5, 7)
-    s = torch.sigmoid(F.linear(F.relu(F.linear(x.mean(dim=(2, 3)), m.fc1.weight, m.fc1.bias)), m.fc2.weight, m.fc2.bias))
+    s = torch.sigmoid(
+        F.linear(F.relu(F.linear(x.mean(dim=(2, 3)), m.fc1.weight, m.fc1.bias)), m.fc2.weight, m.fc2.bias)
+    )
     cse = x * s[:, :, None, None]
     q = torch.sigmoid(F.conv2d(x, m.conv.weight.view(1, 8, 1, 1), m.conv.bias))
     sse = x * q
@@ -617,7 +633,9 @@ def test_dynamic_conv_is_per_sample_aggregated_conv():
     m = dynamic_conv.DynamicConv(8, out_channels=6, groups=2, temperature=1.0)
     x = _randn(3, 8, 5, 6)
     with torch.no_grad():
-        pi = torch.softmax(F.linear(F.relu(F.linear(x.mean(dim=(2, 3)), m.fc1.weight, m.fc1.bias)), m.fc2.weight, m.fc2.bias), 1)
+        pi = torch.softmax(
+            F.linear(F.relu(F.linear(x.mean(dim=(2, 3)), m.fc1.weight, m.fc1.bias)), m.fc2.weight, m.fc2.bias), 1
+        )
         torch.testing.assert_close(m.attention(x), pi)
         torch.testing.assert_close(pi.sum(1), torch.ones(3))
         out = m(x)
@@ -725,17 +743,32 @@ def test_gltr_param_count_default():
 SHAPE_KEEPING = [
     ("cbam", lambda shape: cbam.CBAM(16, reduction=4), [(2, 16, 7, 5), (1, 16, 3, 9), (3, 16, 1, 1)]),
     ("tam", lambda shape: tam.TemporalAdaptiveModule(8, frames=4), [(2, 8, 4, 5, 3), (1, 8, 4, 1, 1), (3, 8, 4, 7, 2)]),
-    ("sknet", lambda shape: sknet.SelectiveKernel(8, groups=4, reduction=2, min_dim=4), [(2, 8, 7, 5), (3, 8, 1, 4), (2, 8, 3, 3)]),
-    ("residual_attention", lambda shape: residual_attention.ResidualAttention(8), [(2, 8, 7, 5), (1, 8, 5, 9), (2, 8, 4, 4)]),
+    (
+        "sknet",
+        lambda shape: sknet.SelectiveKernel(8, groups=4, reduction=2, min_dim=4),
+        [(2, 8, 7, 5), (3, 8, 1, 4), (2, 8, 3, 3)],
+    ),
+    (
+        "residual_attention",
+        lambda shape: residual_attention.ResidualAttention(8),
+        [(2, 8, 7, 5), (1, 8, 5, 9), (2, 8, 4, 4)],
+    ),
     ("bam", lambda shape: bam.BAM(16, reduction=4), [(2, 16, 7, 5), (3, 16, 1, 1), (2, 16, 9, 4)]),
     ("scse", lambda shape: scse.SCSE(8), [(2, 8, 7, 5), (1, 8, 3, 9), (2, 8, 11), (1, 8, 3, 4, 5)]),
-    ("triplet_attention", lambda shape: triplet_attention.TripletAttention(shape[1]), [(2, 8, 7, 5), (1, 4, 3, 9), (2, 3, 5, 5)]),
+    (
+        "triplet_attention",
+        lambda shape: triplet_attention.TripletAttention(shape[1]),
+        [(2, 8, 7, 5), (1, 4, 3, 9), (2, 3, 5, 5)],
+    ),
     ("simam", lambda shape: simam.SimAM(), [(2, 8, 7, 5), (1, 3, 3, 9), (2, 4, 10), (1, 2, 3, 4, 5)]),
 ]
 
 
-@pytest.mark.parametrize("make,shape", [(mk, sh) for _, mk, shapes in SHAPE_KEEPING for sh in shapes],
-                         ids=[f"{n}-{sh}" for n, _, shapes in SHAPE_KEEPING for sh in shapes])
+@pytest.mark.parametrize(
+    "make,shape",
+    [(mk, sh) for _, mk, shapes in SHAPE_KEEPING for sh in shapes],
+    ids=[f"{n}-{sh}" for n, _, shapes in SHAPE_KEEPING for sh in shapes],
+)
 def test_forward_backward_keeps_shape(make, shape):
     torch.manual_seed(0)
     m = make(shape)

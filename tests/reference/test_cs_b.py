@@ -5,6 +5,7 @@ Each mechanism gets: forward/backward at several shapes (batch 1, odd and
 non-square sizes), train and eval mode, float64 gradcheck on a tiny size, and
 the mechanism's own identities recomputed by hand from the paper's equations.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -355,8 +356,13 @@ def test_scnet_matches_paper_equations():
         return torch.relu(y) if relu else y
 
     # T1 = 4x4 average pool (8x9 -> 2x2), X1' = nearest upsample of K2 * T1 back to 8x9
-    t1 = torch.stack([torch.stack([x1[..., 4 * i:4 * i + 4, 4 * j:4 * j + 4].mean((-1, -2))
-                                   for j in range(2)], -1) for i in range(2)], -2)
+    t1 = torch.stack(
+        [
+            torch.stack([x1[..., 4 * i : 4 * i + 4, 4 * j : 4 * j + 4].mean((-1, -2)) for j in range(2)], -1)
+            for i in range(2)
+        ],
+        -2,
+    )
     k2 = k(m.k2, t1)
     rows = torch.div(torch.arange(8) * 2, 8, rounding_mode="floor")
     cols = torch.div(torch.arange(9) * 2, 9, rounding_mode="floor")
@@ -418,7 +424,7 @@ def test_strip_pooling_matches_paper_equations():
 
     def conv1d(y, weight):  # kernel-3 1-D conv along the last axis, zero padding
         yp = F.pad(y, (1, 1))
-        return sum(torch.einsum("oc,bcl->bol", weight[:, :, t], yp[..., t:t + y.shape[-1]]) for t in range(3))
+        return sum(torch.einsum("oc,bcl->bol", weight[:, :, t], yp[..., t : t + y.shape[-1]]) for t in range(3))
 
     def bn(mod, t):
         return (t - mod.running_mean[:, None]) / torch.sqrt(mod.running_var[:, None] + mod.eps) * mod.weight[
@@ -604,12 +610,17 @@ def test_rstan_matches_paper_equations():
         X = x[b].reshape(4, 3, 6)  # X[:, n, k]
         frames = []
         for n in range(3):
-            a = torch.stack([m.w_s.weight[0] @ torch.tanh(m.W_hs.weight @ h[b] + m.W_xs.weight @ X[:, n, k]
-                                                          + m.W_xs.bias) for k in range(6)])
+            a = torch.stack(
+                [
+                    m.w_s.weight[0] @ torch.tanh(m.W_hs.weight @ h[b] + m.W_xs.weight @ X[:, n, k] + m.W_xs.bias)
+                    for k in range(6)
+                ]
+            )
             alpha = torch.exp(a) / torch.exp(a).sum()
             frames.append(sum(alpha[k] * X[:, n, k] for k in range(6)))
-        bs = torch.stack([m.w_t.weight[0] @ torch.tanh(m.W_ht.weight @ h[b] + m.W_it.weight @ I + m.W_it.bias)
-                          for I in frames])
+        bs = torch.stack(
+            [m.w_t.weight[0] @ torch.tanh(m.W_ht.weight @ h[b] + m.W_it.weight @ I + m.W_it.bias) for I in frames]
+        )
         beta = torch.exp(bs) / torch.exp(bs).sum()
         expected.append(sum(beta[n] * frames[n] for n in range(3)))
     with torch.no_grad():
@@ -661,8 +672,9 @@ def test_sta_matches_paper_equations():
     for b in range(B):
         s = torch.zeros(T, 4, dtype=x.dtype)
         for n in range(T):
-            e = torch.tensor([[float((x[b, n, :, i, j] ** 2).sum()) for j in range(W)] for i in range(H)],
-                             dtype=x.dtype)
+            e = torch.tensor(
+                [[float((x[b, n, :, i, j] ** 2).sum()) for j in range(W)] for i in range(H)], dtype=x.dtype
+            )
             g = e / e.sum()
             for k, rr in enumerate(rows):
                 s[n, k] = sum(g[i, j] for i in rr for j in range(W))
@@ -717,7 +729,7 @@ def test_stgcn_matches_graph_equations():
     m = stgcn.STGCN(3, parts=2, num_layers=2).double()
     x = rand(1, 2, 3, 4, 2, seed=1, dtype=torch.float64)
     # nodes: the mean of each horizontal half of each frame, frame-major
-    nodes = torch.stack([x[0, t, :, 2 * p:2 * p + 2].mean((1, 2)) for t in range(2) for p in range(2)])
+    nodes = torch.stack([x[0, t, :, 2 * p : 2 * p + 2].mean((1, 2)) for t in range(2) for p in range(2)])
 
     def branch(br, v):
         n = v.shape[0]
@@ -730,7 +742,7 @@ def test_stgcn_matches_graph_equations():
 
     with torch.no_grad():
         f_t = branch(m.temporal, nodes).max(0).values
-        f_s = torch.stack([branch(m.structural, nodes[2 * t:2 * t + 2]).max(0).values for t in range(2)]).mean(0)
+        f_s = torch.stack([branch(m.structural, nodes[2 * t : 2 * t + 2]).max(0).values for t in range(2)]).mean(0)
         torch.testing.assert_close(m(x)[0], torch.cat((f_t, f_s)))
 
 

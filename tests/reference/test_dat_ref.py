@@ -1,6 +1,7 @@
 """Tests of the DAT reference (tests/reference/dat.py): shapes, train/eval, float64 gradcheck, its
 bilinear sampler against torch's grid_sample, and the paper's properties (offsets bounded by the
 range factor, zero offsets sample the reference points, the bias read off the table in plain loops)."""
+
 from __future__ import annotations
 
 import math
@@ -27,14 +28,27 @@ def randomize_(m, seed=0, std=0.5):
     return m
 
 
-@pytest.mark.parametrize("kw,hw", [
-    ({"channels": 16, "heads": 4, "groups": 2, "stride": 2, "ksize": 3, "use_pe": False}, (7, 9)),
-    ({"channels": 16, "heads": 2, "groups": 1, "stride": 3, "ksize": 5, "use_pe": False}, (1, 5)),
-    ({"channels": 24, "heads": 6, "groups": 3, "stride": 1, "ksize": 5, "fmap_size": (5, 4)}, (5, 4)),
-    ({"channels": 16, "heads": 4, "groups": 4, "stride": 2, "ksize": 3, "dwc_pe": True}, (6, 3)),
-    ({"channels": 8, "heads": 2, "groups": 2, "stride": 2, "ksize": 3, "offset_range_factor": -1,
-      "fmap_size": (4, 4)}, (4, 4)),
-])
+@pytest.mark.parametrize(
+    "kw,hw",
+    [
+        ({"channels": 16, "heads": 4, "groups": 2, "stride": 2, "ksize": 3, "use_pe": False}, (7, 9)),
+        ({"channels": 16, "heads": 2, "groups": 1, "stride": 3, "ksize": 5, "use_pe": False}, (1, 5)),
+        ({"channels": 24, "heads": 6, "groups": 3, "stride": 1, "ksize": 5, "fmap_size": (5, 4)}, (5, 4)),
+        ({"channels": 16, "heads": 4, "groups": 4, "stride": 2, "ksize": 3, "dwc_pe": True}, (6, 3)),
+        (
+            {
+                "channels": 8,
+                "heads": 2,
+                "groups": 2,
+                "stride": 2,
+                "ksize": 3,
+                "offset_range_factor": -1,
+                "fmap_size": (4, 4),
+            },
+            (4, 4),
+        ),
+    ],
+)
 def test_shapes_train_eval(kw, hw):
     m = DAttentionBaseline(**kw).double()
     y = train_and_eval(m, rand(2, kw["channels"], *hw))
@@ -47,8 +61,14 @@ def test_defaults_are_dat_t_stage_3():
     assert m.conv_offset[0].kernel_size == (5, 5) and m.conv_offset[0].stride == (1, 1)
     assert m.rpe_table.shape == (12, 27, 27)
     # official names, so an official checkpoint's attention entries load as they are
-    assert {"proj_q.weight", "conv_offset.0.weight", "conv_offset.1.norm.weight", "conv_offset.3.weight",
-            "rpe_table", "proj_out.bias"} <= set(m.state_dict())
+    assert {
+        "proj_q.weight",
+        "conv_offset.0.weight",
+        "conv_offset.1.norm.weight",
+        "conv_offset.3.weight",
+        "rpe_table",
+        "proj_out.bias",
+    } <= set(m.state_dict())
 
 
 def test_table_fixes_the_size():
@@ -56,12 +76,25 @@ def test_table_fixes_the_size():
         DAttentionBaseline(8, 2, 1, fmap_size=(4, 4))(torch.randn(1, 8, 4, 5))
 
 
-@pytest.mark.parametrize("kw,hw", [
-    ({"channels": 4, "heads": 2, "groups": 2, "stride": 2, "ksize": 3, "fmap_size": (3, 4)}, (3, 4)),
-    ({"channels": 4, "heads": 2, "groups": 1, "stride": 1, "ksize": 3, "offset_range_factor": -1,
-      "use_pe": False}, (3, 2)),
-    ({"channels": 4, "heads": 1, "groups": 1, "stride": 2, "ksize": 3, "dwc_pe": True}, (3, 3)),
-])
+@pytest.mark.parametrize(
+    "kw,hw",
+    [
+        ({"channels": 4, "heads": 2, "groups": 2, "stride": 2, "ksize": 3, "fmap_size": (3, 4)}, (3, 4)),
+        (
+            {
+                "channels": 4,
+                "heads": 2,
+                "groups": 1,
+                "stride": 1,
+                "ksize": 3,
+                "offset_range_factor": -1,
+                "use_pe": False,
+            },
+            (3, 2),
+        ),
+        ({"channels": 4, "heads": 1, "groups": 1, "stride": 2, "ksize": 3, "dwc_pe": True}, (3, 3)),
+    ],
+)
 def test_gradcheck(kw, hw):
     m = randomize_(DAttentionBaseline(**kw).double(), std=0.3)
     gradcheck(m, rand(1, kw["channels"], *hw))
@@ -69,9 +102,8 @@ def test_gradcheck(kw, hw):
 
 def test_sampler_is_grid_sample_align_corners_zeros():
     img = rand(2, 3, 5, 7)
-    gy, gx = rand(2, 4, 6, seed=1) * 0.8, rand(2, 4, 6, seed=2) * 0.8      # some outside [-1, 1]
-    torch.testing.assert_close(bilinear(img, gy, gx),
-                               F.grid_sample(img, torch.stack([gx, gy], -1), align_corners=True))
+    gy, gx = rand(2, 4, 6, seed=1) * 0.8, rand(2, 4, 6, seed=2) * 0.8  # some outside [-1, 1]
+    torch.testing.assert_close(bilinear(img, gy, gx), F.grid_sample(img, torch.stack([gx, gy], -1), align_corners=True))
     # the corners of [-1, 1] are the corner pixels' centres
     one = torch.tensor([[-1.0, 1.0]] * 2, dtype=torch.float64)
     out = bilinear(img, one, -one)
@@ -81,8 +113,9 @@ def test_sampler_is_grid_sample_align_corners_zeros():
 
 def test_offsets_are_bounded_by_the_range_factor():
     """Sec. 3.3: dp = s * tanh(.) / grid size, so each sample stays within s cells of its reference point."""
-    m = randomize_(DAttentionBaseline(16, 4, 2, stride=2, ksize=3, offset_range_factor=3, use_pe=False).double(),
-                   std=3.0)
+    m = randomize_(
+        DAttentionBaseline(16, 4, 2, stride=2, ksize=3, offset_range_factor=3, use_pe=False).double(), std=3.0
+    )
     m(rand(2, 16, 9, 7))
     hk, wk = 5, 4
     ry = (torch.arange(hk, dtype=torch.float64) + 0.5) * 2 / hk - 1
@@ -91,7 +124,7 @@ def test_offsets_are_bounded_by_the_range_factor():
         assert py.shape == (2, hk, wk)
         assert ((py - ry[:, None]).abs() <= 3 / hk + 1e-12).all()
         assert ((px - rx[None, :]).abs() <= 3 / wk + 1e-12).all()
-        assert (py - ry[:, None]).abs().max() > 1 / hk                 # the offsets are not trivially small
+        assert (py - ry[:, None]).abs().max() > 1 / hk  # the offsets are not trivially small
 
 
 def test_zero_offsets_sample_the_reference_points():
@@ -101,8 +134,9 @@ def test_zero_offsets_sample_the_reference_points():
     x = rand(1, 8, 6, 4)
     y = m(x)
     for py, px in m.last_pos:
-        torch.testing.assert_close(py[0], ((torch.arange(3.0, dtype=torch.float64) + 0.5) * 2 / 3 - 1)[:, None]
-                                   .expand(3, 2))
+        torch.testing.assert_close(
+            py[0], ((torch.arange(3.0, dtype=torch.float64) + 0.5) * 2 / 3 - 1)[:, None].expand(3, 2)
+        )
         torch.testing.assert_close(px[0], ((torch.arange(2.0, dtype=torch.float64) + 0.5) - 1)[None, :].expand(3, 2))
     # the offset network no longer matters
     with torch.no_grad():
@@ -129,7 +163,7 @@ def test_bias_written_out():
     table = m.rpe_table.detach()
     th, tw = 2 * h - 1, 2 * w - 1
 
-    def lerp(t, y, x):              # t [th, tw] at normalised (y, x), zero outside
+    def lerp(t, y, x):  # t [th, tw] at normalised (y, x), zero outside
         fy, fx = (y + 1) / 2 * (th - 1), (x + 1) / 2 * (tw - 1)
         total = 0.0
         for iy in (math.floor(fy), math.floor(fy) + 1):
@@ -139,10 +173,12 @@ def test_bias_written_out():
         return total
 
     for n in range(2):
-        py, px = (p.detach()[0].reshape(-1) for p in m.last_pos[n])      # one head per group
+        py, px = (p.detach()[0].reshape(-1) for p in m.last_pos[n])  # one head per group
         for i in range(h):
             for j in range(w):
                 qy, qx = (i + 0.5) * 2 / h - 1, (j + 0.5) * 2 / w - 1
-                bias = torch.tensor([lerp(table[n], (qy - py[s].item()) / 2, (qx - px[s].item()) / 2)
-                                     for s in range(h * w)], dtype=torch.float64)
+                bias = torch.tensor(
+                    [lerp(table[n], (qy - py[s].item()) / 2, (qx - px[s].item()) / 2) for s in range(h * w)],
+                    dtype=torch.float64,
+                )
                 torch.testing.assert_close(m.last_attn[0, n, i * w + j], torch.softmax(bias, 0))

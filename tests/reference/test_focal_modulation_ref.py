@@ -1,5 +1,6 @@
 """Tests for the focal modulation reference: shapes, train/eval, float64 gradcheck, and properties of
 FocalNet's equations (depthwise taps = a depthwise conv, the global level, the gate sum)."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,11 +17,14 @@ def rand(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-@pytest.mark.parametrize("shape,params", [
-    ((2, 7, 9, 8), {}),
-    ((1, 1, 3, 8), {"focal_level": 3, "use_post_norm": True}),
-    ((3, 4, 4, 6), {"focal_level": 1, "focal_window": 5, "bias": False, "normalize_modulator": True}),
-])
+@pytest.mark.parametrize(
+    "shape,params",
+    [
+        ((2, 7, 9, 8), {}),
+        ((1, 1, 3, 8), {"focal_level": 3, "use_post_norm": True}),
+        ((3, 4, 4, 6), {"focal_level": 1, "focal_window": 5, "bias": False, "normalize_modulator": True}),
+    ],
+)
 def test_shapes_train_eval(shape, params):
     m = FocalModulation(shape[-1], **params).double()
     assert train_and_eval(m, rand(*shape)).shape == shape

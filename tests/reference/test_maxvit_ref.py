@@ -2,6 +2,7 @@
 paper's properties written out with explicit loops: block attention is local (a token reaches only its
 P x P window), grid attention is sparse and global (a token reaches the tokens H/G, W/G apart across the
 whole map), the bias depends on relative offsets only, and one window's attention written from Eq. (1)."""
+
 from __future__ import annotations
 
 import pytest
@@ -98,7 +99,7 @@ def test_one_window_written_out():
     qkv = tokens @ m.qkv.weight.T + m.qkv.bias
     heads = []
     for h in range(2):
-        q, k, v = (qkv[:, s * 8 + h * 4: s * 8 + h * 4 + 4] for s in range(3))
+        q, k, v = (qkv[:, s * 8 + h * 4 : s * 8 + h * 4 + 4] for s in range(3))
         logits = torch.empty(4, 4, dtype=torch.float64)
         for n in range(4):
             for j in range(4):

@@ -1,5 +1,6 @@
 """Tests for the outlook attention reference: shapes, train/eval, float64 gradcheck, and properties of
 VOLO's equations (the fold counts, one output position written out from Eqs. 2-4, the ceil-mode pool)."""
+
 from __future__ import annotations
 
 import math
@@ -18,17 +19,20 @@ def rand(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-@pytest.mark.parametrize("shape,params", [
-    ((2, 7, 9, 12), {"num_heads": 2}),
-    ((1, 1, 2, 12), {"num_heads": 3, "stride": 1}),
-    ((3, 4, 6, 12), {"num_heads": 4, "stride": 3, "qkv_bias": True}),
-    ((2, 5, 5, 8), {"num_heads": 1, "kernel_size": 5, "stride": 2}),
-])
+@pytest.mark.parametrize(
+    "shape,params",
+    [
+        ((2, 7, 9, 12), {"num_heads": 2}),
+        ((1, 1, 2, 12), {"num_heads": 3, "stride": 1}),
+        ((3, 4, 6, 12), {"num_heads": 4, "stride": 3, "qkv_bias": True}),
+        ((2, 5, 5, 8), {"num_heads": 1, "kernel_size": 5, "stride": 2}),
+    ],
+)
 def test_shapes_train_eval(shape, params):
     m = OutlookAttention(shape[-1], **params).double()
     assert train_and_eval(m, rand(*shape)).shape == shape
     h, w = math.ceil(shape[1] / m.s), math.ceil(shape[2] / m.s)
-    assert m.last_weights.shape == (shape[0], h, w, m.heads, m.k ** 2, m.k ** 2)
+    assert m.last_weights.shape == (shape[0], h, w, m.heads, m.k**2, m.k**2)
 
 
 def test_gradcheck():
@@ -77,7 +81,9 @@ def test_one_position_written_out():
                 for l in range(k * k):
                     rr, cc = i * s - p + l // k, j * s - p + l % k
                     if 0 <= rr < 5 and 0 <= cc < 6:
-                        want[head * d:(head + 1) * d] += a[i, j, head, dr * k + dc, l] * v[rr, cc, head * d:(head + 1) * d]
+                        want[head * d : (head + 1) * d] += (
+                            a[i, j, head, dr * k + dc, l] * v[rr, cc, head * d : (head + 1) * d]
+                        )
     torch.testing.assert_close(y[0, r, c], want)
 
 

@@ -4,6 +4,7 @@ non_local, stn, attention_gate, gcnet, a2net, ccnet, emanet, dcn, show_attend_te
 glimpse. Each mechanism gets: forward/backward at several shapes (output shape checked),
 train and eval mode, a small float64 gradcheck, and the identities its paper gives.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,19 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from tests.reference import (a2net, attention_gate, ccnet, dcn, emanet, gcnet, glimpse, non_local, ram,
-                             show_attend_tell, stn)
+from tests.reference import (
+    a2net,
+    attention_gate,
+    ccnet,
+    dcn,
+    emanet,
+    gcnet,
+    glimpse,
+    non_local,
+    ram,
+    show_attend_tell,
+    stn,
+)
 from tests.reference.harness import forward_backward, gradcheck, param_count, train_and_eval
 
 
@@ -82,8 +94,17 @@ def test_non_local_defaults():
     assert m.sub_sample and m.bn_layer and m.use_scale
     assert torch.all(m.bn.weight == 0)
     assert [n for n, _ in m.named_parameters()] == [
-        "theta.weight", "theta.bias", "phi.weight", "phi.bias", "g.weight", "g.bias",
-        "W.weight", "W.bias", "bn.weight", "bn.bias"]
+        "theta.weight",
+        "theta.bias",
+        "phi.weight",
+        "phi.bias",
+        "g.weight",
+        "g.bias",
+        "W.weight",
+        "W.bias",
+        "bn.weight",
+        "bn.bias",
+    ]
 
 
 def _non_local_by_hand(m, x, use_scale=True):
@@ -102,8 +123,9 @@ def _non_local_by_hand(m, x, use_scale=True):
     y = torch.einsum("bnp,bpo->bno", a, g)
     wy = torch.einsum("co,bno->bcn", m.W.weight, y) + m.W.bias[:, None]
     bn = m.bn
-    wy = (wy - bn.running_mean[:, None]) / torch.sqrt(bn.running_var[:, None] + bn.eps) * bn.weight[:, None] \
-        + bn.bias[:, None]
+    wy = (wy - bn.running_mean[:, None]) / torch.sqrt(bn.running_var[:, None] + bn.eps) * bn.weight[:, None] + bn.bias[
+        :, None
+    ]
     return x + wy.reshape(x.shape)
 
 
@@ -197,7 +219,7 @@ def test_stn_integer_translation_align_corners_false():
     out = m(x)
     close(out[..., :4], x[..., 2:], atol=1e-5, rtol=0)
     assert torch.all(out[..., 4:].abs() < 1e-5)
-    _set_theta(m, [[1, 0, 0], [0, 1, -2 / 4]])           # one row down: y_s = y_t - 1
+    _set_theta(m, [[1, 0, 0], [0, 1, -2 / 4]])  # one row down: y_s = y_t - 1
     out = m(x)
     close(out[:, :, 1:], x[:, :, :-1], atol=1e-5, rtol=0)
     assert torch.all(out[:, :, 0].abs() < 1e-5)
@@ -231,8 +253,15 @@ def test_stn_flip():
 
 def test_stn_parameter_order():
     assert [n for n, _ in STN(3).named_parameters()] == [
-        "loc_conv1.weight", "loc_conv1.bias", "loc_conv2.weight", "loc_conv2.bias",
-        "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+        "loc_conv1.weight",
+        "loc_conv1.bias",
+        "loc_conv2.weight",
+        "loc_conv2.bias",
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc2.bias",
+    ]
 
 
 # ---------------------------------------------------------------------------- attention_gate
@@ -240,12 +269,15 @@ def test_stn_parameter_order():
 AG = attention_gate.AttentionGate
 
 
-@pytest.mark.parametrize("xs,gs,dims", [
-    ((2, 6, 8, 10), (2, 12, 4, 5), 2),
-    ((1, 4, 7, 9), (1, 8, 3, 4), 2),      # odd sizes: theta gives 3x4, alpha resized to 7x9
-    ((1, 4, 6, 6), (1, 8, 2, 2), 2),      # coarser gating than theta's output
-    ((1, 4, 4, 6, 6), (1, 8, 2, 3, 3), 3),
-])
+@pytest.mark.parametrize(
+    "xs,gs,dims",
+    [
+        ((2, 6, 8, 10), (2, 12, 4, 5), 2),
+        ((1, 4, 7, 9), (1, 8, 3, 4), 2),  # odd sizes: theta gives 3x4, alpha resized to 7x9
+        ((1, 4, 6, 6), (1, 8, 2, 2), 2),  # coarser gating than theta's output
+        ((1, 4, 4, 6, 6), (1, 8, 2, 3, 3), 3),
+    ],
+)
 def test_attention_gate_forward_backward(xs, gs, dims):
     m = AG(xs[1], gating_channels=gs[1], dims=dims)
     out = forward_backward(m, rand(*xs), rand(*gs, seed=1))
@@ -261,8 +293,9 @@ def test_attention_gate_train_eval_and_attention_output():
 
 def test_attention_gate_gradcheck():
     gradcheck(AG(4, gating_channels=6), rand(2, 4, 3, 5), rand(2, 6, 2, 2, seed=1))
-    gradcheck(AG(4, gating_channels=6, output_transform=False, align_corners=True),
-              rand(1, 4, 4, 5), rand(1, 6, 2, 2, seed=2))
+    gradcheck(
+        AG(4, gating_channels=6, output_transform=False, align_corners=True), rand(1, 4, 4, 5), rand(1, 6, 2, 2, seed=2)
+    )
 
 
 def test_attention_gate_matches_paper_equations():
@@ -285,8 +318,9 @@ def test_attention_gate_output_transform_by_hand():
     y = m.attention(x, g) * x
     wy = torch.einsum("oc,bchw->bohw", m.W.weight[:, :, 0, 0], y) + m.W.bias.view(1, -1, 1, 1)
     bn = m.bn
-    ref = (wy - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(bn.running_var.view(1, -1, 1, 1) + bn.eps) \
-        * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
+    ref = (wy - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(
+        bn.running_var.view(1, -1, 1, 1) + bn.eps
+    ) * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
     close(m(x, g), ref)
 
 
@@ -316,8 +350,16 @@ def test_attention_gate_defaults():
     m = AG(256)
     assert m.theta.weight.shape == (128, 256, 2, 2) and m.theta.bias is None
     assert [n for n, _ in m.named_parameters()] == [
-        "theta.weight", "phi.weight", "phi.bias", "psi.weight", "psi.bias",
-        "W.weight", "W.bias", "bn.weight", "bn.bias"]
+        "theta.weight",
+        "phi.weight",
+        "phi.bias",
+        "psi.weight",
+        "psi.bias",
+        "W.weight",
+        "W.bias",
+        "bn.weight",
+        "bn.bias",
+    ]
 
 
 # ---------------------------------------------------------------------------- gcnet
@@ -347,8 +389,8 @@ def test_gcnet_gradcheck():
 
 def test_gcnet_identity_at_init():
     x = rand(2, 32, 4, 5)
-    assert torch.equal(GC(32)(x), x)                                  # add fusion: x + 0
-    close(GC(32, fusion_types=("channel_mul",))(x), 0.5 * x)          # mul fusion: x * sigmoid(0)
+    assert torch.equal(GC(32)(x), x)  # add fusion: x + 0
+    close(GC(32, fusion_types=("channel_mul",))(x), 0.5 * x)  # mul fusion: x * sigmoid(0)
 
 
 def _gc_transform(t, c):
@@ -365,8 +407,10 @@ def test_gcnet_matches_equations():
     logits = torch.einsum("c,bchw->bhw", m.conv_mask.weight[0, :, 0, 0], x).flatten(1) + m.conv_mask.bias
     w = torch.exp(logits) / torch.exp(logits).sum(-1, keepdim=True)
     ctx = torch.einsum("bcn,bn->bc", x.flatten(2), w)
-    ref = x * torch.sigmoid(_gc_transform(m.channel_mul_conv, ctx))[:, :, None, None] \
+    ref = (
+        x * torch.sigmoid(_gc_transform(m.channel_mul_conv, ctx))[:, :, None, None]
         + _gc_transform(m.channel_add_conv, ctx)[:, :, None, None]
+    )
     close(m(x), ref)
 
 
@@ -385,9 +429,15 @@ def test_gcnet_defaults():
     m = GC(256)
     assert m.planes == 16
     assert [n for n, _ in m.named_parameters()] == [
-        "conv_mask.weight", "conv_mask.bias", "channel_add_conv.0.weight", "channel_add_conv.0.bias",
-        "channel_add_conv.1.weight", "channel_add_conv.1.bias", "channel_add_conv.3.weight",
-        "channel_add_conv.3.bias"]
+        "conv_mask.weight",
+        "conv_mask.bias",
+        "channel_add_conv.0.weight",
+        "channel_add_conv.0.bias",
+        "channel_add_conv.1.weight",
+        "channel_add_conv.1.bias",
+        "channel_add_conv.3.weight",
+        "channel_add_conv.3.bias",
+    ]
 
 
 # ---------------------------------------------------------------------------- a2net
@@ -415,13 +465,13 @@ def test_a2net_gradcheck():
 def test_a2net_matches_equations():
     m = randomise(A2(6, c_m=4, c_n=3), seed=1)
     x = rand(2, 6, 3, 5, seed=2)
-    xf = x.flatten(2)                                                       # [B, C, N]
+    xf = x.flatten(2)  # [B, C, N]
     A = torch.einsum("mc,bcn->bmn", m.phi.weight, xf) + m.phi.bias[:, None]
     Bl = torch.einsum("kc,bcn->bkn", m.theta.weight, xf) + m.theta.bias[:, None]
-    Bm = torch.exp(Bl) / torch.exp(Bl).sum(-1, keepdim=True)                # softmax over positions
+    Bm = torch.exp(Bl) / torch.exp(Bl).sum(-1, keepdim=True)  # softmax over positions
     G = torch.einsum("bmn,bkn->bmk", A, Bm)
     Vl = torch.einsum("kc,bcn->bkn", m.rho.weight, xf) + m.rho.bias[:, None]
-    V = torch.exp(Vl) / torch.exp(Vl).sum(1, keepdim=True)                  # softmax over the n maps
+    V = torch.exp(Vl) / torch.exp(Vl).sum(1, keepdim=True)  # softmax over the n maps
     Z = torch.einsum("bmk,bkn->bmn", G, V)
     out = torch.einsum("cm,bmn->bcn", m.proj.weight, Z) + m.proj.bias[:, None]
     close(m(x), x + out.reshape(x.shape))
@@ -434,7 +484,7 @@ def test_a2net_uniform_gather_is_average_pooling():
     with torch.no_grad():
         m.theta.weight.zero_()
     x = rand(2, 6, 4, 5, seed=4)
-    a = m.phi(x.flatten(2).transpose(1, 2))                                # [B, N, m]
+    a = m.phi(x.flatten(2).transpose(1, 2))  # [B, N, m]
     close(m.gather(x), a.mean(1)[:, :, None].expand(2, 4, 3))
 
 
@@ -479,9 +529,9 @@ def test_ccnet_identity_at_init():
 def _dense_criss_cross(m, x):
     """One CCA step as dense attention restricted to the criss-cross path (u counted once)."""
     b, c, h, w = x.shape
-    q = (torch.einsum("oc,bcn->bon", m.query.weight[:, :, 0, 0], x.flatten(2)) + m.query.bias[:, None])
-    k = (torch.einsum("oc,bcn->bon", m.key.weight[:, :, 0, 0], x.flatten(2)) + m.key.bias[:, None])
-    v = (torch.einsum("oc,bcn->bon", m.value.weight[:, :, 0, 0], x.flatten(2)) + m.value.bias[:, None])
+    q = torch.einsum("oc,bcn->bon", m.query.weight[:, :, 0, 0], x.flatten(2)) + m.query.bias[:, None]
+    k = torch.einsum("oc,bcn->bon", m.key.weight[:, :, 0, 0], x.flatten(2)) + m.key.bias[:, None]
+    v = torch.einsum("oc,bcn->bon", m.value.weight[:, :, 0, 0], x.flatten(2)) + m.value.bias[:, None]
     rows = torch.arange(h).repeat_interleave(w)
     cols = torch.arange(w).repeat(h)
     allowed = (rows[:, None] == rows[None, :]) | (cols[:, None] == cols[None, :])
@@ -502,7 +552,7 @@ def test_ccnet_attention_weights():
     m = randomise(CC(8, reduction=2), seed=4)
     a_col, a_row = m.attention(rand(2, 8, 4, 6, seed=5))
     close(a_col.sum(-1) + a_row.sum(-1), torch.ones(2, 4, 6))
-    diag = a_col[:, torch.arange(4), :, torch.arange(4)]                   # the self position in the column part
+    diag = a_col[:, torch.arange(4), :, torch.arange(4)]  # the self position in the column part
     assert torch.all(diag == 0)
 
 
@@ -550,11 +600,11 @@ def test_emanet_train_eval_and_bases_update():
     mu0 = m.mu.clone()
     x = rand(2, 16, 4, 5)
     train_and_eval(m, x, check_params=False)
-    assert not torch.allclose(m.mu, mu0)                                   # train mode moved the bases
+    assert not torch.allclose(m.mu, mu0)  # train mode moved the bases
     mu1 = m.mu.clone()
     with torch.no_grad():
         m.eval()(x)
-    assert torch.equal(m.mu, mu1)                                          # eval mode does not
+    assert torch.equal(m.mu, mu1)  # eval mode does not
 
 
 def test_emanet_moving_average_rule():
@@ -582,14 +632,15 @@ def test_emanet_matches_em_equations():
     for _ in range(3):
         logits = torch.einsum("bcn,bck->bnk", X, mu)
         Z = torch.exp(logits - logits.amax(-1, keepdim=True))
-        Z = Z / Z.sum(-1, keepdim=True)                                    # E-step
+        Z = Z / Z.sum(-1, keepdim=True)  # E-step
         mu = torch.einsum("bcn,bnk->bck", X, Z / (1e-6 + Z.sum(1, keepdim=True)))
-        mu = mu / (1e-6 + mu.pow(2).sum(1, keepdim=True).sqrt())          # M-step + L2 norm
+        mu = mu / (1e-6 + mu.pow(2).sum(1, keepdim=True).sqrt())  # M-step + L2 norm
     rec = torch.relu(torch.einsum("bck,bnk->bcn", mu, Z)).view_as(x)
     y = torch.einsum("oc,bchw->bohw", m.conv2.weight[:, :, 0, 0], rec)
     bn = m.bn
-    y = (y - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(bn.running_var.view(1, -1, 1, 1) + bn.eps) \
-        * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
+    y = (y - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(
+        bn.running_var.view(1, -1, 1, 1) + bn.eps
+    ) * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
     close(m(x), torch.relu(y + x), atol=1e-10, rtol=1e-8)
     z, mu_t = m.em(X)
     close(z.sum(-1), torch.ones(2, 20, dtype=torch.float64))
@@ -609,7 +660,13 @@ def test_emanet_defaults():
     m = EMA(256)
     assert m.mu.shape == (1, 256, 64) and m.stage_num == 3 and m.momentum == 0.9 and m.stop_em_grad
     close(m.mu.norm(dim=1), torch.ones(1, 64), atol=1e-5, rtol=0)
-    assert [n for n, _ in m.named_parameters()] == ["conv1.weight", "conv1.bias", "conv2.weight", "bn.weight", "bn.bias"]
+    assert [n for n, _ in m.named_parameters()] == [
+        "conv1.weight",
+        "conv1.bias",
+        "conv2.weight",
+        "bn.weight",
+        "bn.bias",
+    ]
 
 
 # ---------------------------------------------------------------------------- dcn
@@ -624,13 +681,16 @@ def _random_offsets(m, seed=0, scale=0.3):
     return m
 
 
-@pytest.mark.parametrize("shape,kw,out_hw", [
-    ((2, 4, 5, 7), {}, (5, 7)),
-    ((1, 4, 7, 9), {"stride": 2}, (4, 5)),
-    ((1, 4, 6, 6), {"dilation": 2, "padding": 2, "deform_groups": 2}, (6, 6)),
-    ((2, 4, 5, 5), {"groups": 2, "out_channels": 6, "bias": True}, (5, 5)),
-    ((1, 4, 5, 6), {"modulated": True, "deform_groups": 4}, (5, 6)),
-])
+@pytest.mark.parametrize(
+    "shape,kw,out_hw",
+    [
+        ((2, 4, 5, 7), {}, (5, 7)),
+        ((1, 4, 7, 9), {"stride": 2}, (4, 5)),
+        ((1, 4, 6, 6), {"dilation": 2, "padding": 2, "deform_groups": 2}, (6, 6)),
+        ((2, 4, 5, 5), {"groups": 2, "out_channels": 6, "bias": True}, (5, 5)),
+        ((1, 4, 5, 6), {"modulated": True, "deform_groups": 4}, (5, 6)),
+    ],
+)
 def test_dcn_forward_backward(shape, kw, out_hw):
     m = _random_offsets(DCN(shape[1], **kw))
     out = forward_backward(m, rand(*shape, seed=3))
@@ -643,17 +703,30 @@ def test_dcn_train_eval():
 
 
 def test_dcn_gradcheck():
-    gradcheck(_random_offsets(DCN(4, out_channels=3, deform_groups=2, modulated=True, bias=True), seed=1),
-              rand(1, 4, 3, 5, seed=2))
+    gradcheck(
+        _random_offsets(DCN(4, out_channels=3, deform_groups=2, modulated=True, bias=True), seed=1),
+        rand(1, 4, 3, 5, seed=2),
+    )
     gradcheck(_random_offsets(DCN(2, stride=2), seed=3), rand(2, 2, 4, 5, seed=4))
 
 
-@pytest.mark.parametrize("kw", [{}, {"stride": 2}, {"dilation": 2, "padding": 2}, {"groups": 2, "bias": True},
-                                {"kernel_size": 1, "padding": 0}, {"deform_groups": 2, "out_channels": 3}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"stride": 2},
+        {"dilation": 2, "padding": 2},
+        {"groups": 2, "bias": True},
+        {"kernel_size": 1, "padding": 0},
+        {"deform_groups": 2, "out_channels": 3},
+    ],
+)
 def test_dcn_zero_offsets_is_plain_conv(kw):
     m = DCN(4, **kw)
     x = rand(2, 4, 6, 7)
-    ref = F.conv2d(x, m.conv.weight, m.conv.bias, stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
+    ref = F.conv2d(
+        x, m.conv.weight, m.conv.bias, stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups
+    )
     close(m(x), ref)
 
 
@@ -666,7 +739,7 @@ def test_dcn_v2_init_is_half_conv():
 
 
 def _const_offset(m, dy, dx):
-    taps = m.kernel_size ** 2 * m.deform_groups
+    taps = m.kernel_size**2 * m.deform_groups
     with torch.no_grad():
         m.conv_offset.weight.zero_()
         m.conv_offset.bias.view(taps, 2).copy_(torch.tensor([dy, dx]).expand(taps, 2))
@@ -733,7 +806,7 @@ def test_show_attend_tell_hard_forward_backward():
     z.sum().backward()
     # Only the attended location receives gradient: exactly one of the L rows per sample.
     assert ((a_req.grad.abs().sum(-1) > 0).sum(-1) == 1).all()
-    assert m.U_att.weight.grad is None                                     # REINFORCE, not backprop
+    assert m.U_att.weight.grad is None  # REINFORCE, not backprop
 
 
 def test_show_attend_tell_gradcheck():
@@ -759,8 +832,8 @@ def test_show_attend_tell_hard_sampling():
         return m(a, h, generator=torch.Generator().manual_seed(seed))
 
     z1, z2, z3 = run(0), run(0), run(1)
-    assert torch.equal(z1, z2)                     # same seed, same glimpses
-    assert not torch.equal(z1, z3)                 # another seed, other locations
+    assert torch.equal(z1, z2)  # same seed, same glimpses
+    assert not torch.equal(z1, z3)  # another seed, other locations
     # Each context is one annotation vector a_s (a one-hot draw).
     match = (z1[:, None, :] == a).all(-1)
     assert (match.sum(-1) >= 1).all()
@@ -771,8 +844,8 @@ def test_show_attend_tell_hard_expectation_and_eval():
     hard = SAT(4, hidden_size=3, attention="hard", semi_sampling_p=0.0)
     hard.load_state_dict(soft.state_dict())
     a, h = rand(3, 6, 4, seed=8), rand(3, 3, seed=9)
-    close(hard.train()(a, h), soft(a, h))          # with prob 1 - p the code uses alpha itself
-    close(hard.eval()(a, h), soft(a, h))           # the official sampler's test-time path
+    close(hard.train()(a, h), soft(a, h))  # with prob 1 - p the code uses alpha itself
+    close(hard.eval()(a, h), soft(a, h))  # the official sampler's test-time path
     hard.hard_eval = "argmax"
     idx = soft.weights(a, h).argmax(-1)
     close(hard.eval()(a, h), a[torch.arange(3), idx])
@@ -821,9 +894,9 @@ def test_ram_gradcheck():
 def test_ram_glimpse_sensor_is_a_crop_and_pyramid():
     m = _ram()
     x = rand(2, 3, 8, 8)
-    rho = m.glimpse(x, torch.zeros(2, 2))                       # centre of an 8x8 image
-    close(rho[:, :3], x[:, :, 2:6, 2:6])                        # 4x4 crop at native resolution
-    close(rho[:, 3:], F.avg_pool2d(x, 2))                       # 8x8 patch averaged to 4x4
+    rho = m.glimpse(x, torch.zeros(2, 2))  # centre of an 8x8 image
+    close(rho[:, :3], x[:, :, 2:6, 2:6])  # 4x4 crop at native resolution
+    close(rho[:, 3:], F.avg_pool2d(x, 2))  # 8x8 patch averaged to 4x4
     # (x, y) order and a one-pixel step: l_x = +2/W moves the crop one column right.
     rho = m.glimpse(x, torch.tensor([[2 / 8, 0.0], [0.0, -2 / 8]]))
     close(rho[0, :3], x[0, :, 2:6, 3:7])
@@ -844,7 +917,7 @@ def test_ram_step_matches_equations():
     g = torch.relu(lin(m.fc_what, h_g) + lin(m.fc_where, h_l))
     ref_h = torch.relu(lin(m.core_g, g) + lin(m.core_h, h))
     close(h_next, ref_h)
-    close(l_next, lin(m.locator, ref_h))                        # eval mode: the policy mean
+    close(l_next, lin(m.locator, ref_h))  # eval mode: the policy mean
 
 
 def test_ram_location_sampling_is_reproducible():
@@ -908,8 +981,9 @@ def test_glimpse_step_matches_equations():
     t = torch.relu(F.conv2d(rho, m.conv1.weight, m.conv1.bias, padding=2))
     t = torch.relu(F.conv2d(t, m.conv2.weight, m.conv2.bias, padding=1))
     t = torch.relu(F.conv2d(t, m.conv3.weight, m.conv3.bias, padding=1))
-    g = torch.relu(t.flatten(1) @ m.fc_image.weight.T + m.fc_image.bias) \
-        * torch.relu(l @ m.fc_loc.weight.T + m.fc_loc.bias)                # multiplicative "what" x "where"
+    g = torch.relu(t.flatten(1) @ m.fc_image.weight.T + m.fc_image.bias) * torch.relu(
+        l @ m.fc_loc.weight.T + m.fc_loc.bias
+    )  # multiplicative "what" x "where"
     h1, c1 = _lstm_by_hand(m.lstm1, g, h[:, 0], h[:, 1])
     h2, c2 = _lstm_by_hand(m.lstm2, h1, h[:, 2], h[:, 3])
     close(h_next, torch.stack([h1, c1, h2, c2], 1))

@@ -5,6 +5,7 @@ train/eval, float64 gradcheck, and each mechanism's identities written from its
 paper (closed forms and naive loop implementations that share no code with the
 modules).
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,9 @@ def bn_eval(bn: nn.modules.batchnorm._BatchNorm, t: torch.Tensor, dim: int = 1) 
     """Eval-mode batch norm written out: (t - mean) / sqrt(var + eps) * weight + bias."""
     shape = [1] * t.dim()
     shape[dim] = -1
-    return ((t - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps)
-            * bn.weight.view(shape) + bn.bias.view(shape))
+    return (t - bn.running_mean.view(shape)) / torch.sqrt(bn.running_var.view(shape) + bn.eps) * bn.weight.view(
+        shape
+    ) + bn.bias.view(shape)
 
 
 def check_shapes(make, cases):
@@ -65,11 +67,14 @@ def check_shapes(make, cases):
 # ---------------------------------------------------------------- glore
 class TestGloRe:
     def test_shapes_all_ranks(self):
-        check_shapes(lambda: randomize_(glore.GloRe(8)), [
-            ((rand(1, 8, 7),), (1, 8, 7)),
-            ((rand(2, 8, 5, 3),), (2, 8, 5, 3)),
-            ((rand(1, 8, 3, 4, 5),), (1, 8, 3, 4, 5)),
-        ])
+        check_shapes(
+            lambda: randomize_(glore.GloRe(8)),
+            [
+                ((rand(1, 8, 7),), (1, 8, 7)),
+                ((rand(2, 8, 5, 3),), (2, 8, 5, 3)),
+                ((rand(1, 8, 3, 4, 5),), (1, 8, 3, 4, 5)),
+            ],
+        )
 
     def test_parameter_shapes_rank_independent(self):
         m = glore.GloRe(16)
@@ -96,13 +101,13 @@ class TestGloRe:
     def test_closed_form(self, f64, normalize):
         m = randomize_(glore.GloRe(8, mid_channels=3, normalize=normalize)).eval()
         x = rand(2, 8, 4, 3)
-        X = x.reshape(2, 8, -1)                                   # [B, C, N]
+        X = x.reshape(2, 8, -1)  # [B, C, N]
         V = torch.einsum("sc,bcn->bsn", m.conv_state.weight, X) + m.conv_state.bias[:, None]
         Bp = torch.einsum("mc,bcn->bmn", m.conv_proj.weight, X) + m.conv_proj.bias[:, None]
-        Z = V @ Bp.transpose(1, 2)                                # [B, 6, 3]
+        Z = V @ Bp.transpose(1, 2)  # [B, 6, 3]
         if normalize:
             Z = Z / X.shape[2]
-        H = Z + (Z @ m.gcn.conv1.weight.T + m.gcn.conv1.bias)     # (I + A) on the node axis
+        H = Z + (Z @ m.gcn.conv1.weight.T + m.gcn.conv1.bias)  # (I + A) on the node axis
         G = torch.einsum("ts,bsm->btm", m.gcn.conv2.weight, torch.relu(H))
         Y = torch.einsum("cs,bsn->bcn", m.conv_extend.weight, G @ Bp)
         expected = x + bn_eval(m.blocker, Y).reshape(x.shape)
@@ -121,10 +126,13 @@ class TestOCRNet:
         return ocrnet.OCRNet(8, key_channels=4, **kw)
 
     def test_shapes(self):
-        check_shapes(lambda: self.make(), [
-            ((rand(1, 8, 5, 7), rand(1, 3, 5, 7, seed=1)), (1, 8, 5, 7)),
-            ((rand(2, 8, 3, 4), rand(2, 2, 3, 4, seed=1)), (2, 8, 3, 4)),
-        ])
+        check_shapes(
+            lambda: self.make(),
+            [
+                ((rand(1, 8, 5, 7), rand(1, 3, 5, 7, seed=1)), (1, 8, 5, 7)),
+                ((rand(2, 8, 3, 4), rand(2, 2, 3, 4, seed=1)), (2, 8, 3, 4)),
+            ],
+        )
         out = forward_backward(ocrnet.OCRNet(8, key_channels=4, out_channels=6), rand(2, 8, 3, 5), rand(2, 4, 3, 5))
         assert out.shape == (2, 6, 3, 5)
 
@@ -138,9 +146,9 @@ class TestOCRNet:
         m = self.make()
         x = rand(2, 8, 4, 5)
         labels = torch.randint(0, 3, (2, 4, 5), generator=torch.Generator().manual_seed(3))
-        labels[:, 0, :3] = torch.tensor([0, 1, 2])                # every class present
+        labels[:, 0, :3] = torch.tensor([0, 1, 2])  # every class present
         probs = torch.where(F.one_hot(labels, 3).permute(0, 3, 1, 2).bool(), 0.0, -1e4)
-        regions = m.object_regions(x, probs)[..., 0]              # [B, C, K]
+        regions = m.object_regions(x, probs)[..., 0]  # [B, C, K]
         for b in range(2):
             for k in range(3):
                 mask = labels[b] == k
@@ -158,7 +166,7 @@ class TestOCRNet:
         m = randomize_(self.make(dropout=0.0)).eval()
         x, probs = rand(2, 8, 3, 5), rand(2, 3, 3, 5, seed=1)
 
-        def cbr(mods, t):                                          # (1x1 conv + BN + ReLU)* on [B, C, L]
+        def cbr(mods, t):  # (1x1 conv + BN + ReLU)* on [B, C, L]
             for i in range(0, len(mods), 3):
                 conv, bn = mods[i], mods[i + 1]
                 t = torch.einsum("oc,bcl->bol", conv.weight[..., 0, 0], t) + conv.bias[:, None]
@@ -166,10 +174,10 @@ class TestOCRNet:
             return t
 
         X = x.reshape(2, 8, 15)
-        M = torch.softmax(probs.reshape(2, 3, 15), dim=2)          # spatial softmax per region
-        f = torch.einsum("bkn,bcn->bck", M, X)                     # region representations
+        M = torch.softmax(probs.reshape(2, 3, 15), dim=2)  # spatial softmax per region
+        f = torch.einsum("bkn,bcn->bck", M, X)  # region representations
         q, k, v = cbr(m.f_pixel, X), cbr(m.f_object, f), cbr(m.f_down, f)
-        w = torch.softmax(torch.einsum("bcn,bck->bnk", q, k) / 2.0, dim=-1)   # sqrt(key_channels=4)
+        w = torch.softmax(torch.einsum("bcn,bck->bnk", q, k) / 2.0, dim=-1)  # sqrt(key_channels=4)
         y = cbr(m.f_up, torch.einsum("bnk,bck->bcn", w, v))
         expected = cbr(m.conv_bn_dropout[:3], torch.cat([y, X], 1)).reshape(2, 8, 3, 5)
         torch.testing.assert_close(m(x, probs), expected)
@@ -186,16 +194,22 @@ class TestOCRNet:
 # ---------------------------------------------------------------- dnl
 class TestDNL:
     def test_shapes_all_ranks(self):
-        check_shapes(lambda: randomize_(dnl.DNL(8)), [
-            ((rand(1, 8, 7),), (1, 8, 7)),
-            ((rand(2, 8, 5, 3),), (2, 8, 5, 3)),
-            ((rand(1, 8, 2, 3, 5),), (1, 8, 2, 3, 5)),
-        ])
-        check_shapes(lambda: randomize_(dnl.DNL(8, downsample=True)), [
-            ((rand(1, 8, 6),), (1, 8, 6)),
-            ((rand(2, 8, 4, 6),), (2, 8, 4, 6)),
-            ((rand(1, 8, 2, 4, 4),), (1, 8, 2, 4, 4)),
-        ])
+        check_shapes(
+            lambda: randomize_(dnl.DNL(8)),
+            [
+                ((rand(1, 8, 7),), (1, 8, 7)),
+                ((rand(2, 8, 5, 3),), (2, 8, 5, 3)),
+                ((rand(1, 8, 2, 3, 5),), (1, 8, 2, 3, 5)),
+            ],
+        )
+        check_shapes(
+            lambda: randomize_(dnl.DNL(8, downsample=True)),
+            [
+                ((rand(1, 8, 6),), (1, 8, 6)),
+                ((rand(2, 8, 4, 6),), (2, 8, 4, 6)),
+                ((rand(1, 8, 2, 4, 4),), (1, 8, 2, 4, 4)),
+            ],
+        )
 
     def test_train_eval(self):
         train_and_eval(randomize_(dnl.DNL(8)), rand(2, 8, 3, 5))
@@ -258,10 +272,13 @@ class TestHamNet:
         return hamnet.HamNet(6, **kw)
 
     def test_shapes(self):
-        check_shapes(lambda: self.make(), [
-            ((rand(1, 6, 5, 7),), (1, 6, 5, 7)),
-            ((rand(2, 6, 3, 4),), (2, 6, 3, 4)),
-        ])
+        check_shapes(
+            lambda: self.make(),
+            [
+                ((rand(1, 6, 5, 7),), (1, 6, 5, 7)),
+                ((rand(2, 6, 3, 4),), (2, 6, 3, 4)),
+            ],
+        )
         check_shapes(lambda: self.make(version="V1", groups=2), [((rand(2, 6, 3, 5),), (2, 6, 3, 5))])
 
     def test_train_eval(self):
@@ -269,7 +286,7 @@ class TestHamNet:
 
     def test_gradcheck(self):
         m = randomize_(self.make(train_steps=2, eval_steps=2, one_step_grad=False))
-        with torch.no_grad():                                   # keep the NMF input clearly positive
+        with torch.no_grad():  # keep the NMF input clearly positive
             m.lower_bread.bias.fill_(1.0)
         gradcheck(Seeded(m), rand(2, 6, 3, 5))
 
@@ -329,10 +346,13 @@ class TestHamNet:
 # ---------------------------------------------------------------- eanet
 class TestEANet:
     def test_shapes(self):
-        check_shapes(lambda: eanet.EANet(8, memory_units=4), [
-            ((rand(1, 8, 5, 7),), (1, 8, 5, 7)),
-            ((rand(2, 8, 3, 4),), (2, 8, 3, 4)),
-        ])
+        check_shapes(
+            lambda: eanet.EANet(8, memory_units=4),
+            [
+                ((rand(1, 8, 5, 7),), (1, 8, 5, 7)),
+                ((rand(2, 8, 3, 4),), (2, 8, 3, 4)),
+            ],
+        )
 
     def test_train_eval(self):
         train_and_eval(eanet.EANet(8, memory_units=4), rand(2, 8, 3, 5))
@@ -354,8 +374,8 @@ class TestEANet:
         f = torch.einsum("oc,bcn->bon", m.conv1.weight[..., 0, 0], X) + m.conv1.bias[:, None]
         logits = torch.einsum("sc,bcn->bsn", m.linear_0.weight[..., 0], f)
         e = torch.exp(logits - logits.amax(-1, keepdim=True))
-        att = e / e.sum(-1, keepdim=True)                     # softmax over positions
-        att = att / (1e-9 + att.sum(1, keepdim=True))         # l1 over memory units
+        att = e / e.sum(-1, keepdim=True)  # softmax over positions
+        att = att / (1e-9 + att.sum(1, keepdim=True))  # l1 over memory units
         y = torch.einsum("cs,bsn->bcn", m.linear_1.weight[..., 0], att)
         y = bn_eval(m.conv2[1], torch.einsum("oc,bcn->bon", m.conv2[0].weight[..., 0, 0], y))
         torch.testing.assert_close(m(x), torch.relu(x + y.reshape(x.shape)))
@@ -396,12 +416,17 @@ def naive_sasa(m: sasa.SASA, x: torch.Tensor) -> torch.Tensor:
 
 class TestSASA:
     def test_shapes(self):
-        check_shapes(lambda: sasa.SASA(8, kernel_size=3, heads=2), [
-            ((rand(1, 8, 5, 7),), (1, 8, 5, 7)),
-            ((rand(2, 8, 3, 4),), (2, 8, 3, 4)),
-        ])
-        check_shapes(lambda: sasa.SASA(8, out_channels=4, kernel_size=5, heads=1, padding_mode="mask"),
-                     [((rand(1, 8, 3, 5),), (1, 4, 3, 5))])
+        check_shapes(
+            lambda: sasa.SASA(8, kernel_size=3, heads=2),
+            [
+                ((rand(1, 8, 5, 7),), (1, 8, 5, 7)),
+                ((rand(2, 8, 3, 4),), (2, 8, 3, 4)),
+            ],
+        )
+        check_shapes(
+            lambda: sasa.SASA(8, out_channels=4, kernel_size=5, heads=1, padding_mode="mask"),
+            [((rand(1, 8, 3, 5),), (1, 4, 3, 5))],
+        )
         assert sasa.SASA(16).kernel_size == 7 and sasa.SASA(16).heads == 8
 
     def test_train_eval(self):
@@ -449,14 +474,18 @@ def naive_lrnet(m: lrnet.LRNet, x: torch.Tensor) -> torch.Tensor:
                             if not (0 <= a < h and 0 <= cc < w):
                                 continue
                             pos = torch.tensor([float(da), float(db)], dtype=x.dtype)
-                            geo = l2.weight[grp, :, 0, 0] @ torch.relu(l1.weight[..., 0, 0] @ pos + l1.bias) + l2.bias[grp]
+                            geo = (
+                                l2.weight[grp, :, 0, 0] @ torch.relu(l1.weight[..., 0, 0] @ pos + l1.bias)
+                                + l2.bias[grp]
+                            )
                             qv, kv = q[bi, grp, i, j], kk[bi, grp, a, cc]
-                            app = {"squared_diff": -(qv - kv) ** 2, "abs_diff": -(qv - kv).abs(),
-                                   "product": qv * kv}[m.composability]
+                            app = {"squared_diff": -((qv - kv) ** 2), "abs_diff": -(qv - kv).abs(), "product": qv * kv}[
+                                m.composability
+                            ]
                             logits.append(app + geo)
-                            vals.append(x[bi, grp * m.m:(grp + 1) * m.m, a, cc])
+                            vals.append(x[bi, grp * m.m : (grp + 1) * m.m, a, cc])
                     wts = torch.softmax(torch.stack(logits), dim=0)
-                    y[bi, grp * m.m:(grp + 1) * m.m, i, j] = (wts[:, None] * torch.stack(vals)).sum(0)
+                    y[bi, grp * m.m : (grp + 1) * m.m, i, j] = (wts[:, None] * torch.stack(vals)).sum(0)
     if m.proj is None:
         return y
     return torch.einsum("oc,bchw->bohw", m.proj.weight[..., 0, 0], y)
@@ -464,12 +493,17 @@ def naive_lrnet(m: lrnet.LRNet, x: torch.Tensor) -> torch.Tensor:
 
 class TestLRNet:
     def test_shapes(self):
-        check_shapes(lambda: lrnet.LRNet(8, kernel_size=3, m=4), [
-            ((rand(1, 8, 5, 7),), (1, 8, 5, 7)),
-            ((rand(2, 8, 3, 4),), (2, 8, 3, 4)),
-        ])
-        check_shapes(lambda: lrnet.LRNet(8, out_channels=5, kernel_size=5, m=2, composability="product"),
-                     [((rand(1, 8, 3, 5),), (1, 5, 3, 5))])
+        check_shapes(
+            lambda: lrnet.LRNet(8, kernel_size=3, m=4),
+            [
+                ((rand(1, 8, 5, 7),), (1, 8, 5, 7)),
+                ((rand(2, 8, 3, 4),), (2, 8, 3, 4)),
+            ],
+        )
+        check_shapes(
+            lambda: lrnet.LRNet(8, out_channels=5, kernel_size=5, m=2, composability="product"),
+            [((rand(1, 8, 3, 5),), (1, 5, 3, 5))],
+        )
         assert lrnet.LRNet(64).kernel_size == 7 and lrnet.LRNet(64).groups == 8
 
     def test_train_eval(self):
@@ -488,16 +522,16 @@ class TestLRNet:
     def test_weights_normalised_and_outside_excluded(self):
         torch.manual_seed(0)
         m = lrnet.LRNet(4, kernel_size=3, m=2)
-        a = m.attention(rand(1, 4, 3, 4))                    # [1, 2, 9, 12]
+        a = m.attention(rand(1, 4, 3, 4))  # [1, 2, 9, 12]
         torch.testing.assert_close(a.sum(2), torch.ones(1, 2, 12))
-        corner = a[0, :, :, 0].reshape(2, 3, 3)              # window of pixel (0, 0)
+        corner = a[0, :, :, 0].reshape(2, 3, 3)  # window of pixel (0, 0)
         assert (corner[:, 0, :] == 0).all() and (corner[:, :, 0] == 0).all()
         assert (corner[:, 1:, 1:] > 0).all()
 
     def test_no_proj_is_convex_combination(self):
         m = lrnet.LRNet(4, kernel_size=3, m=2, out_proj=False)
         x = torch.ones(1, 4, 3, 5) * torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 4, 1, 1)
-        torch.testing.assert_close(m(x), x)                  # weights sum to one on a constant map
+        torch.testing.assert_close(m(x), x)  # weights sum to one on a constant map
 
 
 # ---------------------------------------------------------------- san
@@ -530,7 +564,7 @@ def naive_san_pairwise(m: san.SAN, x: torch.Tensor) -> torch.Tensor:
                         hdn = torch.relu(bn_eval(bn2, (c1.weight[..., 0, 0] @ torch.relu(bn_eval(bn1, delta, 0))), 0))
                         logits.append(c2.weight[..., 0, 0] @ hdn + c2.bias)
                         vals.append(x3[bi, :, a, c])
-                wts = torch.softmax(torch.stack(logits), dim=0)          # [kk, cw]
+                wts = torch.softmax(torch.stack(logits), dim=0)  # [kk, cw]
                 for ch in range(m.out_planes):
                     out[bi, ch, i, j] = (wts[:, ch % cw] * torch.stack(vals)[:, ch]).sum()
     return out
@@ -539,10 +573,13 @@ def naive_san_pairwise(m: san.SAN, x: torch.Tensor) -> torch.Tensor:
 class TestSAN:
     @pytest.mark.parametrize("sa_type", ["pairwise", "patchwise"])
     def test_shapes(self, sa_type):
-        check_shapes(lambda: san.SAN(16, kernel_size=3, share_planes=2, sa_type=sa_type), [
-            ((rand(1, 16, 5, 7),), (1, 4, 5, 7)),
-            ((rand(2, 16, 3, 4),), (2, 4, 3, 4)),
-        ])
+        check_shapes(
+            lambda: san.SAN(16, kernel_size=3, share_planes=2, sa_type=sa_type),
+            [
+                ((rand(1, 16, 5, 7),), (1, 4, 5, 7)),
+                ((rand(2, 16, 3, 4),), (2, 4, 3, 4)),
+            ],
+        )
         check_shapes(lambda: san.SAN(64, sa_type=sa_type), [((rand(1, 64, 4, 5),), (1, 16, 4, 5))])
 
     @pytest.mark.parametrize("sa_type", ["pairwise", "patchwise"])
@@ -568,18 +605,20 @@ class TestSAN:
         # with conv_w's last layer reading only its bias, every pixel gets the same
         # [cw, kk] weights, so the output is a fixed per-channel filter over the
         # reflection-padded footprint of conv3(x)
-        m = randomize_(san.SAN(8, rel_planes=2, out_planes=4, share_planes=2, kernel_size=3, sa_type="patchwise")).eval()
+        m = randomize_(
+            san.SAN(8, rel_planes=2, out_planes=4, share_planes=2, kernel_size=3, sa_type="patchwise")
+        ).eval()
         with torch.no_grad():
             m.conv_w[-1].weight.zero_()
         x = rand(1, 8, 3, 4)
-        wts = m.conv_w[-1].bias.view(2, 9)                        # [cw, kk]
+        wts = m.conv_w[-1].bias.view(2, 9)  # [cw, kk]
         v = torch.einsum("oc,bchw->bohw", m.conv3.weight[..., 0, 0], x) + m.conv3.bias.view(1, -1, 1, 1)
         vp = F.pad(v, (1, 1, 1, 1), mode="reflect")
         expected = torch.zeros(1, 4, 3, 4)
         for ch in range(4):
             for t in range(9):
                 da, db = divmod(t, 3)
-                expected[0, ch] += wts[ch % 2, t] * vp[0, ch, da:da + 3, db:db + 4]
+                expected[0, ch] += wts[ch % 2, t] * vp[0, ch, da : da + 3, db : db + 4]
         torch.testing.assert_close(m(x), expected)
 
 
@@ -591,10 +630,13 @@ def small_vit(**kw):
 
 class TestViT:
     def test_shapes(self):
-        check_shapes(lambda: small_vit(), [
-            ((rand(1, 3, 12, 20),), (1, 16, 8)),
-            ((rand(2, 3, 13, 22),), (2, 16, 8)),          # VALID conv crops the remainder
-        ])
+        check_shapes(
+            lambda: small_vit(),
+            [
+                ((rand(1, 3, 12, 20),), (1, 16, 8)),
+                ((rand(2, 3, 13, 22),), (2, 16, 8)),  # VALID conv crops the remainder
+            ],
+        )
         check_shapes(lambda: small_vit(cls_token=False, depth=2, image_size=(8, 4)), [((rand(1, 3, 8, 4),), (1, 2, 8))])
 
     def test_defaults_are_vit_b16(self):
@@ -667,8 +709,10 @@ class TestGENet:
         # batch 1 runs in eval mode: a global gather leaves one value per channel for BN
         x = rand(1, 8, 5, 7)
         check_shapes(lambda: randomize_(genet.GENet(8, spatial_size=(5, 7))).eval(), [((x,), (1, 8, 5, 7))])
-        check_shapes(lambda: randomize_(genet.GENet(8, spatial_size=(5, 7), use_mlp=True, reduction=4)),
-                     [((rand(2, 8, 5, 7),), (2, 8, 5, 7))])
+        check_shapes(
+            lambda: randomize_(genet.GENet(8, spatial_size=(5, 7), use_mlp=True, reduction=4)),
+            [((rand(2, 8, 5, 7),), (2, 8, 5, 7))],
+        )
         for extent in (2, 4, 8):
             check_shapes(lambda: randomize_(genet.GENet(8, extent=extent)), [((rand(2, 8, 9, 4),), (2, 8, 9, 4))])
             check_shapes(lambda: randomize_(genet.GENet(8, extent=extent)).eval(), [((x,), (1, 8, 5, 7))])
@@ -679,8 +723,9 @@ class TestGENet:
         train_and_eval(randomize_(genet.GENet(8, spatial_size=(3, 5), use_mlp=True, reduction=4)), rand(2, 8, 3, 5))
         train_and_eval(randomize_(genet.GENet(8, extent=4)), rand(2, 8, 5, 7))
 
-    @pytest.mark.parametrize("kw", [{"spatial_size": (3, 5)}, {"extent": 2},
-                                    {"spatial_size": (3, 5), "use_mlp": True, "reduction": 2}])
+    @pytest.mark.parametrize(
+        "kw", [{"spatial_size": (3, 5)}, {"extent": 2}, {"spatial_size": (3, 5), "use_mlp": True, "reduction": 2}]
+    )
     def test_gradcheck(self, kw):
         gradcheck(randomize_(genet.GENet(4, **kw)), rand(2, 4, 3, 5))
 
@@ -696,14 +741,14 @@ class TestGENet:
         for i in range(5):
             for j in range(7):
                 bi, bj = i // e, j // e
-                cell = x[0, :, bi * e:bi * e + e, bj * e:bj * e + e]       # clipped at the border
+                cell = x[0, :, bi * e : bi * e + e, bj * e : bj * e + e]  # clipped at the border
                 expected[0, :, i, j] = x[0, :, i, j] * torch.sigmoid(cell.mean(dim=(1, 2)))
         torch.testing.assert_close(genet.GENet(3, extent=e, extra_params=False)(x), expected)
 
     def test_global_theta_closed_form(self, f64):
         m = randomize_(genet.GENet(4, spatial_size=(3, 5))).eval()
         x = rand(2, 4, 3, 5)
-        g = (m.gather[0].weight[:, 0] * x).sum(dim=(2, 3))                  # full-extent depthwise conv
+        g = (m.gather[0].weight[:, 0] * x).sum(dim=(2, 3))  # full-extent depthwise conv
         expected = x * torch.sigmoid(bn_eval(m.gather[1], g))[..., None, None]
         torch.testing.assert_close(m(x), expected)
         with pytest.raises(ValueError):
@@ -713,8 +758,10 @@ class TestGENet:
         m = randomize_(genet.GENet(4, spatial_size=(3, 5), use_mlp=True, reduction=2)).eval()
         x = rand(2, 4, 3, 5)
         g = torch.relu(bn_eval(m.gather[1], (m.gather[0].weight[:, 0] * x).sum(dim=(2, 3))))
-        s = torch.sigmoid(m.fc2.weight[..., 0, 0] @ torch.relu(m.fc1.weight[..., 0, 0] @ g.T + m.fc1.bias[:, None])
-                          + m.fc2.bias[:, None]).T
+        s = torch.sigmoid(
+            m.fc2.weight[..., 0, 0] @ torch.relu(m.fc1.weight[..., 0, 0] @ g.T + m.fc1.bias[:, None])
+            + m.fc2.bias[:, None]
+        ).T
         torch.testing.assert_close(m(x), x * s[..., None, None])
 
 
@@ -748,10 +795,15 @@ def naive_psa_buffer(maps: torch.Tensor, kind: str, mask_h: int, mask_w: int) ->
 class TestPSANet:
     def test_shapes(self):
         check_shapes(lambda: psanet.PSANet(6, mid_channels=4, feat_size=(5, 7)), [((rand(1, 6, 5, 7),), (1, 12, 5, 7))])
-        for kw in ({"psa_type": "collect"}, {"psa_type": "distribute", "shrink_factor": 1},
-                   {"compact": True}, {"psa_softmax": False, "normalization_factor": None}):
-            check_shapes(lambda: psanet.PSANet(6, mid_channels=4, feat_size=(4, 6), **kw),
-                         [((rand(2, 6, 4, 6),), (2, 12, 4, 6))])
+        for kw in (
+            {"psa_type": "collect"},
+            {"psa_type": "distribute", "shrink_factor": 1},
+            {"compact": True},
+            {"psa_softmax": False, "normalization_factor": None},
+        ):
+            check_shapes(
+                lambda: psanet.PSANet(6, mid_channels=4, feat_size=(4, 6), **kw), [((rand(2, 6, 4, 6),), (2, 12, 4, 6))]
+            )
         m = psanet.PSANet(16)
         assert m.inner == (30, 30) and m.mask == (59, 59) and m.attention[-1].out_channels == 59 * 59
 

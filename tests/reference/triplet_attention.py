@@ -35,6 +35,7 @@ Choices:
   official ones.
 - Initialisation: PyTorch defaults, as in the official code.
 """
+
 from __future__ import annotations
 
 import torch

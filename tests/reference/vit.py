@@ -33,6 +33,7 @@ final_norm, gelu_approximate. Inputs whose size is not a multiple of the patch a
 cropped by the VALID convolution, as in the official code; the patch grid must
 equal image_size // patch_size (position embeddings are not resized here).
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,16 @@ def _pair(v):
 
 
 class EncoderBlock(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int, mlp_dim: int, dropout: float,
-                 attention_dropout: float, ln_eps: float, gelu_approximate: str):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        mlp_dim: int,
+        dropout: float,
+        attention_dropout: float,
+        ln_eps: float,
+        gelu_approximate: str,
+    ):
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError("hidden_size must be divisible by num_heads")
@@ -93,10 +102,22 @@ class EncoderBlock(nn.Module):
 
 
 class ViT(nn.Module):
-    def __init__(self, channels: int = 3, image_size=224, patch_size=16, hidden_size: int = 768,
-                 num_heads: int = 12, mlp_dim: int = 3072, depth: int = 1, dropout: float = 0.0,
-                 attention_dropout: float = 0.0, cls_token: bool = True, final_norm: bool = True,
-                 ln_eps: float = 1e-6, gelu_approximate: str = "tanh"):
+    def __init__(
+        self,
+        channels: int = 3,
+        image_size=224,
+        patch_size=16,
+        hidden_size: int = 768,
+        num_heads: int = 12,
+        mlp_dim: int = 3072,
+        depth: int = 1,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        cls_token: bool = True,
+        final_norm: bool = True,
+        ln_eps: float = 1e-6,
+        gelu_approximate: str = "tanh",
+    ):
         super().__init__()
         self.patch_size = _pair(patch_size)
         image_size = _pair(image_size)
@@ -108,7 +129,8 @@ class ViT(nn.Module):
         self.pos_drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
             EncoderBlock(hidden_size, num_heads, mlp_dim, dropout, attention_dropout, ln_eps, gelu_approximate)
-            for _ in range(depth))
+            for _ in range(depth)
+        )
         self.encoder_norm = nn.LayerNorm(hidden_size, eps=ln_eps) if final_norm else None
         fan_in = channels * self.patch_size[0] * self.patch_size[1]
         # LeCun normal: truncated normal with variance 1/fan_in (Flax default_kernel_init).
@@ -118,10 +140,10 @@ class ViT(nn.Module):
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Patch tokens with class token and position embedding, before the blocks."""
-        t = self.embedding(x)                                   # [B, D, h, w]
+        t = self.embedding(x)  # [B, D, h, w]
         if tuple(t.shape[2:]) != self.grid:
             raise ValueError(f"patch grid {tuple(t.shape[2:])} != {self.grid} fixed by image_size")
-        t = t.flatten(2).transpose(1, 2)                        # [B, h*w, D], row-major patches
+        t = t.flatten(2).transpose(1, 2)  # [B, h*w, D], row-major patches
         if self.cls is not None:
             t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1)
         return self.pos_drop(t + self.pos_embedding)

@@ -5,6 +5,7 @@ The spec takes the policy's standard normal draws as an input `noise`; the refer
 itself from a `generator`. Both get the same draws: the test's noise comes from a generator seeded
 with `seed`, and the reference is handed a generator in the same state.
 """
+
 import torch
 
 
@@ -31,10 +32,12 @@ def sampled(reference_cls, seed):
 
 def inputs(noise, seed):
     """input_fn for check_against_reference: the generator's draws as noise (train) or other ones (eval)."""
+
     def make(name, shape, gen):
         if name == "noise":
             return draws(shape, seed) if noise else torch.randn(*shape, generator=gen, dtype=torch.float64)
-        if name == "l":     # locations mostly inside the image; some patches reach past the border
+        if name == "l":  # locations mostly inside the image; some patches reach past the border
             return torch.rand(*shape, generator=gen, dtype=torch.float64) * 1.6 - 0.8
         return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
     return make

@@ -4,6 +4,7 @@ out_channels, stride.
 The spec's ModuleLists `name.0` / `name.1` are the official hight_block / width_block; its
 constant relative position indices are the reference's on-the-fly index (no buffer).
 """
+
 import pytest
 
 import attndsl
@@ -11,8 +12,10 @@ from tests.oracle import check_against_reference
 from tests.reference.axial_attention import AxialAttention
 
 LAYERS = ("qkv_transform.{}.weight", "relative.{}") + tuple(
-    f"{bn}.{{}}.{s}" for bn in ("bn_qkv", "bn_similarity", "bn_output")
-    for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"))
+    f"{bn}.{{}}.{s}"
+    for bn in ("bn_qkv", "bn_similarity", "bn_output")
+    for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+)
 
 
 def key_map():
@@ -24,27 +27,35 @@ def key_map():
     return keys
 
 
-@pytest.mark.parametrize("params, size", [
-    ({"channels": 16, "heads": 2}, (6, 5)),                             # non-square spans
-    ({"channels": 16}, (4, 4)),                                         # official 8 heads, 2 planes each
-    ({"channels": 12, "out_channels": 8, "heads": 1}, (3, 7)),          # C -> out, one head
-    ({"channels": 8, "heads": 2, "stride": 2}, (6, 4)),                 # average pool after the width block
-    ({"channels": 6, "out_channels": 12, "heads": 3, "stride": 3}, (7, 5)),   # pooling floors 7 and 5
-])
+@pytest.mark.parametrize(
+    "params, size",
+    [
+        ({"channels": 16, "heads": 2}, (6, 5)),  # non-square spans
+        ({"channels": 16}, (4, 4)),  # official 8 heads, 2 planes each
+        ({"channels": 12, "out_channels": 8, "heads": 1}, (3, 7)),  # C -> out, one head
+        ({"channels": 8, "heads": 2, "stride": 2}, (6, 4)),  # average pool after the width block
+        ({"channels": 6, "out_channels": 12, "heads": 3, "stride": 3}, (7, 5)),  # pooling floors 7 and 5
+    ],
+)
 def test_matches_reference(params, size):
     p = {**params, "span_h": size[0], "span_w": size[1]}
     c = params["channels"]
-    check_against_reference("axial_attention", p, AxialAttention(**p), [
-        {"x": [2, c, *size]}, {"x": [1, c, *size]}, {"x": [3, c, *size]}], key_map=key_map())
+    check_against_reference(
+        "axial_attention",
+        p,
+        AxialAttention(**p),
+        [{"x": [2, c, *size]}, {"x": [1, c, *size]}, {"x": [3, c, *size]}],
+        key_map=key_map(),
+    )
 
 
 def test_defaults_are_the_official():
     sd = attndsl.build("axial_attention", channels=64).state_dict()
-    assert sd["relative.0"].shape == (16, 111)                            # 8 heads of 8 planes, span 56
+    assert sd["relative.0"].shape == (16, 111)  # 8 heads of 8 planes, span 56
     assert sd["qkv_transform.0.weight"].shape == (128, 64, 1, 1) and "qkv_transform.0.bias" not in sd
     assert sd["bn_similarity.1.weight"].shape == (24,)
 
 
 def test_odd_head_width_is_refused():
     with pytest.raises(attndsl.AttnDSLError):
-        attndsl.build("axial_attention", channels=12, heads=4, span_h=4)    # 3 planes a head: not even
+        attndsl.build("axial_attention", channels=12, heads=4, span_h=4)  # 3 planes a head: not even

@@ -1,11 +1,12 @@
 """bilinear_attention against tests/reference/bilinear_attention.py (2-D only)."""
+
 import pytest
 
 from tests.oracle import check_against_reference
 from tests.reference.bilinear_attention import BilinearAttention
 
 SHAPES = [
-    {"x": [2, 0, 7, 9]},        # non-square, odd
+    {"x": [2, 0, 7, 9]},  # non-square, odd
     {"x": [3, 0, 4, 5]},
 ]
 # the inner branch batch-normalises a 1x1 map: batch 1 only in eval mode
@@ -21,20 +22,29 @@ def key_map(built):
     return {k: k.replace("_", ".", 1) for k in built.state_dict()}
 
 
-@pytest.mark.parametrize("channels,reduction", [(64, 16), (48, 8), (20, 4), (8, 16)])   # m = 4, 6, 5, 1
+@pytest.mark.parametrize("channels,reduction", [(64, 16), (48, 8), (20, 4), (8, 16)])  # m = 4, 6, 5, 1
 def test_matches_reference(channels, reduction):
     import attndsl
+
     params = {"channels": channels, "reduction": reduction}
     km = key_map(attndsl.build("bilinear_attention", **params))
-    check_against_reference("bilinear_attention", params, BilinearAttention(channels, reduction),
-                            shapes_for(channels, SHAPES), key_map=km)
-    check_against_reference("bilinear_attention", params, BilinearAttention(channels, reduction),
-                            shapes_for(channels, BATCH1), key_map=km, modes=("eval",))
+    check_against_reference(
+        "bilinear_attention", params, BilinearAttention(channels, reduction), shapes_for(channels, SHAPES), key_map=km
+    )
+    check_against_reference(
+        "bilinear_attention",
+        params,
+        BilinearAttention(channels, reduction),
+        shapes_for(channels, BATCH1),
+        key_map=km,
+        modes=("eval",),
+    )
 
 
 def test_defaults_are_the_official_ones():
     import attndsl
+
     m = attndsl.build("bilinear_attention", channels=256)
-    assert m.phi_conv.weight.shape == (16, 256, 1, 1)          # m = 256 // 16
-    assert m.inner_conv.weight.shape == (256, 136, 1, 1)       # m(m+1)/2 pairs
+    assert m.phi_conv.weight.shape == (16, 256, 1, 1)  # m = 256 // 16
+    assert m.inner_conv.weight.shape == (256, 136, 1, 1)  # m(m+1)/2 pairs
     assert m.outer_conv.bias is not None

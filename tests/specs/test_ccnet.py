@@ -1,4 +1,5 @@
 """ccnet against tests/reference/ccnet.py: recurrence 1-3, reductions, the paper's fixed gamma."""
+
 import pytest
 import torch
 
@@ -7,34 +8,43 @@ from tests.oracle import check_against_reference
 from tests.reference.ccnet import CrissCrossAttention
 
 SHAPES = [
-    {"x": [2, 16, 7, 9]},       # odd and non-square
-    {"x": [1, 16, 5, 3]},       # batch 1, H > W
-    {"x": [2, 16, 1, 6]},       # a single row: the path is the row alone
+    {"x": [2, 16, 7, 9]},  # odd and non-square
+    {"x": [1, 16, 5, 3]},  # batch 1, H > W
+    {"x": [2, 16, 1, 6]},  # a single row: the path is the row alone
 ]
 
 
 def reference(params):
     ref = CrissCrossAttention(16, **params)
     if not params.get("learn_gamma", True):
-        ref._non_persistent_buffers_set.add("gamma")    # the constant gamma = 1 is no state to transfer
+        ref._non_persistent_buffers_set.add("gamma")  # the constant gamma = 1 is no state to transfer
     return ref
 
 
-@pytest.mark.parametrize("params", [
-    {},                                          # R = 2, C // 8, learned gamma
-    {"recurrence": 1},
-    {"recurrence": 3, "reduction": 2},
-    {"learn_gamma": False},                      # the paper's H' = sum A V + H
-    {"learn_gamma": False, "reduction": 32},     # width floor 1
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # R = 2, C // 8, learned gamma
+        {"recurrence": 1},
+        {"recurrence": 3, "reduction": 2},
+        {"learn_gamma": False},  # the paper's H' = sum A V + H
+        {"learn_gamma": False, "reduction": 32},  # width floor 1
+    ],
+)
 def test_matches_reference(params):
     check_against_reference("ccnet", {"channels": 16, **params}, reference(params), SHAPES)
 
 
 def test_large_logits_are_stable():
     # logits far apart: the self-removal in the normaliser must not lose the other weights
-    built, ref = check_against_reference("ccnet", {"channels": 16, "learn_gamma": False}, reference(
-        {"learn_gamma": False}), [{"x": [1, 16, 4, 5]}], modes=("eval",), seed=3)
+    built, ref = check_against_reference(
+        "ccnet",
+        {"channels": 16, "learn_gamma": False},
+        reference({"learn_gamma": False}),
+        [{"x": [1, 16, 4, 5]}],
+        modes=("eval",),
+        seed=3,
+    )
     with torch.no_grad():
         for m in (built.query, built.key):
             m.weight.mul_(20)

@@ -1,6 +1,7 @@
 """dat against tests/reference/dat.py (the official CVPR 2022 DAttentionBaseline's semantics, its own
 bilinear sampler): offset groups, heads, strides that do and do not divide the map, the three
 offset_range_factor cases, the relative position bias table and the depthwise-conv form."""
+
 import pytest
 import torch
 
@@ -8,8 +9,8 @@ import attndsl
 from tests.oracle import check_against_reference
 from tests.reference.dat import DAttentionBaseline, key_map
 
-SIZES = [(7, 9), (6, 6), (5, 8), (1, 4)]         # H != W, strides that do not divide, a one-row map
-PP_SIZES = [(7, 9), (6, 6), (5, 8), (4, 5)]      # DAT++ divides by grid size - 1: no grid of one row
+SIZES = [(7, 9), (6, 6), (5, 8), (1, 4)]  # H != W, strides that do not divide, a one-row map
+PP_SIZES = [(7, 9), (6, 6), (5, 8), (4, 5)]  # DAT++ divides by grid size - 1: no grid of one row
 
 
 def shapes_for(params):
@@ -23,31 +24,83 @@ def shapes_for(params):
 
 VARIANTS = [
     {"channels": 32, "heads": 4, "groups": 2, "stride": 2, "ksize": 3, "use_pe": False},
-    {"channels": 24, "heads": 6, "groups": 3, "stride": 1, "ksize": 5, "use_pe": False},   # DAT-T stage 3 form
+    {"channels": 24, "heads": 6, "groups": 3, "stride": 1, "ksize": 5, "use_pe": False},  # DAT-T stage 3 form
     {"channels": 16, "heads": 2, "groups": 1, "stride": 3, "ksize": 3, "use_pe": False},
-    {"channels": 16, "heads": 4, "groups": 4, "stride": 2, "ksize": 1, "use_pe": False},   # one head per group
-    {"channels": 16, "heads": 2, "groups": 2, "stride": 2, "ksize": 4, "use_pe": False},   # even kernel
-    {"channels": 16, "heads": 4, "groups": 2, "stride": 1, "ksize": 3, "use_pe": False,
-     "offset_range_factor": 0.0},                                                         # raw offsets
-    {"channels": 16, "heads": 4, "groups": 2, "stride": 2, "ksize": 3, "use_pe": False,
-     "offset_range_factor": -1.0},                                                        # tanh(position)
-    {"channels": 16, "heads": 4, "groups": 2, "stride": 2, "ksize": 3, "offset_range_factor": 5.0,
-     "use_pe": True, "dwc_pe": True},
-    {"channels": 24, "heads": 6, "groups": 3, "stride": 1, "ksize": 5, "fmap_size": [5, 7]},   # bias table
+    {"channels": 16, "heads": 4, "groups": 4, "stride": 2, "ksize": 1, "use_pe": False},  # one head per group
+    {"channels": 16, "heads": 2, "groups": 2, "stride": 2, "ksize": 4, "use_pe": False},  # even kernel
+    {
+        "channels": 16,
+        "heads": 4,
+        "groups": 2,
+        "stride": 1,
+        "ksize": 3,
+        "use_pe": False,
+        "offset_range_factor": 0.0,
+    },  # raw offsets
+    {
+        "channels": 16,
+        "heads": 4,
+        "groups": 2,
+        "stride": 2,
+        "ksize": 3,
+        "use_pe": False,
+        "offset_range_factor": -1.0,
+    },  # tanh(position)
+    {
+        "channels": 16,
+        "heads": 4,
+        "groups": 2,
+        "stride": 2,
+        "ksize": 3,
+        "offset_range_factor": 5.0,
+        "use_pe": True,
+        "dwc_pe": True,
+    },
+    {"channels": 24, "heads": 6, "groups": 3, "stride": 1, "ksize": 5, "fmap_size": [5, 7]},  # bias table
     {"channels": 16, "heads": 4, "groups": 2, "stride": 2, "ksize": 3, "fmap_size": [7, 4]},
-    {"channels": 8, "heads": 2, "groups": 1, "stride": 3, "ksize": 3, "fmap_size": [4, 5],
-     "offset_range_factor": -1.0},
-    {"channels": 16, "heads": 4, "groups": 4, "stride": 1, "ksize": 3, "fmap_size": [3, 3],
-     "offset_range_factor": 0.0},
+    {"channels": 8, "heads": 2, "groups": 1, "stride": 3, "ksize": 3, "fmap_size": [4, 5], "offset_range_factor": -1.0},
+    {"channels": 16, "heads": 4, "groups": 4, "stride": 1, "ksize": 3, "fmap_size": [3, 3], "offset_range_factor": 0.0},
     # DAT++ (the 2023 rewrite): grids over size - 1, clamped positions for s < 0, padding 0 when ksize == stride
-    {"channels": 32, "heads": 8, "groups": 4, "stride": 2, "ksize": 5, "offset_range_factor": -1.0,
-     "fmap_size": [7, 6], "version": "dat_pp"},                                            # DAT++-T stage 3 form
-    {"channels": 16, "heads": 4, "groups": 2, "stride": 2, "ksize": 2, "offset_range_factor": -1.0,
-     "use_pe": False, "version": "dat_pp"},
-    {"channels": 16, "heads": 4, "groups": 2, "stride": 1, "ksize": 3, "offset_range_factor": 3.0,
-     "fmap_size": [5, 6], "version": "dat_pp"},
-    {"channels": 16, "heads": 2, "groups": 2, "stride": 2, "ksize": 3, "offset_range_factor": 0.0,
-     "use_pe": False, "version": "dat_pp"},                                                # s == 0: no offsets
+    {
+        "channels": 32,
+        "heads": 8,
+        "groups": 4,
+        "stride": 2,
+        "ksize": 5,
+        "offset_range_factor": -1.0,
+        "fmap_size": [7, 6],
+        "version": "dat_pp",
+    },  # DAT++-T stage 3 form
+    {
+        "channels": 16,
+        "heads": 4,
+        "groups": 2,
+        "stride": 2,
+        "ksize": 2,
+        "offset_range_factor": -1.0,
+        "use_pe": False,
+        "version": "dat_pp",
+    },
+    {
+        "channels": 16,
+        "heads": 4,
+        "groups": 2,
+        "stride": 1,
+        "ksize": 3,
+        "offset_range_factor": 3.0,
+        "fmap_size": [5, 6],
+        "version": "dat_pp",
+    },
+    {
+        "channels": 16,
+        "heads": 2,
+        "groups": 2,
+        "stride": 2,
+        "ksize": 3,
+        "offset_range_factor": 0.0,
+        "use_pe": False,
+        "version": "dat_pp",
+    },  # s == 0: no offsets
     {"channels": 16, "heads": 4, "groups": 1, "stride": 2, "ksize": 3, "dwc_pe": True, "version": "dat_pp"},
 ]
 
@@ -60,14 +113,20 @@ def test_matches_reference(params):
 
 def test_maps_are_the_references():
     params = {"channels": 16, "heads": 4, "groups": 2, "stride": 2, "ksize": 3, "fmap_size": [5, 6]}
-    built, ref = check_against_reference("dat", params, DAttentionBaseline(16, 4, 2, 2, ksize=3, fmap_size=(5, 6)),
-                                         [{"x": [2, 16, 5, 6]}], key_map=key_map, modes=("eval",))
+    built, ref = check_against_reference(
+        "dat",
+        params,
+        DAttentionBaseline(16, 4, 2, 2, ksize=3, fmap_size=(5, 6)),
+        [{"x": [2, 16, 5, 6]}],
+        key_map=key_map,
+        modes=("eval",),
+    )
     x = torch.randn(2, 16, 5, 6, dtype=torch.float64)
     with attndsl.capture(built) as maps:
         built(x)
     ref(x)
     torch.testing.assert_close(maps[""]["a"], ref.last_attn)
-    pos = maps[""]["pos"].reshape(2, 2, 3, 3, 2)                 # [(B G), Hk, Wk, (x, y)]
+    pos = maps[""]["pos"].reshape(2, 2, 3, 3, 2)  # [(B G), Hk, Wk, (x, y)]
     for g, (py, px) in enumerate(ref.last_pos):
         torch.testing.assert_close(pos[:, g, ..., 0], px)
         torch.testing.assert_close(pos[:, g, ..., 1], py)
@@ -84,7 +143,7 @@ def test_defaults_are_dat_t_stage_3():
     assert "offset_proj.bias" not in sd and sd["proj_q.bias"].shape == (384,)
     assert m(torch.randn(1, 384, 14, 14)).shape == (1, 384, 14, 14)
     with pytest.raises(ValueError):
-        m(torch.randn(1, 384, 14, 15))             # the bias table fixes the map size
+        m(torch.randn(1, 384, 14, 15))  # the bias table fixes the map size
 
 
 def test_any_size_without_the_table():

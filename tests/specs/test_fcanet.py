@@ -1,4 +1,5 @@
 """fcanet against tests/reference/fcanet.py: DCT pooling at and away from the DCT size, every table."""
+
 import pytest
 import torch
 
@@ -8,18 +9,21 @@ from tests.reference.fcanet import MultiSpectralAttention
 
 C = 64
 SHAPES = [
-    {"x": [2, C, 7, 7]},        # exactly the DCT size: no pooling
-    {"x": [1, C, 9, 11]},       # batch 1, odd, non-square: adaptive pooling first
+    {"x": [2, C, 7, 7]},  # exactly the DCT size: no pooling
+    {"x": [1, C, 9, 11]},  # batch 1, odd, non-square: adaptive pooling first
     {"x": [3, C, 14, 5]},
 ]
 
 
-@pytest.mark.parametrize("params", [
-    {},                                                   # top16, 7x7
-    {"freq_sel_method": "low4", "reduction": 8},
-    {"freq_sel_method": "bot32", "dct_h": 14, "dct_w": 7},    # scaled indices, non-square DCT
-    {"freq_sel_method": "top1", "dct_h": 5, "dct_w": 9},      # sizes below 7 scale indices by 0
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # top16, 7x7
+        {"freq_sel_method": "low4", "reduction": 8},
+        {"freq_sel_method": "bot32", "dct_h": 14, "dct_w": 7},  # scaled indices, non-square DCT
+        {"freq_sel_method": "top1", "dct_h": 5, "dct_w": 9},  # sizes below 7 scale indices by 0
+    ],
+)
 def test_matches_reference(params):
     check_against_reference("fcanet", {"channels": C, **params}, MultiSpectralAttention(C, **params), SHAPES)
 

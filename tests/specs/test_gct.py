@@ -1,4 +1,5 @@
 """gct against tests/reference/gct.py, at 1-D, 2-D and 3-D inputs, l2 and l1 embeddings."""
+
 import pytest
 import torch
 
@@ -7,9 +8,9 @@ from tests.reference.gct import GCT
 
 C = 24
 SHAPES = [
-    {"x": [2, C, 7, 9]},        # 2-D, non-square, odd
-    {"x": [1, C, 5]},           # 1-D, batch 1
-    {"x": [3, C, 3, 4, 5]},     # 3-D
+    {"x": [2, C, 7, 9]},  # 2-D, non-square, odd
+    {"x": [1, C, 5]},  # 1-D, batch 1
+    {"x": [3, C, 3, 4, 5]},  # 3-D
 ]
 
 
@@ -17,13 +18,16 @@ def relu_inputs(name, shape, gen):
     return torch.randn(*shape, generator=gen, dtype=torch.float64).relu()
 
 
-@pytest.mark.parametrize("params", [
-    {},
-    {"eps": 1e-3},
-    {"mode": "l1"},
-    {"mode": "l1", "eps": 0.1},
-    {"mode": "l1", "after_relu": True},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"eps": 1e-3},
+        {"mode": "l1"},
+        {"mode": "l1", "eps": 0.1},
+        {"mode": "l1", "after_relu": True},
+    ],
+)
 def test_matches_reference(params):
     check_against_reference("gct", {"channels": C, **params}, GCT(C, **params), SHAPES)
 
@@ -35,6 +39,7 @@ def test_after_relu_on_relu_inputs():
 
 def test_identity_at_initialisation():
     import attndsl
+
     for mode in ("l2", "l1"):
         m = attndsl.build("gct", channels=8, mode=mode)
         x = torch.randn(2, 8, 5, 6)

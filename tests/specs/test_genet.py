@@ -1,5 +1,6 @@
 """genet against tests/reference/genet.py: GE-theta^- / GE-theta / GE-theta^+, global and local extents,
 odd sizes (ceil-mode pooling, stride-2 convs)."""
+
 import pytest
 import torch
 
@@ -22,29 +23,35 @@ def key_map(extent):
 
 
 LOCAL_SHAPES = [
-    {"x": [2, 8, 7, 9]},        # odd, non-square: partial windows
-    {"x": [1, 8, 13, 6]},       # batch 1
-    {"x": [2, 8, 3, 16]},       # smaller than the extent along H
+    {"x": [2, 8, 7, 9]},  # odd, non-square: partial windows
+    {"x": [1, 8, 13, 6]},  # batch 1
+    {"x": [2, 8, 3, 16]},  # smaller than the extent along H
 ]
 
 
-@pytest.mark.parametrize("params", [
-    {"extent": 2},                                               # GE-theta, E2
-    {"extent": 4},
-    {"extent": 8, "use_mlp": True, "reduction": 4},              # GE-theta^+, E8
-    {"extent": 2, "extra_params": False},                        # GE-theta^-, E2
-    {"extent": 8, "extra_params": False},
-    {"extent": 0, "extra_params": False},                        # GE-theta^-, global
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"extent": 2},  # GE-theta, E2
+        {"extent": 4},
+        {"extent": 8, "use_mlp": True, "reduction": 4},  # GE-theta^+, E8
+        {"extent": 2, "extra_params": False},  # GE-theta^-, E2
+        {"extent": 8, "extra_params": False},
+        {"extent": 0, "extra_params": False},  # GE-theta^-, global
+    ],
+)
 def test_local_and_parameter_free(params):
     p = {"channels": 8, **params}
     check_against_reference("genet", p, GENet(**p), LOCAL_SHAPES, key_map=key_map(params["extent"]))
 
 
-@pytest.mark.parametrize("params", [
-    {},                                                          # GE-theta, global (official default)
-    {"use_mlp": True, "reduction": 2},                           # GE-theta^+, global
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # GE-theta, global (official default)
+        {"use_mlp": True, "reduction": 2},  # GE-theta^+, global
+    ],
+)
 def test_global_parametric(params):
     # the depthwise kernel covers the whole map: the input size is fixed to spatial_size
     p = {"channels": 8, "spatial_size": [5, 7], **params}

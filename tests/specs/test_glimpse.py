@@ -5,6 +5,7 @@ itself from a `generator`. Both get the same draws: the test's noise comes from 
 seeded with NOISE_SEED, and the reference is handed a generator in the same state. In eval mode
 both emit the mean location whatever the noise (other draws are fed to show it is ignored).
 """
+
 import pytest
 import torch
 
@@ -34,22 +35,45 @@ def check(spec_params, ref, sizes):
     c, hidden = spec_params["channels"], ref.hidden_size
     shapes = [{"x": [b, c, hh, ww], "l": [b, 2], "h": [b, 4, hidden], "noise": [b, 2]} for b, hh, ww in sizes]
     for mode, noise in (("train", True), ("eval", False)):
-        check_against_reference("glimpse", spec_params, ref, shapes, key_map=KEY_MAP,
-                                modes=(mode,), input_fn=inputs(noise))
+        check_against_reference(
+            "glimpse", spec_params, ref, shapes, key_map=KEY_MAP, modes=(mode,), input_fn=inputs(noise)
+        )
 
 
-def test_defaults():                                    # 2 scales of 8x8, convs 64-64-128, 512-d LSTMs
-    check({"channels": 1}, SampledReference(1), [(2, 28, 28), (1, 13, 11)])   # batch 1, odd, non-square
+def test_defaults():  # 2 scales of 8x8, convs 64-64-128, 512-d LSTMs
+    check({"channels": 1}, SampledReference(1), [(2, 28, 28), (1, 13, 11)])  # batch 1, odd, non-square
 
 
-@pytest.mark.parametrize("params", [
-    {"glimpse_size": 4, "num_scales": 3, "conv_channels": [6, 5, 7], "conv_kernels": [3, 3, 1],
-     "features": 12, "hidden_size": 12},
-    {"glimpse_size": 5, "num_scales": 1, "conv_channels": [4, 4, 4], "conv_kernels": [1, 7, 5],
-     "features": 9, "hidden_size": 7, "loc_std": 0.3},                # (odd kernels: k // 2 keeps g x g)
-    {"glimpse_size": 3, "num_scales": 2, "scale_factor": 3, "conv_channels": [4, 6, 8], "features": 10,
-     "hidden_size": 6},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {
+            "glimpse_size": 4,
+            "num_scales": 3,
+            "conv_channels": [6, 5, 7],
+            "conv_kernels": [3, 3, 1],
+            "features": 12,
+            "hidden_size": 12,
+        },
+        {
+            "glimpse_size": 5,
+            "num_scales": 1,
+            "conv_channels": [4, 4, 4],
+            "conv_kernels": [1, 7, 5],
+            "features": 9,
+            "hidden_size": 7,
+            "loc_std": 0.3,
+        },  # (odd kernels: k // 2 keeps g x g)
+        {
+            "glimpse_size": 3,
+            "num_scales": 2,
+            "scale_factor": 3,
+            "conv_channels": [4, 6, 8],
+            "features": 10,
+            "hidden_size": 6,
+        },
+    ],
+)
 def test_variants(params):
     ref_params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     check({"channels": 3, **params}, SampledReference(3, **ref_params), [(2, 17, 20), (1, 9, 7), (3, 6, 6)])
@@ -60,4 +84,4 @@ def test_eval_emits_the_mean_and_state_layout():
     x, l = torch.randn(3, 2, 10, 12, dtype=torch.float64), torch.zeros(3, 2, dtype=torch.float64)
     rho, h, l_next = m(x, l, torch.zeros(3, 4, 8, dtype=torch.float64), torch.ones(3, 2, dtype=torch.float64))
     assert rho.shape == (3, 4, 8, 8) and h.shape == (3, 4, 8)
-    torch.testing.assert_close(l_next, m.emission(h[:, 2]))            # mu from r(2)'s hidden state
+    torch.testing.assert_close(l_next, m.emission(h[:, 2]))  # mu from r(2)'s hidden state

@@ -1,4 +1,5 @@
 """glore against tests/reference/glore.py: 1-D, 2-D and 3-D inputs, node counts, the normalize option."""
+
 import pytest
 import torch
 
@@ -6,22 +7,28 @@ import attndsl
 from tests.oracle import check_against_reference
 from tests.reference.glore import GloRe
 
-KEY_MAP = {"gcn_conv1.weight": "gcn.conv1.weight", "gcn_conv1.bias": "gcn.conv1.bias",
-           "gcn_conv2.weight": "gcn.conv2.weight"}
+KEY_MAP = {
+    "gcn_conv1.weight": "gcn.conv1.weight",
+    "gcn_conv1.bias": "gcn.conv1.bias",
+    "gcn_conv2.weight": "gcn.conv2.weight",
+}
 
 SHAPES = [
-    {"x": [2, 16, 7, 9]},       # 2-D, odd and non-square
-    {"x": [1, 16, 11]},         # 1-D, batch 1 (the BN sees B * N positions)
-    {"x": [2, 16, 3, 5, 4]},    # 3-D video
+    {"x": [2, 16, 7, 9]},  # 2-D, odd and non-square
+    {"x": [1, 16, 11]},  # 1-D, batch 1 (the BN sees B * N positions)
+    {"x": [2, 16, 3, 5, 4]},  # 3-D video
 ]
 
 
-@pytest.mark.parametrize("params", [
-    {},                                         # official: mid = C/4, no normalisation
-    {"normalize": True},
-    {"mid_channels": 6, "normalize": True},
-    {"mid_channels": 1, "bn_eps": 1e-5},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # official: mid = C/4, no normalisation
+        {"normalize": True},
+        {"mid_channels": 6, "normalize": True},
+        {"mid_channels": 1, "bn_eps": 1e-5},
+    ],
+)
 def test_matches_reference(params):
     check_against_reference("glore", {"channels": 16, **params}, GloRe(16, **params), SHAPES, key_map=KEY_MAP)
 

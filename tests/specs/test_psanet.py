@@ -3,6 +3,7 @@
 The state dicts are identical (official nn.Sequential numbering) except the spec's constant PSAMask index
 `idx`, which the reference keeps as a non-persistent buffer.
 """
+
 import pytest
 
 import attndsl
@@ -12,29 +13,33 @@ from tests.reference.psanet import PSANet
 KEYS = {"idx": None}
 
 
-@pytest.mark.parametrize("params", [
-    {},                                                         # official: bi, shrink 2, full masks, softmax
-    {"psa_type": "collect"},
-    {"psa_type": "distribute", "normalization_factor": 0.0},    # divide by the mask size (official None)
-    {"compact": True},
-    {"compact": True, "psa_type": "distribute", "psa_softmax": False, "normalization_factor": 3.0},
-    {"mask_size": [5, 7]},                                      # windows smaller than the map: zeros outside
-    {"shrink_factor": 1, "mask_size": [3, 3]},
-    {"shrink_factor": 3, "psa_type": "collect"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # official: bi, shrink 2, full masks, softmax
+        {"psa_type": "collect"},
+        {"psa_type": "distribute", "normalization_factor": 0.0},  # divide by the mask size (official None)
+        {"compact": True},
+        {"compact": True, "psa_type": "distribute", "psa_softmax": False, "normalization_factor": 3.0},
+        {"mask_size": [5, 7]},  # windows smaller than the map: zeros outside
+        {"shrink_factor": 1, "mask_size": [3, 3]},
+        {"shrink_factor": 3, "psa_type": "collect"},
+    ],
+)
 def test_matches_reference(params):
-    feat = (9, 11)                                              # odd, non-square; 5 x 6 after shrink 2
+    feat = (9, 11)  # odd, non-square; 5 x 6 after shrink 2
     p = {"channels": 6, "mid_channels": 4, "feat_size": list(feat), **params}
     ref_kw = dict(params)
     if "normalization_factor" in ref_kw and ref_kw["normalization_factor"] == 0.0:
         ref_kw["normalization_factor"] = None
     ref = PSANet(6, mid_channels=4, feat_size=feat, **ref_kw)
-    check_against_reference("psanet", p, ref, [{"x": [2, 6, *feat]}, {"x": [1, 6, *feat]}, {"x": [3, 6, *feat]}],
-                            key_map=KEYS)
+    check_against_reference(
+        "psanet", p, ref, [{"x": [2, 6, *feat]}, {"x": [1, 6, *feat]}, {"x": [3, 6, *feat]}], key_map=KEYS
+    )
 
 
 def test_defaults_are_the_semseg_config():
     m = attndsl.build("psanet", channels=8, mid_channels=4)
-    assert m.get_submodule("attention.3").weight.shape == (59 * 59, 4, 1, 1)   # 59 x 59 masks on a 30 x 30 map
+    assert m.get_submodule("attention.3").weight.shape == (59 * 59, 4, 1, 1)  # 59 x 59 masks on a 30 x 30 map
     assert m.idx.shape == (900, 900)
-    assert m.get_submodule("proj.0").weight.shape == (8, 8, 1, 1)           # bi: 2 mid -> C
+    assert m.get_submodule("proj.0").weight.shape == (8, 8, 1, 1)  # bi: 2 mid -> C

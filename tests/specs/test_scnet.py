@@ -1,4 +1,5 @@
 """scnet against tests/reference/scnet.py: official defaults, the paper's bilinear Up and bare convs, strides."""
+
 import pytest
 
 import attndsl
@@ -6,8 +7,8 @@ from tests.oracle import check_against_reference
 from tests.reference.scnet import SCNet
 
 SHAPES = [
-    {"x": [2, 16, 9, 14]},      # odd, non-square, not a multiple of r
-    {"x": [1, 16, 8, 8]},       # batch 1
+    {"x": [2, 16, 9, 14]},  # odd, non-square, not a multiple of r
+    {"x": [1, 16, 8, 8]},  # batch 1
     {"x": [3, 16, 5, 11]},
 ]
 
@@ -16,20 +17,29 @@ def key_map(norm):
     """Spec `kI` / `kI_bn` -> reference `kI.conv` / `kI.bn`."""
     out = {f"k{i}.weight": f"k{i}.conv.weight" for i in range(1, 5)}
     if norm:
-        out.update({f"k{i}_bn.{k}": f"k{i}.bn.{k}" for i in range(1, 5)
-                    for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")})
+        out.update(
+            {
+                f"k{i}_bn.{k}": f"k{i}.bn.{k}"
+                for i in range(1, 5)
+                for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+            }
+        )
     return out
 
 
-@pytest.mark.parametrize("params", [
-    {},                                                   # official: r=4, BN + ReLU, nearest
-    {"upsample": "bilinear"},                             # the paper's Up
-    {"norm": False, "pooling_r": 2},                      # the paper's bare convolutions
-    {"stride": 2, "pooling_r": 3, "upsample": "bilinear"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # official: r=4, BN + ReLU, nearest
+        {"upsample": "bilinear"},  # the paper's Up
+        {"norm": False, "pooling_r": 2},  # the paper's bare convolutions
+        {"stride": 2, "pooling_r": 3, "upsample": "bilinear"},
+    ],
+)
 def test_matches_reference(params):
-    check_against_reference("scnet", {"channels": 16, **params}, SCNet(16, **params), SHAPES,
-                            key_map=key_map(params.get("norm", True)))
+    check_against_reference(
+        "scnet", {"channels": 16, **params}, SCNet(16, **params), SHAPES, key_map=key_map(params.get("norm", True))
+    )
 
 
 def test_defaults_are_the_official_codes():

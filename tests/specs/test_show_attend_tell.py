@@ -5,6 +5,7 @@ the sample. The spec takes the same numbers as inputs coin[1] and u[B], drawn he
 like the reference's, and the reference's multinomial draw is replaced by the inverse-CDF draw of those
 uniform numbers (the same distribution), so both sample identically.
 """
+
 import pytest
 import torch
 
@@ -12,12 +13,12 @@ import attndsl
 from tests.oracle import check_against_reference
 from tests.reference.show_attend_tell import SoftHardAttention
 
-NOISE_SEED = 1230          # first draw 0.919: at semi_sampling_p = 0.5 the training call uses alpha
-SAMPLING_SEED = 1234       # first draw 0.029: the training call uses the sample
+NOISE_SEED = 1230  # first draw 0.919: at semi_sampling_p = 0.5 the training call uses alpha
+SAMPLING_SEED = 1234  # first draw 0.029: the training call uses the sample
 D, N = 6, 5
 SHAPES = [
     {"a": [2, 7, D], "h": [2, N], "coin": [1], "u": [2]},
-    {"a": [1, 1, D], "h": [1, N], "coin": [1], "u": [1]},      # batch 1, one location
+    {"a": [1, 1, D], "h": [1, N], "coin": [1], "u": [1]},  # batch 1, one location
     {"a": [3, 10, D], "h": [3, N], "coin": [1], "u": [3]},
 ]
 
@@ -41,7 +42,7 @@ def noise_inputs(seed=NOISE_SEED):
     cache = {}
 
     def input_fn(name, shape, gen):
-        if name == "coin":     # the reference's draw order: the coin, then the sample's uniforms
+        if name == "coin":  # the reference's draw order: the coin, then the sample's uniforms
             g = torch.Generator().manual_seed(seed)
             cache["coin"] = torch.rand((), generator=g).double().reshape(1)
             cache["u"] = torch.rand(shape_u[0], generator=g, dtype=torch.float64)
@@ -51,17 +52,21 @@ def noise_inputs(seed=NOISE_SEED):
         if name == "a":
             shape_u[0] = shape[0]
         return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
     shape_u = [0]
     return input_fn
 
 
-@pytest.mark.parametrize("params", [
-    {},                                                        # soft (deterministic)
-    {"selector": True, "n_layers_att": 3, "temperature": 0.7},
-    {"attention": "hard", "semi_sampling_p": 1.0},             # every training call samples
-    {"attention": "hard", "semi_sampling_p": 0.0, "hard_eval": "argmax"},   # never samples; argmax in eval
-    {"attention": "hard", "selector": True, "n_layers_att": 2},   # default p = 0.5, this call keeps alpha
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # soft (deterministic)
+        {"selector": True, "n_layers_att": 3, "temperature": 0.7},
+        {"attention": "hard", "semi_sampling_p": 1.0},  # every training call samples
+        {"attention": "hard", "semi_sampling_p": 0.0, "hard_eval": "argmax"},  # never samples; argmax in eval
+        {"attention": "hard", "selector": True, "n_layers_att": 2},  # default p = 0.5, this call keeps alpha
+    ],
+)
 def test_matches_reference(params):
     p = {"channels": D, "hidden_size": N, **params}
     check_against_reference("show_attend_tell", p, FedNoise(**p), SHAPES, input_fn=noise_inputs())
@@ -101,7 +106,7 @@ def test_hard_sample_picks_one_annotation_with_probability_alpha():
     counts = torch.zeros(4)
     for u in torch.linspace(0, 1, 2001)[:-1]:
         z = m(a, h, torch.zeros(1), u.reshape(1))
-        hit = (z[0] - a[0]).abs().amax(1) < 1e-6               # z is exactly one annotation
+        hit = (z[0] - a[0]).abs().amax(1) < 1e-6  # z is exactly one annotation
         assert hit.sum() == 1
         counts += hit
     torch.testing.assert_close(counts / 2000, alpha, atol=2e-3, rtol=0)

@@ -1,4 +1,5 @@
 """stn against tests/reference/stn.py: odd, non-square and batch-1 inputs, every sampler variant."""
+
 import pytest
 import torch
 
@@ -22,29 +23,33 @@ def theta_near_identity(monkeypatch):
         with torch.no_grad():
             module.fc2.weight.mul_(0.01)
             module.fc2.bias.mul_(0.2).add_(torch.tensor([1.0, 0, 0, 0, 1, 0], dtype=module.fc2.bias.dtype))
+
     monkeypatch.setattr(tests.oracle, "randomize", randomize)
 
 
 SHAPES = [
-    {"x": [2, 3, 9, 11]},       # odd, non-square
-    {"x": [1, 3, 6, 5]},        # batch 1
-    {"x": [3, 3, 4, 4]},        # smaller than the 7x7 kernel
+    {"x": [2, 3, 9, 11]},  # odd, non-square
+    {"x": [1, 3, 6, 5]},  # batch 1
+    {"x": [3, 3, 4, 4]},  # smaller than the 7x7 kernel
 ]
 
 
-@pytest.mark.parametrize("align_corners,padding_mode", [
-    (False, "zeros"),           # defaults: PyTorch >= 1.3 convention, zeros outside (the paper's sampler)
-    (True, "zeros"),            # Torch stnbhwd / PyTorch < 1.3 convention
-    (False, "border"),
-    (True, "reflection"),
-])
+@pytest.mark.parametrize(
+    "align_corners,padding_mode",
+    [
+        (False, "zeros"),  # defaults: PyTorch >= 1.3 convention, zeros outside (the paper's sampler)
+        (True, "zeros"),  # Torch stnbhwd / PyTorch < 1.3 convention
+        (False, "border"),
+        (True, "reflection"),
+    ],
+)
 def test_matches_reference(align_corners, padding_mode):
     params = {"align_corners": align_corners, "padding_mode": padding_mode}
     check_against_reference("stn", {"channels": 3, **params}, SpatialTransformer(3, **params), SHAPES)
 
 
 def test_other_localisation_net():
-    params = {"loc_channels": [4, 6], "loc_kernels": [4, 3], "fc_hidden": 12}   # even kernel: padding k // 2
+    params = {"loc_channels": [4, 6], "loc_kernels": [4, 3], "fc_hidden": 12}  # even kernel: padding k // 2
     shapes = [{"x": [2, 5, 7, 10]}, {"x": [1, 5, 3, 8]}]
     ref = SpatialTransformer(5, loc_channels=(4, 6), loc_kernels=(4, 3), fc_hidden=12)
     check_against_reference("stn", {"channels": 5, **params}, ref, shapes)
@@ -54,7 +59,7 @@ def test_oracle_inputs_are_not_degenerate():
     m = attndsl.build("stn", channels=3).double()
     tests.oracle.randomize(m)
     y = m(torch.randn(2, 3, 9, 11, dtype=torch.float64))
-    assert 0.5 < (y != 0).double().mean() < 1          # mostly inside the input, a few samples outside
+    assert 0.5 < (y != 0).double().mean() < 1  # mostly inside the input, a few samples outside
 
 
 def test_starts_as_the_identity():

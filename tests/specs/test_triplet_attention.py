@@ -1,4 +1,5 @@
 """triplet_attention against tests/reference/triplet_attention.py: k = 7 and others, with and without the H-W branch."""
+
 import pytest
 
 import attndsl
@@ -6,18 +7,21 @@ from tests.oracle import check_against_reference
 from tests.reference.triplet_attention import TripletAttention
 
 SHAPES = [
-    {"x": [2, 6, 7, 9]},        # C, H, W all different: a swapped axis cannot go unnoticed
-    {"x": [1, 5, 12, 4]},       # batch 1 (each BN sees a whole pooled map)
-    {"x": [3, 8, 3, 5]},        # smaller than the 7x7 kernel
+    {"x": [2, 6, 7, 9]},  # C, H, W all different: a swapped axis cannot go unnoticed
+    {"x": [1, 5, 12, 4]},  # batch 1 (each BN sees a whole pooled map)
+    {"x": [3, 8, 3, 5]},  # smaller than the 7x7 kernel
 ]
 
 
-@pytest.mark.parametrize("params", [
-    {},                                         # official: k = 7, three branches
-    {"no_spatial": True},                       # official switch: C-W and H-C branches only
-    {"kernel_size": 3},
-    {"kernel_size": 5, "no_spatial": True},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # official: k = 7, three branches
+        {"no_spatial": True},  # official switch: C-W and H-C branches only
+        {"kernel_size": 3},
+        {"kernel_size": 5, "no_spatial": True},
+    ],
+)
 def test_matches_reference(params):
     for shape in SHAPES:
         c = shape["x"][1]

@@ -1,4 +1,5 @@
 """vit against tests/reference/vit.py: ViT-B/16's block scaled down, depth, class token, norms, GELU forms."""
+
 import pytest
 
 import attndsl
@@ -6,27 +7,33 @@ from tests.oracle import check_against_reference
 from tests.reference.vit import ViT
 
 SMALL = {"channels": 3, "image_size": 32, "patch_size": 8, "hidden_size": 24, "num_heads": 4, "mlp_dim": 40}
-SHAPES = [                     # the spec fixes the input to image_size x image_size
+SHAPES = [  # the spec fixes the input to image_size x image_size
     {"x": [2, 3, 32, 32]},
-    {"x": [1, 3, 32, 32]},     # batch 1
+    {"x": [1, 3, 32, 32]},  # batch 1
     {"x": [3, 3, 32, 32]},
 ]
 
 
 def key_map(depth):
     """Spec `ln1.i`, `query.i`... -> reference `blocks.i.ln1`, `blocks.i.query`..."""
-    return {f"{layer}.{i}.{k}": f"blocks.{i}.{layer}.{k}"
-            for i in range(depth) for k in ("weight", "bias")
-            for layer in ("ln1", "query", "key", "value", "out", "ln2", "fc1", "fc2")}
+    return {
+        f"{layer}.{i}.{k}": f"blocks.{i}.{layer}.{k}"
+        for i in range(depth)
+        for k in ("weight", "bias")
+        for layer in ("ln1", "query", "key", "value", "out", "ln2", "fc1", "fc2")
+    }
 
 
-@pytest.mark.parametrize("params", [
-    {},                                                     # defaults: class token, final norm, tanh GELU
-    {"depth": 2, "gelu_approximate": "none"},               # two blocks, exact GELU
-    {"cls_token": False, "final_norm": False, "num_heads": 1},
-    {"patch_size": 5, "image_size": 20, "ln_eps": 1e-5, "num_heads": 6},    # 4 x 4 grid of 5 x 5 patches
-    {"image_size": 35},        # odd: the VALID patch conv crops to the 4 x 4 grid's 32 x 32 pixels
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},  # defaults: class token, final norm, tanh GELU
+        {"depth": 2, "gelu_approximate": "none"},  # two blocks, exact GELU
+        {"cls_token": False, "final_norm": False, "num_heads": 1},
+        {"patch_size": 5, "image_size": 20, "ln_eps": 1e-5, "num_heads": 6},  # 4 x 4 grid of 5 x 5 patches
+        {"image_size": 35},  # odd: the VALID patch conv crops to the 4 x 4 grid's 32 x 32 pixels
+    ],
+)
 def test_matches_reference(params):
     p = {**SMALL, **params}
     side = p["image_size"]
@@ -36,7 +43,7 @@ def test_matches_reference(params):
 
 def test_attention_is_fused_and_defaults_are_vit_b16():
     c = attndsl.compile_spec("vit", {"channels": 3})
-    assert c.stats["fuse_attention"]["softmax_attention"] == 1      # one SDPA node per block
+    assert c.stats["fuse_attention"]["softmax_attention"] == 1  # one SDPA node per block
     assert attndsl.compile_spec("vit", {**SMALL, "depth": 3}).stats["fuse_attention"]["softmax_attention"] == 3
     assert not any(c.graph.node(n)["op"] == "softmax" for n in c.graph.order())
     m = attndsl.build("vit", channels=3)
