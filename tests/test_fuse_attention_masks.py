@@ -212,3 +212,9 @@ def test_danet_oracle(pipeline, params):
 @pytest.mark.parametrize("params", [{}, {"branches": 2, "kernel_size": 5, "reduction": 4}])
 def test_gltr_oracle(pipeline, params):
     test_gltr.test_matches_reference(params)
+
+
+def test_windowed_attention_above_rank_4_stays_unfused():
+    # maxvit's [B, nh, nw, heads, L, E] windows: the dynamo ONNX exporter takes 4-D SDPA only
+    c = attndsl.compile_spec("maxvit", {"channels": 64})
+    assert c.stats["fuse_attention"] == {} and "softmax" in ops(c.graph)

@@ -13,7 +13,8 @@ The map, the scores and every product in between must have no other user (a map 
 an output cannot disappear); only the shift's own reduction may read the scores besides.
 Not matched (and why, see the pass table in the README): a softmax over a tensor that is not a
 product (A2-Net, OCR's gather, SK/ResNeSt's radix softmax), windows written elementwise (SASA,
-SAN), CCNet's hand-written logsumexp.
+SAN), CCNet's hand-written logsumexp, operands of rank above 4 (MaxViT's windows: the dynamo ONNX
+exporter fails on SDPA reshaped from them; a reshape to 4-D in the IR would be the way).
 An additive term S = A @ B [* c] + bias (relative-position biases, -inf masks) becomes SDPA's attn_mask.
 """
 
@@ -133,6 +134,8 @@ def _fuse(graph, nid):
             continue
         x, y, scale, sign, mask = found  # S = x @ y [+ mask]
         if not len(graph.node(x)["shape"]) == len(graph.node(y)["shape"]) == len(graph.node(v)["shape"]) == rank:
+            continue
+        if rank > 4:  # windows and grids ([B, nh, nw, heads, L, E]): the ONNX exporters take 4-D SDPA only
             continue
         if mask is not None and transposed:
             mask = _t(graph, mask, n["span"]) if len(graph.node(mask)["shape"]) >= 2 else None
