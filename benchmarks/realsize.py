@@ -309,7 +309,10 @@ def run_row(name, other, shape, mode, args, progress) -> dict:
     x = torch.randn(shape)
     if mode == "eval":
         _check_agree(gm, om, x, name)
-    compiled = (lambda m: m) if args.no_compile else torch.compile
+    # dynamic=False: one specialisation per shape. A module class seen at a second shape (the train rows'
+    # smaller batch) would otherwise be recompiled with dynamic sizes, where inductor 2.14 fails on
+    # non_local's backward ("cannot determine truth value of Relational")
+    compiled = (lambda m: m) if args.no_compile else (lambda m: torch.compile(m, dynamic=False))
     mods = {"attndsl": gm, "attndsl+c": compiled(gm), "other": om, "other+c": compiled(om)}
     cells = {}
     if mode == "eval":
