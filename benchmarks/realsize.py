@@ -548,7 +548,7 @@ def main(argv=None) -> int:
             continue
         try:  # a reference whose weights the generic transfer cannot map is reported, not fatal
             rows.append(run_row(name, other, shape, mode, args, progress))
-        except Exception as e:  # noqa: BLE001
+        except (Exception, SystemExit) as e:  # noqa: BLE001 (SystemExit: _check_agree's disagreement)
             skipped.append(
                 f"- {name} ({mode}, {'x'.join(map(str, shape))}): not measured, {type(e).__name__}: "
                 f"{str(e).splitlines()[0][:160]}"
