@@ -13,8 +13,9 @@ The map, the scores and every product in between must have no other user (a map 
 an output cannot disappear); only the shift's own reduction may read the scores besides.
 Not matched (and why, see the pass table in the README): a softmax over a tensor that is not a
 product (A2-Net, OCR's gather, SK/ResNeSt's radix softmax), windows written elementwise (SASA,
-SAN), CCNet's hand-written logsumexp, operands of rank above 4 (MaxViT's windows: the dynamo ONNX
-exporter fails on SDPA reshaped from them; a reshape to 4-D in the IR would be the way).
+SAN), CCNet's criss-cross (a softmax over a concat of two products), operands of rank above 4
+(MaxViT's windows: the dynamo ONNX exporter fails on SDPA reshaped from them; a reshape to 4-D in
+the IR would be the way).
 An additive term S = A @ B [* c] + bias (relative-position biases, -inf masks) becomes SDPA's attn_mask.
 """
 
