@@ -9,6 +9,7 @@ torch.channels_last, timm's layer likewise; all eight columns in alternation on 
 """
 
 import argparse
+import copy
 
 import torch
 from realsize import SHAPES, _timm_layers, eval_step, make_pair, timed
@@ -40,8 +41,8 @@ def main():
         gm, tm = make_pair(name, shape, "timm")[:2]
         x = torch.randn(shape)
         xc = x.contiguous(memory_format=torch.channels_last)
-        gm_cl = make_pair(name, shape, "timm")[0].to(memory_format=torch.channels_last)
-        tm_cl = make_pair(name, shape, "timm")[1].to(memory_format=torch.channels_last)
+        gm_cl = copy.deepcopy(gm).to(memory_format=torch.channels_last)
+        tm_cl = copy.deepcopy(tm).to(memory_format=torch.channels_last)
         with torch.no_grad():
             torch.testing.assert_close(gm_cl(xc), gm(x), atol=1e-4, rtol=1e-4)
         cells = {
