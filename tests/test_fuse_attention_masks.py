@@ -9,7 +9,7 @@ import attndsl
 import attndsl.pipeline
 from attndsl.passes import DEFAULT_PIPELINE
 from tests.helpers import assert_same_outputs_and_grads, inline_spec, ops, run_pass
-from tests.specs import test_danet, test_gltr
+from tests.specs import test_danet, test_gltr, test_maxvit
 
 SEQ = "x: [B, N, channels]"
 SEQ_EXAMPLE = "{params: {channels: 8}, inputs: {x: [2, 11, 8]}}"
@@ -214,7 +214,91 @@ def test_gltr_oracle(pipeline, params):
     test_gltr.test_matches_reference(params)
 
 
-def test_windowed_attention_above_rank_4_stays_unfused():
-    # maxvit's [B, nh, nw, heads, L, E] windows: the dynamo ONNX exporter takes 4-D SDPA only
-    c = attndsl.compile_spec("maxvit", {"channels": 64})
-    assert c.stats["fuse_attention"] == {} and "softmax" in ops(c.graph)
+# --- above 4-D: windows [B, W, heads, N, d]; the lowering merges the leading axes for a 4-D SDPA --------
+WIN = "x: [B, W, N, channels]"
+WIN_EXAMPLE = "{params: {channels: 8}, inputs: {x: [2, 3, 5, 8]}}"
+HEADS = """
+    def heads(t) = rearrange(t, "b w n (h d) -> b w h n d", h=2)
+    s = heads(fq(x)) @ transpose(heads(fk(x)), -2, -1) * 0.5
+"""
+WINDOWED = {
+    "plain": "y = softmax(s, dim=-1) @ heads(fv(x))",
+    "full-rank bias": "y = softmax(s + tanh(heads(fk(x)) @ transpose(heads(fk(x)), -2, -1)), dim=-1) @ heads(fv(x))",
+    "rank-3 bias": "y = softmax(s + mean(tanh(heads(fk(x)) @ transpose(heads(fk(x)), -2, -1)), dims=[0, 1]), dim=-1)"
+    " @ heads(fv(x))",
+    "unit-lead bias": "y = softmax(s + mean(tanh(heads(fk(x)) @ transpose(heads(fk(x)), -2, -1)), dims=[0, 1], "
+    "keepdim=true), dim=-1) @ heads(fv(x))",
+}
+NOT_MERGEABLE = {
+    "a broadcast k": "y = softmax(heads(fq(x)) @ transpose(mean(heads(fk(x)), dims=[1], keepdim=true), -2, -1), "
+    "dim=-1) @ heads(fv(x))",
+    "a mask both broadcast and full": "y = softmax(s + mean(tanh(heads(fk(x)) @ transpose(heads(fk(x)), -2, -1)), "
+    "dims=[0], keepdim=true), dim=-1) @ heads(fv(x))",
+}
+
+
+def _windowed(f):
+    return _program(HEADS + textwrap.dedent(f))
+
+
+class _SDPARanks(torch.overrides.TorchFunctionMode):
+    """Records the ranks of every scaled_dot_product_attention call's q, k, v and mask."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.nn.functional.scaled_dot_product_attention:
+            mask = kwargs.get("attn_mask", args[3] if len(args) > 3 else None)
+            self.calls.append(tuple(t.dim() for t in args[:3]) + ((mask.dim(),) if mask is not None else ()))
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("f", list(WINDOWED.values()), ids=list(WINDOWED))
+def test_windows_above_rank_4_fuse_into_4d_attention(f):
+    spec = inline_spec(_windowed(f), inputs=WIN, example=WIN_EXAMPLE)
+    torch.manual_seed(0)
+    plain = attndsl.build(spec, passes=[]).double()
+    fused = attndsl.build(spec).double()
+    fused.load_state_dict(plain.state_dict())
+    assert fused.meta["compiled"].stats["fuse_attention"] == {"softmax_attention": 1}
+    for shape in [(3, 4, 7, 8), (1, 2, 1, 8)]:
+        x = torch.randn(*shape, dtype=torch.float64)
+        assert_same_outputs_and_grads(plain, fused, x)
+        with _SDPARanks() as seen:
+            fused(x)
+        assert seen.calls and all(set(c) == {4} for c in seen.calls), seen.calls
+    assert "scaled_dot_product_attention" in attndsl.generate(spec)
+
+
+@pytest.mark.parametrize("f", list(NOT_MERGEABLE.values()), ids=list(NOT_MERGEABLE))
+def test_windows_whose_leading_axes_cannot_merge_stay_unfused(f):
+    g, stats = run_pass("fuse_attention", _windowed(f), inputs=WIN, example=WIN_EXAMPLE)
+    assert stats == {} and "softmax" in ops(g)
+
+
+@pytest.mark.parametrize(
+    "spec, params",
+    [
+        ("maxvit", {"partition": "block"}),
+        ("maxvit", {"partition": "grid"}),
+        ("maxvit", {"rel_pos_bias": False}),
+        ("pvt_v2", {"sr_ratio": 2}),
+    ],
+)
+def test_specs_hand_sdpa_4d_operands_and_mask(spec, params):
+    """Windows merge to 4-D, and a rank-3 bias gains a unit axis: with a lower-rank mask the CPU's SDPA leaves
+    its fused kernel for the unfused math path."""
+    m = attndsl.build(spec, channels=16, **({"dim_head": 8} if spec == "maxvit" else {}), **params).eval()
+    assert m.meta["compiled"].stats["fuse_attention"] == {"softmax_attention": 1}
+    x = torch.randn(2, 14, 14, 16) if spec == "maxvit" else torch.randn(2, 8, 8, 16)
+    with torch.no_grad(), _SDPARanks() as seen:
+        m(x)
+    assert seen.calls and all(set(c) == {4} for c in seen.calls), seen.calls
+
+
+@pytest.mark.parametrize("partition", ["block", "grid"])
+def test_maxvit_oracle(pipeline, partition):
+    test_maxvit.test_matches_reference(test_maxvit.PARAMS[0], partition)

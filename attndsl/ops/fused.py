@@ -33,20 +33,44 @@ def attention(q, k, v, mask=None, scale=None):
 
 @lowering("attention")
 def lower_attention(b, n, ins):
+    """SDPA on 4-D operands [batch, heads, L, E] and a 4-D mask: the layout every exporter takes, and the one
+    the CPU's fused kernel needs (with a mask of lower rank SDPA takes its unfused math path). 2-D and 3-D
+    operands gain unit axes; above 4-D (windows, grids: [B, nh, nw, heads, L, E]) the leading axes merge into
+    one and come back after (fuse_attention checks that they can, the mask's too)."""
     kw = {} if n["attrs"]["scale"] is None else {"scale": n["attrs"]["scale"]}
     in_shapes = b.in_shapes(n)
     ins, mask = list(ins[:3]), (ins[3] if len(ins) > 3 else None)
-    # 2-D and 3-D operands run as 4-D ([B, 1, L, E]): the fused op's layout every exporter accepts
-    lead = {2: (0, 0), 3: (1,)}.get(len(in_shapes[0])) if len({len(s) for s in in_shapes[:3]}) == 1 else None
-    for d in lead or ():
+    if len({len(s) for s in in_shapes[:3]}) != 1:  # operands of different ranks: SDPA broadcasts them as given
+        return b.call(F.scaled_dot_product_attention, ins, kw if mask is None else {"attn_mask": mask, **kw})
+    rank, mrank = len(in_shapes[0]), len(in_shapes[3]) if mask is not None else 0
+    unit = {2: (0, 0), 3: (1,)}.get(rank, ())
+    for d in unit:
         ins = [b.call(torch.unsqueeze, (t, d)) for t in ins]
-        if mask is not None and len(in_shapes[3]) == len(in_shapes[0]):  # a lower-rank mask broadcasts as is
+        if mrank == rank:  # a mask of lower rank gets leading unit axes below
             mask = b.call(torch.unsqueeze, (mask, d))
+    mrank = 4 if unit and mrank == rank else mrank
+    if rank > 4:
+        # the leading sizes to restore after: q's (fixed ones as numbers, the others read at run time)
+        sizes = [
+            d if isinstance(d, int) else b.method("size", (ins[0], i)) for i, d in enumerate(n["shape"][: rank - 3])
+        ]
+        ins = [b.call(torch.flatten, (t, 0, rank - 4)) for t in ins]
+        if mrank > 3:
+            mask, mrank = b.call(torch.flatten, (mask, 0, mrank - 4)), 4
     if mask is not None:
+        for _ in range(4 - mrank):
+            mask = b.call(torch.unsqueeze, (mask, 0))
         kw = {"attn_mask": mask, **kw}
     out = b.call(F.scaled_dot_product_attention, ins, kw)
-    for d in reversed(lead or ()):
+    for d in reversed(unit):
         out = b.call(torch.squeeze, (out, d))
+    if rank > 4:
+        # reshape to sizes read at run time: with unflatten, the TorchScript ONNX exporter did not keep the
+        # batch size dynamic
+        tail = [
+            d if isinstance(d, int) else b.method("size", (out, i + 1)) for i, d in enumerate(n["shape"][rank - 3 :])
+        ]
+        out = b.method("reshape", (out, sizes + tail))
     return out
 
 

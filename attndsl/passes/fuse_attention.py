@@ -13,13 +13,14 @@ The map, the scores and every product in between must have no other user (a map 
 an output cannot disappear); only the shift's own reduction may read the scores besides.
 Not matched (and why, see the pass table in the README): a softmax over a tensor that is not a
 product (A2-Net, OCR's gather, SK/ResNeSt's radix softmax), windows written elementwise (SASA,
-SAN), CCNet's criss-cross (a softmax over a concat of two products), operands of rank above 4
-(MaxViT's windows: the dynamo ONNX exporter fails on SDPA reshaped from them; a reshape to 4-D in
-the IR would be the way).
+SAN), CCNet's criss-cross (a softmax over a concat of two products).
+Operands of rank above 4 (MaxViT's windows and grids) are fused when their leading axes can merge into
+one (`_mergeable`): the lowering hands SDPA 4-D tensors, the layout every exporter takes.
 An additive term S = A @ B [* c] + bias (relative-position biases, -inf masks) becomes SDPA's attn_mask.
 """
 
 from ..ops import T, attention
+from ..shapes import dim_eq, is_one
 from . import register
 from .rewrite import Rule, run_rules, single_use
 
@@ -122,6 +123,20 @@ def _scores(graph, sid):
     return a, b, scale, sign, mask
 
 
+def _mergeable(graph, operands, mask, rank) -> bool:
+    """Above 4-D (windows, grids: [B, nh, nw, heads, L, E]) the lowering merges the leading axes into one, the
+    4-D layout the exporters take: q, k and v must have the same leading sizes (no broadcasting among them),
+    and a mask of rank 4 or more leading sizes all 1 or the same as theirs."""
+    lead = graph.node(operands[0])["shape"][: rank - 3]
+    for o in operands[1:]:
+        if not all(dim_eq(a, b) for a, b in zip(graph.node(o)["shape"][: rank - 3], lead)):
+            return False
+    if mask is None or len(graph.node(mask)["shape"]) <= 3:
+        return True
+    m = graph.node(mask)["shape"][:-3]
+    return all(is_one(d) for d in m) or (len(m) == len(lead) and all(dim_eq(a, b) for a, b in zip(m, lead)))
+
+
 def _fuse(graph, nid):
     n = graph.node(nid)
     rank = len(n["shape"])
@@ -136,7 +151,7 @@ def _fuse(graph, nid):
         x, y, scale, sign, mask = found  # S = x @ y [+ mask]
         if not len(graph.node(x)["shape"]) == len(graph.node(y)["shape"]) == len(graph.node(v)["shape"]) == rank:
             continue
-        if rank > 4:  # windows and grids ([B, nh, nw, heads, L, E]): the ONNX exporters take 4-D SDPA only
+        if rank > 4 and not _mergeable(graph, (x, y, v), mask, rank):
             continue
         if mask is not None and transposed:
             mask = _t(graph, mask, n["span"]) if len(graph.node(mask)["shape"]) >= 2 else None
