@@ -20,6 +20,7 @@ An additive term S = A @ B [* c] + bias (relative-position biases, -inf masks) b
 """
 
 from ..ops import T, attention
+from ..ops.layout import permute, squeeze, unsqueeze
 from ..shapes import dim_eq, is_one
 from . import register
 from .rewrite import Rule, run_rules, single_use
@@ -59,8 +60,9 @@ def _shift(graph, sub_id):
     return None
 
 
-def _product(graph, sid):
-    """(A, B, scale) if sid computes A @ B, optionally times or divided by a constant."""
+def _product(graph, sid, op="matmul"):
+    """(A, B, scale, product node) if sid computes A @ B (or a two-operand einsum, op="einsum"), optionally
+    times or divided by a constant."""
     scale = 1.0
     n = graph.node(sid)
     if n["op"] in ("mul", "div"):
@@ -76,12 +78,12 @@ def _product(graph, sid):
         n = graph.node(sid)
         if not single_use(graph, sid):
             return None
-    if n["op"] != "matmul":
+    if n["op"] != op or len(n["inputs"]) != 2:
         return None
-    return n["inputs"][0], n["inputs"][1], scale
+    return n["inputs"][0], n["inputs"][1], scale, sid
 
 
-def _bias(graph, add_id):
+def _bias(graph, add_id, op="matmul"):
     """(product term, bias) if add_id is P + bias with P a scaled product of the scores' full shape and the
     bias a tensor that broadcasts to it (a relative-position bias, a -inf mask): SDPA's additive attn_mask."""
     n = graph.node(add_id)
@@ -90,14 +92,14 @@ def _bias(graph, add_id):
         p, m = graph.node(p_id), graph.node(m_id)
         if p["shape"] != n["shape"] or not m["shape"] or m["op"] == "const" or len(m["shape"]) > len(n["shape"]):
             continue
-        if single_use(graph, p_id) and _product(graph, p_id) is not None:
+        if single_use(graph, p_id) and _product(graph, p_id, op) is not None:
             return p_id, m_id
     return None
 
 
-def _scores(graph, sid):
-    """(A, B, scale, sign, mask) if sid computes A @ B [* or / a constant], then either shifted along the last
-    axis or plus an additive bias (mask None when there is none)."""
+def _scores(graph, sid, op="matmul"):
+    """(A, B, scale, sign, mask, product node) if sid computes A @ B (or an einsum) [* or / a constant], then
+    either shifted along the last axis or plus an additive bias (mask None when there is none)."""
     sign, mask = 1.0, None
     n = graph.node(sid)
     if n["op"] == "sub":
@@ -108,32 +110,32 @@ def _scores(graph, sid):
     elif not single_use(graph, sid):
         return None
     elif n["op"] == "add":
-        found = _bias(graph, sid)
+        found = _bias(graph, sid, op)
         if found is None:
             return None
         sid, mask = found
-    found = _product(graph, sid)
+    found = _product(graph, sid, op)
     if found is None:
         return None
-    a, b, scale = found
+    a, b, scale, pid = found
     if scale < 0:
         if mask is not None:  # -(q k^T) + bias cannot move the sign into q alone with SDPA's scale > 0
             return None
         scale, sign = -scale, -sign
-    return a, b, scale, sign, mask
+    return a, b, scale, sign, mask, pid
 
 
-def _mergeable(graph, operands, mask, rank) -> bool:
+def _mergeable(shapes, mask, rank) -> bool:
     """Above 4-D (windows, grids: [B, nh, nw, heads, L, E]) the lowering merges the leading axes into one, the
-    4-D layout the exporters take: q, k and v must have the same leading sizes (no broadcasting among them),
-    and a mask of rank 4 or more leading sizes all 1 or the same as theirs."""
-    lead = graph.node(operands[0])["shape"][: rank - 3]
-    for o in operands[1:]:
-        if not all(dim_eq(a, b) for a, b in zip(graph.node(o)["shape"][: rank - 3], lead)):
+    4-D layout the exporters take: q, k and v (their shapes) must have the same leading sizes (no broadcasting
+    among them), and a mask of rank 4 or more leading sizes all 1 or the same as theirs."""
+    lead = shapes[0][: rank - 3]
+    for o in shapes[1:]:
+        if not all(dim_eq(a, b) for a, b in zip(o[: rank - 3], lead)):
             return False
-    if mask is None or len(graph.node(mask)["shape"]) <= 3:
+    if mask is None or len(mask) <= 3:
         return True
-    m = graph.node(mask)["shape"][:-3]
+    m = mask[:-3]
     return all(is_one(d) for d in m) or (len(m) == len(lead) and all(dim_eq(a, b) for a, b in zip(m, lead)))
 
 
@@ -148,10 +150,11 @@ def _fuse(graph, nid):
         found = _scores(graph, a["inputs"][0])
         if found is None:
             continue
-        x, y, scale, sign, mask = found  # S = x @ y [+ mask]
+        x, y, scale, sign, mask, _ = found  # S = x @ y [+ mask]
         if not len(graph.node(x)["shape"]) == len(graph.node(y)["shape"]) == len(graph.node(v)["shape"]) == rank:
             continue
-        if rank > 4 and not _mergeable(graph, (x, y, v), mask, rank):
+        shapes = [graph.node(i)["shape"] for i in (x, y, v)]
+        if rank > 4 and not _mergeable(shapes, graph.node(mask)["shape"] if mask is not None else None, rank):
             continue
         if mask is not None and transposed:
             mask = _t(graph, mask, n["span"]) if len(graph.node(mask)["shape"]) >= 2 else None
@@ -176,7 +179,111 @@ def _fuse(graph, nid):
     return None
 
 
-RULES = [Rule("softmax_attention", ("matmul",), _fuse)]
+def _roles(tq, tk, ts):
+    """(batch axes, query axis or none, contracted axis) of scores S = einsum(q, k) in S's letters, or None when
+    S is no q k^T: S's last axis is the key axis (in k only), one axis is contracted (in q and k, not in S), at
+    most one more is the query axis (in q and S only: none for windows, one query each), every other axis of S
+    is a batch axis of q and k both."""
+    if any(len(set(t)) != len(t) for t in (tq, tk, ts)) or ts[-1] in tq or ts[-1] not in tk:
+        return None
+    con = [c for c in tq if c in tk and c not in ts]
+    query = [c for c in ts[:-1] if c in tq and c not in tk]
+    batch = [c for c in ts[:-1] if c in tq and c in tk]
+    if len(con) != 1 or len(query) > 1 or len(batch) + len(query) != len(ts) - 1:
+        return None
+    if set(tq) != {*batch, *query, *con} or set(tk) != {*batch, ts[-1], *con}:
+        return None
+    return batch, query, con[0]
+
+
+def _arrange(graph, nid, order, unit_at, span):
+    """nid with its axes in `order`, then a unit axis inserted at unit_at (None: none); nodes only where needed."""
+    shape = graph.node(nid)["shape"]
+    if list(order) != list(range(len(shape))):
+        out = permute(T(nid, shape), order)
+        nid, shape = graph.add("permute", [nid], out.attrs, out.shape, span=span), out.shape
+    if unit_at is not None:
+        out = unsqueeze(T(nid, shape), unit_at)
+        nid = graph.add("unsqueeze", [nid], out.attrs, out.shape, span=span)
+    return nid
+
+
+def _fuse_einsum(graph, nid):
+    """einsum(softmax(einsum(q, k) [* c] [+ bias | - shift], -1), v) with the einsums a q k^T and an a v product:
+    local windows written with einsum (SASA, NAT: one query per window, L = 1), any axis order. q, k and v go to
+    SDPA's [batch.., L, E] order (permutes, a unit query axis), the result back to the einsum's output order."""
+    n = graph.node(nid)
+    if len(n["inputs"]) != 2:
+        return None
+    terms, to = n["attrs"]["equation"].split("->")
+    terms = terms.split(",")
+    for slot in (0, 1):
+        amap, v, ta, tv = n["inputs"][slot], n["inputs"][1 - slot], terms[slot], terms[1 - slot]
+        a = graph.node(amap)
+        rank = len(a["shape"])
+        if a["op"] != "softmax" or a["attrs"]["dim"] != rank - 1 or not single_use(graph, amap):
+            continue
+        found = _scores(graph, a["inputs"][0], "einsum")
+        if found is None:
+            continue
+        q, k, scale, sign, mask, pid = found
+        (tq, tk), ts = (t.split(",") if "," in t else t for t in graph.node(pid)["attrs"]["equation"].split("->"))
+        roles = _roles(tq, tk, ts)
+        if roles is None or len(set(ta)) != len(ta) or len(set(tv)) != len(tv):
+            continue
+        batch, query, e = roles
+        ren = dict(zip(ts, ta))  # the product's letters for S's axes: the map's axis i is S's axis i
+        s_key, feat = ta[-1], [c for c in tv if c not in ta]
+        batch_o, query_o = [ren[c] for c in batch], [ren[c] for c in query]
+        if s_key in to or len(feat) != 1 or set(tv) != {*batch_o, s_key, *feat}:
+            continue
+        if set(to) != {*batch_o, *query_o, *feat}:
+            continue
+        sq, sk, sv = (graph.node(i)["shape"] for i in (q, k, v))
+        unit = None if query else len(batch)
+        order_q = [tq.index(c) for c in batch + query + [e]]
+        order_k = [tk.index(c) for c in batch + [ts[-1], e]]
+        order_v = [tv.index(c) for c in batch_o + [s_key] + feat]
+        shapes = [tuple(sh[i] for i in o) for sh, o in ((sq, order_q), (sk, order_k), (sv, order_v))]
+        if unit is not None:
+            shapes[0] = shapes[0][:unit] + (1,) + shapes[0][unit:]
+        if not all(dim_eq(a_, b_) for sh in shapes[1:] for a_, b_ in zip(sh[: len(batch)], shapes[0])):
+            continue  # a batch axis broadcast between q, k and v: SDPA's merged batch would not fit
+        order_m = [ts.index(c) for c in batch + query] + [rank - 1]
+        if mask is not None:
+            ms = graph.node(mask)["shape"]
+            ms = (1,) * (rank - len(ms)) + tuple(ms)
+            ms = tuple(ms[i] for i in order_m)
+            ms = ms if unit is None else ms[:unit] + (1,) + ms[unit:]
+            if not _mergeable(shapes, ms, len(shapes[0])):
+                continue
+        span = n["span"]
+        q2, k2, v2 = (
+            _arrange(graph, i, o, u, span) for i, o, u in ((q, order_q, unit), (k, order_k, None), (v, order_v, None))
+        )
+        if sign < 0:
+            q2 = graph.add("neg", [q2], {}, graph.node(q2)["shape"], span=span)
+        ins = [q2, k2, v2]
+        if mask is not None:
+            m = mask
+            for _ in range(rank - len(graph.node(mask)["shape"])):
+                out = unsqueeze(T(m, graph.node(m)["shape"]), 0)
+                m = graph.add("unsqueeze", [m], out.attrs, out.shape, span=span)
+            ins.append(_arrange(graph, m, order_m, unit, span))
+        out = attention(*(T(i, graph.node(i)["shape"]) for i in ins), scale=scale)
+        fused = graph.add("attention", ins, out.attrs, out.shape, span=span)
+        if unit is not None:
+            sq_ = squeeze(T(fused, out.shape), unit)
+            fused = graph.add("squeeze", [fused], sq_.attrs, sq_.shape, span=span)
+        cur = batch_o + query_o + feat
+        fused = _arrange(graph, fused, [cur.index(c) for c in to], None, span)
+        graph.node(fused)["name"] = n["name"]
+        graph.replace(nid, fused)
+        return True
+    return None
+
+
+RULES = [Rule("softmax_attention", ("matmul",), _fuse), Rule("einsum_attention", ("einsum",), _fuse_einsum)]
 
 
 @register(
