@@ -11,6 +11,13 @@ are checked to agree on the benchmark input (eval); a configuration that disagre
 `--references` adds the specs timm lacks whose one input is a [B, channels, H, W] feature map,
 against their eager reference in tests/reference (weights transferred as the oracle tests do).
 
+The transformer-style blocks timm converts from (maxvit, pvt_v2, efficientvit, focal_modulation,
+outlook_attention) do not take a ResNet-50 map: each is timed at the map its backbone gives it at a 224
+input (StageLayer: batch 32, the layout timm's module takes), in their own tables ("--shapes stages",
+on by default; `--only` takes a row name or a spec name for all of its rows). Where timm's module is
+called differently from the spec (PVT v2's tokens and feat_size; MaxViT's AttentionCl on windows cut
+by its PartitionAttentionCl) a small adapter module around it is the "other" side, see the notes.
+
 Columns: attndsl eager (the fx.GraphModule), attndsl under torch.compile, the other
 implementation eager and compiled; eval forward under no_grad, and training forward+backward
 (train mode, input requiring grad, loss = sum of the output, parameter grads reset each step) at a
