@@ -11,6 +11,13 @@ are checked to agree on the benchmark input (eval); a configuration that disagre
 `--references` adds the specs timm lacks whose one input is a [B, channels, H, W] feature map,
 against their eager reference in tests/reference (weights transferred as the oracle tests do).
 
+The transformer-style blocks timm converts from (maxvit, pvt_v2, efficientvit, focal_modulation,
+outlook_attention) do not take a ResNet-50 map: each is timed at the map its backbone gives it at a 224
+input (StageLayer: batch 32, the layout timm's module takes), in their own tables ("--shapes stages",
+on by default; `--only` takes a row name or a spec name for all of its rows). Where timm's module is
+called differently from the spec (PVT v2's tokens and feat_size; MaxViT's AttentionCl on windows cut
+by its PartitionAttentionCl) a small adapter module around it is the "other" side, see the notes.
+
 Columns: attndsl eager (the fx.GraphModule), attndsl under torch.compile, the other
 implementation eager and compiled; eval forward under no_grad, and training forward+backward
 (train mode, input requiring grad, loss = sum of the output, parameter grads reset each step) at a
@@ -42,6 +49,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -101,6 +110,161 @@ def _timm_layers():
 GATES = {"senet", "ecanet", "genet", "gcnet", "cbam", "coordinate_attention"}  # candidates for inplace=True
 
 
+@dataclass(frozen=True)
+class StageLayer:
+    """A timm block at the size its backbone gives it; these rows form their own tables ("stages")."""
+
+    spec: str
+    shape: tuple  # the input a row times (batch 32): the stage's map in the layout timm's module takes
+    quick: tuple  # --quick: same configuration, batch 2 and a small map
+    build: Callable  # () -> (module timed as "timm", the timm module from_module converts)
+    timm_model: str  # the backbone and where the module sits in it (tests compare the configuration)
+    timm_path: str
+    note: str
+    convert: dict = field(default_factory=dict)  # extra from_module parameters
+
+
+class TokensOnGrid(nn.Module):
+    """timm's PVT v2 Attention (tokens [B, N, C] and feat_size) on the spec's [B, H, W, C]: both reshapes are views."""
+
+    def __init__(self, attn: nn.Module):
+        super().__init__()
+        self.attn = attn
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        return self.attn(x.view(b, h * w, c), [h, w]).view(b, h, w, c)
+
+
+class PartitionedAttention(nn.Module):
+    """timm's own partition, AttentionCl on the [B', P, P, C] windows, reverse: PartitionAttentionCl's
+    `_partition_attn` without the norm, MLP and residual around it."""
+
+    def __init__(self, attn: nn.Module, partition: str, size: int):
+        super().__init__()
+        from timm.models.maxxvit import grid_partition, grid_reverse, window_partition, window_reverse
+
+        self.attn, self.size = attn, (size, size)
+        self.cut, self.put = (
+            (window_partition, window_reverse) if partition == "block" else (grid_partition, grid_reverse)
+        )
+
+    def forward(self, x):
+        return self.put(self.attn(self.cut(x, self.size)), self.size, x.shape[1:3])
+
+
+def _maxvit(partition: str):
+    from dataclasses import replace
+
+    from timm.models.maxxvit import PartitionAttentionCl, model_cfgs
+
+    # maxvit_tiny_rw's transformer config, with the 7 x 7 window and grid a 224 input gives (224 / partition_ratio 32)
+    cfg = replace(model_cfgs["maxvit_tiny_rw"].transformer_cfg, window_size=(7, 7), grid_size=(7, 7))
+    attn = PartitionAttentionCl(64, partition_type=partition, cfg=cfg).attn
+    return PartitionedAttention(attn, partition, 7), attn
+
+
+def _pvt(channels: int, heads: int, sr: int):
+    from timm.models.pvt_v2 import Attention
+
+    attn = Attention(channels, num_heads=heads, sr_ratio=sr, qkv_bias=True)
+    return TokensOnGrid(attn), attn
+
+
+def _single(make):
+    def build():
+        m = make()
+        return m, m
+
+    return build
+
+
+def _stage_layers() -> dict:
+    """Row name: StageLayer. Each configuration was read off timm's model definition (tests check it)."""
+    from timm.models.efficientvit_mit import EfficientVitBlock
+    from timm.models.focalnet import FocalModulation
+    from timm.models.volo import OutlookAttention
+
+    sdpa = "timm's fused_attn default (SDPA)"
+    maxvit = (
+        "maxvit_tiny_rw_224 stage 1 (64 ch, 56x56): AttentionCl dim_head 32 (2 heads), head_first, RelPosBias, "
+        "biases, P = 7, {}; timm side = timm's {} + AttentionCl + reverse ({}), no norm/MLP/residual"
+    )
+    rows = {
+        "maxvit_block": StageLayer(
+            "maxvit",
+            (32, 56, 56, 64),
+            (2, 14, 14, 64),
+            lambda: _maxvit("block"),
+            "maxvit_tiny_rw_224",
+            "stages.0.blocks.0.attn_block.attn",
+            maxvit.format("block attention", "window_partition", sdpa),
+            {"partition": "block"},
+        ),
+        "maxvit_grid": StageLayer(
+            "maxvit",
+            (32, 56, 56, 64),
+            (2, 14, 14, 64),
+            lambda: _maxvit("grid"),
+            "maxvit_tiny_rw_224",
+            "stages.0.blocks.0.attn_grid.attn",
+            maxvit.format("grid attention", "grid_partition", sdpa),
+            {"partition": "grid"},
+        ),
+        "pvt_v2_s1": StageLayer(
+            "pvt_v2",
+            (32, 56, 56, 64),
+            (2, 16, 16, 64),
+            lambda: _pvt(64, 1, 8),
+            "pvt_v2_b2",
+            "stages.0.blocks.0.attn",
+            f"pvt_v2_b2 stage 1 (64 ch, 56x56 tokens): Attention(64, 1 head, sr_ratio 8, qkv_bias), {sdpa}; "
+            "timm side takes x [B, H, W, C] as its tokens [B, HW, C] and feat_size (views both ways)",
+        ),
+        "pvt_v2_s3": StageLayer(
+            "pvt_v2",
+            (32, 14, 14, 320),
+            (2, 8, 8, 320),
+            lambda: _pvt(320, 5, 2),
+            "pvt_v2_b2",
+            "stages.2.blocks.0.attn",
+            f"pvt_v2_b2 stage 3 (320 ch, 14x14 tokens): Attention(320, 5 heads, sr_ratio 2, qkv_bias), {sdpa}; "
+            "timm side as pvt_v2_s1 (views)",
+        ),
+        "efficientvit": StageLayer(
+            "efficientvit",
+            (32, 128, 14, 14),
+            (2, 128, 7, 7),
+            _single(lambda: EfficientVitBlock(128, head_dim=16).context_module.main),
+            "efficientvit_b1",
+            "stages.2.blocks.1.context_module.main",
+            "efficientvit_b1 stage 3 (128 ch, 14x14 at 224): LiteMLA as EfficientVitBlock(128, head_dim 16) "
+            "builds it: 8 heads of 16, one 5x5 scale, no biases, BN after proj, eps 1e-5",
+        ),
+        "focal_modulation": StageLayer(
+            "focal_modulation",
+            (32, 96, 56, 56),
+            (2, 96, 8, 8),
+            _single(lambda: FocalModulation(96, focal_window=3, focal_level=2)),
+            "focalnet_tiny_srf",
+            "layers.0.blocks.0.modulation",
+            "focalnet_tiny_srf stage 1 (96 ch, 56x56, NCHW): FocalModulation focal_level 2, window 3, factor 2 "
+            "(kernels 3, 5), biases, no post norm, not normalised; attndsl layout channels_first",
+        ),
+        "outlook_attention": StageLayer(
+            "outlook_attention",
+            (32, 28, 28, 192),
+            (2, 8, 8, 192),
+            _single(lambda: OutlookAttention(192, 6, kernel_size=3, padding=1, stride=2, qkv_bias=False)),
+            "volo_d1_224",
+            "network.0.0.attn",
+            "volo_d1_224 stage 1 outlooker (192 ch, 28x28 channels-last): OutlookAttention 6 heads, K 3, "
+            "padding 1, stride 2, no v bias",
+        ),
+    }
+    return rows
+
+
 class Progress:
     """A one-line progress bar on stderr: done/total steps, elapsed time, the current step."""
 
@@ -152,7 +316,7 @@ def _reference_pair(name: str, shape):
 def reference_specs() -> list[str]:
     """Specs without a timm layer whose only input is x: [B, channels, H, W] (or *S) and that have a reference."""
     out = []
-    timm_names = set(_timm_layers())
+    timm_names = set(_timm_layers()) | {lay.spec for lay in _stage_layers().values()}
     root = Path(__file__).resolve().parent.parent / "tests"
     for name in sorted(attndsl.all_specs()):
         if name in timm_names or not (root / "reference" / f"{name}.py").exists():
@@ -169,6 +333,15 @@ def reference_specs() -> list[str]:
 
 def make_pair(name: str, shape, other: str):
     """(attndsl block, other implementation, note), both eval, same weights."""
+    stages = _stage_layers()
+    if name in stages:
+        lay = stages[name]
+        torch.manual_seed(0)
+        om, src = lay.build()
+        _randomize_stats(om)
+        om.eval()
+        gm = _rebuild(lay.spec, from_module(src, **lay.convert)).eval()
+        return gm, om, lay.note
     if other == "timm":
         factory, note = _timm_layers()[name]
         torch.manual_seed(0)
@@ -352,6 +525,7 @@ def run_row(name, other, shape, mode, args, progress) -> dict:
     return {
         "name": name,
         "other": other,
+        "stage": name in _stage_layers(),
         "shape": shape,
         "mode": mode,
         "ms": t,
@@ -403,15 +577,20 @@ def report(rows, args, load_note, markdown: bool) -> str:
     )
     out.append(head)
     groups = {}
-    for r in rows:
-        groups.setdefault((r["mode"], r["shape"]), []).append(r)
+    for r in rows:  # the stage rows each have their own shape: one table per mode
+        groups.setdefault((r["mode"], "stages" if r["stage"] else r["shape"]), []).append(r)
     for (mode, shape), rs in groups.items():
-        dims = "x".join(map(str, shape))
-        title = f"{'eval forward' if mode == 'eval' else 'train forward+backward'}, x = {dims} (median ms; peak MiB beyond the input)"
+        what = "eval forward" if mode == "eval" else "train forward+backward"
+        stages = shape == "stages"
+        if stages:
+            title = f"timm blocks at their backbones' stage sizes, {what} (median ms; peak MiB beyond the input)"
+        else:
+            title = f"{what}, x = {'x'.join(map(str, shape))} (median ms; peak MiB beyond the input)"
         extra = any("inplace" in r["ms"] for r in rs)
         cols = [
             "layer",
             "vs",
+            *(["x"] if stages else []),
             "attndsl",
             "attndsl+c",
             "other",
@@ -431,6 +610,7 @@ def report(rows, args, load_note, markdown: bool) -> str:
             cells = [
                 r["name"],
                 r["other"],
+                *(["x".join(map(str, r["shape"]))] if stages else []),
                 _fmt_ms(t["attndsl"]),
                 _fmt_ms(t["attndsl+c"]),
                 _fmt_ms(t["other"]),
@@ -458,7 +638,7 @@ def report(rows, args, load_note, markdown: bool) -> str:
                 gm_e = geomean([r["ms"]["attndsl"] / r["ms"]["other"] for r in tr])
                 gm_c = geomean([r["ms"]["attndsl+c"] / r["ms"]["other+c"] for r in tr])
                 summaries.append(
-                    f"geomean over the {len(tr)} {kind} layers: attndsl/{kind} eager {gm_e:.2f}, "
+                    f"geomean over the {len(tr)} {kind} {'blocks' if stages else 'layers'}: attndsl/{kind} eager {gm_e:.2f}, "
                     f"attndsl-compiled/{kind}-compiled {gm_c:.2f}"
                 )
         summary = "\n\n".join(summaries)
@@ -519,7 +699,11 @@ def main(argv=None) -> int:
     ap.add_argument("--references", action="store_true", help="also the specs timm lacks, vs tests/reference")
     ap.add_argument("--budget", type=float, default=None, help="seconds of timing per row (after warm-up)")
     ap.add_argument("--modes", default="eval,train")
-    ap.add_argument("--shapes", default="56,14", help="which of 56 (32x256x56x56) and 14 (32x1024x14x14)")
+    ap.add_argument(
+        "--shapes",
+        default="56,14,stages",
+        help="which of 56 (32x256x56x56), 14 (32x1024x14x14) and stages (the blocks at their own stage sizes)",
+    )
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--no-compile", action="store_true", help="the +c columns run eager (a smoke test of the script)")
     args = ap.parse_args(argv)
@@ -529,21 +713,29 @@ def main(argv=None) -> int:
     if args.budget is None:
         args.budget = 0.2 if args.quick else 3.0
     names = [n.strip() for n in args.only.split(",") if n.strip()]
-    timm_names = list(_timm_layers())
+    timm_names, stages = list(_timm_layers()), _stage_layers()
     ref_names = reference_specs() if (args.references or names) else []
-    jobs = []
-    for n in names or timm_names + ref_names:
+    jobs, stage_jobs = [], []
+    for n in names or timm_names + list(stages) + ref_names:
+        of_spec = [k for k, lay in stages.items() if lay.spec == n]  # a spec name: all its stage rows
         if n in timm_names:
             jobs.append((n, "timm"))
+        elif n in stages or of_spec:
+            stage_jobs += [k for k in of_spec or [n] if k not in stage_jobs]
         elif n in ref_names:
             jobs.append((n, "reference"))
         else:
             ap.error(
                 f"{n}: neither a timm layer nor a spec with a [B, channels, H, W] reference "
-                f"(timm: {', '.join(timm_names)})"
+                f"(timm: {', '.join(timm_names + list(stages))})"
             )
     load_note = f"{os.getloadavg()[0]:.2f}"
-    todo = [(n, o, shapes[s], m) for m in args.modes.split(",") for s in args.shapes.split(",") for n, o in jobs]
+    picked = args.shapes.split(",")
+    todo = []
+    for m in args.modes.split(","):
+        todo += [(n, o, shapes[s], m) for s in picked if s != "stages" for n, o in jobs]
+        if "stages" in picked:
+            todo += [(n, "timm", stages[n].quick if args.quick else stages[n].shape, m) for n in stage_jobs]
     progress = Progress(len(todo), enabled=not args.no_progress)
     rows, skipped = [], []
     for name, other, shape, mode in todo:
