@@ -228,12 +228,14 @@ WINDOWED = {
     " @ heads(fv(x))",
     "unit-lead bias": "y = softmax(s + mean(tanh(heads(fk(x)) @ transpose(heads(fk(x)), -2, -1)), dims=[0, 1], "
     "keepdim=true), dim=-1) @ heads(fv(x))",
+    "bias broadcast over the batch": "y = softmax(s + mean(tanh(heads(fk(x)) @ transpose(heads(fk(x)), -2, -1)), "
+    "dims=[0], keepdim=true), dim=-1) @ heads(fv(x))",
 }
 NOT_MERGEABLE = {
     "a broadcast k": "y = softmax(heads(fq(x)) @ transpose(mean(heads(fk(x)), dims=[1], keepdim=true), -2, -1), "
     "dim=-1) @ heads(fv(x))",
-    "a mask both broadcast and full": "y = softmax(s + mean(tanh(heads(fk(x)) @ transpose(heads(fk(x)), -2, -1)), "
-    "dims=[0], keepdim=true), dim=-1) @ heads(fv(x))",
+    "a lower-rank mask not 1 on its leading axis": "y = softmax(s + mean(tanh(heads(fk(x)) @ "
+    "transpose(heads(fk(x)), -2, -1)), dims=[0]), dim=-1) @ heads(fv(x))",
 }
 
 
@@ -302,3 +304,86 @@ def test_specs_hand_sdpa_4d_operands_and_mask(spec, params):
 @pytest.mark.parametrize("partition", ["block", "grid"])
 def test_maxvit_oracle(pipeline, partition):
     test_maxvit.test_matches_reference(test_maxvit.PARAMS[0], partition)
+
+
+# --- attention written with einsum, any axis order; local windows (one query each, L = 1) --------------------
+WINDOW_KEYS = """
+    def heads(t) = rearrange(t, "b w n (h d) -> b h w n d", h=2)
+    q = heads(fq(x))
+"""
+EINSUM = {
+    # each window w's N tokens attend to each other; the heads axis moved, the output in another order
+    "windows": "y = einsum('bhwnm,bhwmd->bwnhd', softmax(einsum('bhwnd,bhwmd->bhwnm', q, heads(fk(x))) * 0.5, "
+    "dim=-1), heads(fv(x)))",
+    # one query per window w (its first token) against the window's tokens: no query axis, L = 1
+    "one query": "y = einsum('bhwn,bhwnd->bwhd', softmax(einsum('bhwd,bhwnd->bhwn', select(q, 3, 0), heads(fk(x))), "
+    "dim=-1), heads(fv(x)))",
+    "one query, masked": "y = einsum('bhwn,bhwnd->bwhd', softmax(einsum('bhwd,bhwnd->bhwn', select(q, 3, 0), "
+    "heads(fk(x))) + log(sigmoid(mean(heads(fv(x)), dims=[0, 1, 4]))), dim=-1), heads(fv(x)))",
+    "max-shifted": """
+        s = einsum('bhwd,bhwnd->bhwn', select(q, 3, 0), heads(fk(x)))
+        y = einsum('bhwn,bhwnd->bwhd', softmax(s - amax(s, dims=[3], keepdim=true), dim=-1), heads(fv(x)))
+    """,
+}
+EINSUM_NOT = {
+    "two contracted axes": "y = einsum('bhwn,bhwnd->bwhd', softmax(einsum('bhwnd,bhwmd->bhwm', q, heads(fk(x))), "
+    "dim=-1), heads(fv(x)))",
+    "values per query": "y = einsum('bhwnm,bhwnd->bhwnd', softmax(einsum('bhwnd,bhwmd->bhwnm', q, heads(fk(x))), "
+    "dim=-1), heads(fv(x)))",
+    "softmax over the queries": "y = einsum('bhwnm,bhwmd->bwnhd', softmax(einsum('bhwnd,bhwmd->bhwnm', q, "
+    "heads(fk(x))), dim=-2), heads(fv(x)))",
+    "a batch axis broadcast": "y = einsum('bhwn,bhwnd->bwhd', softmax(einsum('bhwd,bhwnd->bhwn', "
+    "mean(select(q, 3, 0), dims=[0], keepdim=true), heads(fk(x))), dim=-1), heads(fv(x)))",
+}
+
+
+def _einsum_program(f):
+    return _program(WINDOW_KEYS + textwrap.dedent(f))
+
+
+@pytest.mark.parametrize("f", list(EINSUM.values()), ids=list(EINSUM))
+def test_einsum_attention_fuses_into_4d_attention(f):
+    spec = inline_spec(_einsum_program(f), inputs=WIN, example=WIN_EXAMPLE)
+    torch.manual_seed(0)
+    plain = attndsl.build(spec, passes=[]).double()
+    fused = attndsl.build(spec).double()
+    fused.load_state_dict(plain.state_dict())
+    assert fused.meta["compiled"].stats["fuse_attention"] == {"einsum_attention": 1}
+    assert "softmax" not in ops(fused.meta["compiled"].graph)
+    for shape in [(3, 4, 7, 8), (1, 2, 1, 8)]:
+        x = torch.randn(*shape, dtype=torch.float64)
+        assert_same_outputs_and_grads(plain, fused, x)
+        with _SDPARanks() as seen:
+            fused(x)
+        assert seen.calls and all(set(c) == {4} for c in seen.calls), seen.calls
+    assert "scaled_dot_product_attention" in attndsl.generate(spec)
+
+
+@pytest.mark.parametrize("f", list(EINSUM_NOT.values()), ids=list(EINSUM_NOT))
+def test_einsum_forms_that_are_no_attention_stay(f):
+    g, stats = run_pass("fuse_attention", _einsum_program(f), inputs=WIN, example=WIN_EXAMPLE)
+    assert stats == {} and "softmax" in ops(g)
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("sasa", {"channels": 16, "heads": 2}),
+        ("sasa", {"channels": 16, "heads": 4, "padding_mode": "mask", "kernel_size": 3}),
+        ("nat", {"channels": 16, "num_heads": 2}),
+        ("nat", {"channels": 16, "num_heads": 2, "rel_pos_bias": False}),
+    ],
+)
+def test_local_windows_fuse_and_match_unfused(name, params):
+    """SASA's and NAT's windows (one query against its k x k neighbours) run as SDPA, and compute what the
+    unfused graph computes, outputs and gradients."""
+    torch.manual_seed(0)
+    plain = attndsl.build(name, passes=[], **params).double()
+    fused = attndsl.build(name, **params).double()
+    fused.load_state_dict(plain.state_dict())
+    assert fused.meta["compiled"].stats["fuse_attention"] == {"einsum_attention": 1}
+    x = torch.randn(2, 16, 9, 7, dtype=torch.float64) if name == "sasa" else torch.randn(2, 9, 7, 16).double()
+    assert_same_outputs_and_grads(plain, fused, x)
+    with torch.no_grad(), _SDPARanks() as seen:
+        fused(x)
+    assert seen.calls and all(set(c) == {4} for c in seen.calls), seen.calls

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import runtime
-from ..shapes import broadcast, dim_eq, fmt_shape, norm, split_pack
+from ..shapes import broadcast, dim_eq, fmt_shape, is_one, norm, split_pack
 from .elementwise import elementwise_shape
 from .registry import OpError, Out, lowering, need_tensor, op
 
@@ -56,6 +56,8 @@ def lower_attention(b, n, ins):
         ]
         ins = [b.call(torch.flatten, (t, 0, rank - 4)) for t in ins]
         if mrank > 3:
+            if not all(is_one(d) for d in in_shapes[3][:-3]):  # sizes 1 among q's: broadcast them first
+                mask = b.method("expand", (mask, sizes + [-1, -1, -1]))
             mask, mrank = b.call(torch.flatten, (mask, 0, mrank - 4)), 4
     if mask is not None:
         for _ in range(4 - mrank):

@@ -23,6 +23,7 @@ from ..ops import T, attention
 from ..ops.layout import permute, squeeze, unsqueeze
 from ..shapes import dim_eq, is_one
 from . import register
+from .dce import dce
 from .rewrite import Rule, run_rules, single_use
 
 
@@ -128,7 +129,8 @@ def _scores(graph, sid, op="matmul"):
 def _mergeable(shapes, mask, rank) -> bool:
     """Above 4-D (windows, grids: [B, nh, nw, heads, L, E]) the lowering merges the leading axes into one, the
     4-D layout the exporters take: q, k and v (their shapes) must have the same leading sizes (no broadcasting
-    among them), and a mask of rank 4 or more leading sizes all 1 or the same as theirs."""
+    among them), and a mask of rank 4 or more leading sizes all 1, or each 1 or theirs at their rank (the
+    lowering expands it: NAT's bias, one per head and position, broadcast over the batch)."""
     lead = shapes[0][: rank - 3]
     for o in shapes[1:]:
         if not all(dim_eq(a, b) for a, b in zip(o[: rank - 3], lead)):
@@ -136,7 +138,9 @@ def _mergeable(shapes, mask, rank) -> bool:
     if mask is None or len(mask) <= 3:
         return True
     m = mask[:-3]
-    return all(is_one(d) for d in m) or (len(m) == len(lead) and all(dim_eq(a, b) for a, b in zip(m, lead)))
+    return all(is_one(d) for d in m) or (
+        len(m) == len(lead) and all(is_one(a) or dim_eq(a, b) for a, b in zip(m, lead))
+    )
 
 
 def _fuse(graph, nid):
@@ -291,4 +295,7 @@ RULES = [Rule("softmax_attention", ("matmul",), _fuse), Rule("einsum_attention",
     "softmax(q @ k^T * c [- shift | + bias]) @ v and its transposed form -> one scaled_dot_product_attention node",
 )
 def fuse_attention(graph) -> dict:
+    # readers no output needs go first: a map kept in another layout (NAT's k x k window of a flat softmax)
+    # would otherwise count as a second reader of the softmax
+    dce(graph)
     return dict(run_rules(graph, RULES))
