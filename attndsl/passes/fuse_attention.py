@@ -11,19 +11,26 @@ Matched, with S the scores and softmax over S's last axis:
 B = transpose(k) gives k directly; otherwise a transpose is inserted (two transposes cancel).
 The map, the scores and every product in between must have no other user (a map that is also
 an output cannot disappear); only the shift's own reduction may read the scores besides.
-Not matched (and why, see the pass table in the README): a softmax over a tensor that is not a
-product (A2-Net, OCR's gather, SK/ResNeSt's radix softmax), windows written elementwise (SASA,
-SAN), CCNet's criss-cross (a softmax over a concat of two products).
-Operands of rank above 4 (MaxViT's windows and grids) are fused when their leading axes can merge into
-one (`_mergeable`): the lowering hands SDPA 4-D tensors, the layout every exporter takes.
+The same with einsums (`einsum_attention`): einsum(softmax(einsum(q, k) ...), v) when the first is a
+q k^T (one contracted axis, the softmax axis in k only, at most one query axis) and the second contracts
+the softmax axis against v; any axis order. Local windows are this form with no query axis, one query
+against its window's keys (SASA: L = 1).
+Operands of rank above 4 (MaxViT's windows and grids, the einsum forms' batch axes) are fused when their
+leading axes can merge into one (`_mergeable`): the lowering hands SDPA 4-D tensors, the layout every
+exporter takes.
 An additive term S = A @ B [* c] + bias (relative-position biases, -inf masks) becomes SDPA's attn_mask.
+Not matched: a softmax over a tensor that is not a product (A2-Net, OCR's gather, SK/ResNeSt's radix
+softmax), relations that are no dot product (SAN's, LRNet's), CCNet's criss-cross (a softmax over a concat
+of two products, each row and column its own key set: SDPA would need every pixel's H + W keys and values
+gathered, (H + W) times the feature map). NAT's spec gathers each window's keys with one-hot products in a
+layout SDPA would copy twice: fused it measured slower under torch.compile (benchmarks/RESULTS.md), so its
+spec keeps the k x k form the pass leaves alone.
 """
 
 from ..ops import T, attention
 from ..ops.layout import permute, squeeze, unsqueeze
 from ..shapes import dim_eq, is_one
 from . import register
-from .dce import dce
 from .rewrite import Rule, run_rules, single_use
 
 
@@ -295,7 +302,4 @@ RULES = [Rule("softmax_attention", ("matmul",), _fuse), Rule("einsum_attention",
     "softmax(q @ k^T * c [- shift | + bias]) @ v and its transposed form -> one scaled_dot_product_attention node",
 )
 def fuse_attention(graph) -> dict:
-    # readers no output needs go first: a map kept in another layout (NAT's k x k window of a flat softmax)
-    # would otherwise count as a second reader of the softmax
-    dce(graph)
     return dict(run_rules(graph, RULES))
