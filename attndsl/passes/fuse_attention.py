@@ -22,9 +22,9 @@ An additive term S = A @ B [* c] + bias (relative-position biases, -inf masks) b
 Not matched: a softmax over a tensor that is not a product (A2-Net, OCR's gather, SK/ResNeSt's radix
 softmax), relations that are no dot product (SAN's, LRNet's), CCNet's criss-cross (a softmax over a concat
 of two products, each row and column its own key set: SDPA would need every pixel's H + W keys and values
-gathered, (H + W) times the feature map). NAT's spec gathers each window's keys with one-hot products in a
-layout SDPA would copy twice: fused it measured slower under torch.compile (benchmarks/RESULTS.md), so its
-spec keeps the k x k form the pass leaves alone.
+gathered, (H + W) times the feature map). NAT's spec gathers each window's keys and values with one-hot
+products (k^2 copies of the map); fused, with them laid out for SDPA, it measured 1.35x slower under
+torch.compile (benchmarks/RESULTS.md), so its spec keeps the k x k form the pass leaves alone.
 """
 
 from ..ops import T, attention
