@@ -454,13 +454,36 @@ def split_like(x, likes, dim):
 @leaf
 def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
     """F.conv2d by a weight tensor; a [B, O, C/groups, kh, kw] weight (bias [B, O]) gives each sample its own
-    kernel, run as a batched matmul of the weights with the input's patches (F.unfold): nothing depends on
-    the batch size, so traces and exports stay batch-generic (sizes are read one index at a time, which
-    traces record as dynamic). `kernel` gives (kh, kw) as plain ints where known: the ONNX exporter needs them."""
+    kernel. Eager, that is one grouped conv; traced, exported or compiled, a batched matmul of the weights with
+    the input's patches (F.unfold), where nothing depends on the batch size, so traces and exports stay
+    batch-generic (sizes are read one index at a time, which traces record as dynamic). `kernel` gives (kh, kw)
+    as plain ints where known: the ONNX exporter needs them."""
+    import torch
     import torch.nn.functional as F
 
     if weight.dim() == 4:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    symbolic = (
+        torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.onnx.is_in_onnx_export()
+    )
+    if not symbolic:
+        # eager: one grouped conv, the batch folded into the channels (B * groups groups); the patches below
+        # hold C * kh * kw times the map at once. Traces, exports and compiles keep the batch size symbolic,
+        # which a group count cannot be (inductor fails on it with a dynamic batch).
+        n = x.shape[0]
+        y = F.conv2d(
+            x.reshape(1, -1, x.shape[2], x.shape[3]),
+            weight.flatten(0, 1),
+            None if bias is None else bias.flatten(),
+            stride,
+            padding,
+            dilation,
+            n * groups,
+        )
+        return y.reshape(n, -1, y.shape[2], y.shape[3])
 
     def pair(v):
         return tuple(v) if isinstance(v, (list, tuple)) else (v, v)

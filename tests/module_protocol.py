@@ -29,7 +29,7 @@ from attndsl.pipeline import load
 
 BATCH = "B"
 OTHER_BATCH = 3
-EXACT = {"atol": 1e-6, "rtol": 1e-5}  # same module, same ops: only summation order may differ
+EXACT = {"atol": 1e-5, "rtol": 1e-5}  # same function: only the summation order may differ (float32 sums of ~100s of terms)
 ONNX_TOL = {"atol": 1e-4, "rtol": 1e-4}
 
 
