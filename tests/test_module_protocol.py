@@ -117,15 +117,37 @@ def test_affine_grid_like_matches_affine_grid(h, w, align_corners):
 @pytest.mark.parametrize("stride,padding,dilation,groups", [(1, 1, 1, 1), (2, 0, 1, 2), (1, 2, 2, 4), (2, 1, 1, 1)])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("kernel", [None, (3, 3)])
-def test_per_sample_conv2d_fn_matches_conv2d(stride, padding, dilation, groups, bias, kernel):
+@pytest.mark.parametrize("mode", ["eager", "traced"])
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.trace's deprecation: the trace is the case tested
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_per_sample_conv2d_fn_matches_conv2d(stride, padding, dilation, groups, bias, kernel, mode, monkeypatch):
+    """Eager: one grouped conv over the folded batch (no patches); traced: the patch product, batch-generic."""
     import torch.nn.functional as F
 
     from attndsl.runtime import conv2d_fn
 
-    x, w = torch.randn(3, 8, 9, 7), torch.randn(3, 12, 8 // groups, 3, 3)
-    b = torch.randn(3, 12) if bias else None
-    got = conv2d_fn(x, w, b, (stride, stride), (padding, padding), (dilation, dilation), groups, kernel)
-    ref = torch.cat(
-        [F.conv2d(x[i : i + 1], w[i], None if b is None else b[i], stride, padding, dilation, groups) for i in range(3)]
-    )
-    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    def run(x, w, b=None):
+        return conv2d_fn(x, w, b, (stride, stride), (padding, padding), (dilation, dilation), groups, kernel)
+
+    def ref(x, w, b):
+        return torch.cat(
+            [
+                F.conv2d(x[i : i + 1], w[i], None if b is None else b[i], stride, padding, dilation, groups)
+                for i in range(len(x))
+            ]
+        )
+
+    def case(n):
+        g = torch.Generator().manual_seed(n)
+        x, w = torch.randn(n, 8, 9, 7, generator=g), torch.randn(n, 12, 8 // groups, 3, 3, generator=g)
+        return x, w, torch.randn(n, 12, generator=g) if bias else None
+
+    x, w, b = case(3)
+    if mode == "traced":
+        fn = torch.jit.trace(run, (x, w) + ((b,) if bias else ()))
+        x, w, b = case(5)  # another batch size than the trace's
+    else:
+        monkeypatch.setattr(F, "unfold", lambda *a, **k: pytest.fail("eager per-sample conv built patches"))
+        fn = run
+    got = fn(x, w, *((b,) if bias else ()))
+    torch.testing.assert_close(got, ref(x, w, b), atol=1e-5, rtol=1e-5)
