@@ -137,8 +137,8 @@ def _rebuild(name: str, block: nn.Module, **kw) -> nn.Module:
 # reference rows whose example parameters need a change or a word at x's shape: (params for the shape, note)
 REFERENCE_CONFIG = {
     "rga": (
-        lambda b, c, h, w: {"down_ratio": min(8, 1 + c // 8)},
-        "official ratios 8, but down_ratio 1 + C/8 below C = 56 (--quick), where 8 leaves W_channel no unit",
+        lambda b, c, h, w: {"down_ratio": min(8, 1 + min(c, h * w) // 8)},
+        "official ratios 8; at --quick sizes down_ratio 1 + min(C, HW)/8, where 8 would leave the MLP W no unit",
     ),
     "vit": (
         lambda b, c, h, w: {"patch_size": max(1, h // 14)},
