@@ -46,6 +46,7 @@ import importlib
 import math
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -297,20 +298,55 @@ def _rebuild(name: str, block: nn.Module, **kw) -> nn.Module:
     return gm
 
 
+# reference rows whose example parameters need a change or a word at x's shape: (params for the shape, note)
+REFERENCE_CONFIG = {
+    "rga": (
+        lambda b, c, h, w: {"down_ratio": min(8, 1 + min(c, h * w) // 8)},
+        "official ratios 8; at --quick sizes down_ratio 1 + min(C, HW)/8, where 8 would leave the MLP W no unit",
+    ),
+    "vit": (
+        lambda b, c, h, w: {"patch_size": max(1, h // 14)},
+        "one encoder block (D 64) on ViT-B/16's 14 x 14 patch grid of the map (H/14-pixel patches, 1 below H = 14)",
+    ),
+    "efficientvit": (lambda *shape: {}, "the reference is timm's LiteMLA (product in x's dtype)"),
+}
+
+
+def _size_params(spec, shape):
+    """The parameters that x's declared H, W are (span_h, feat_size[0], ...) set to the benchmark's H, W; the note."""
+    params, words = {}, {}
+    for axis, dim, size in zip("HW", spec.inputs["x"][2:], shape[2:]):
+        m = re.match(r"(\w+)(?:\[(\d)\])?", str(dim))
+        if m and m[1] in spec.params:
+            if m[2] is None:
+                params[m[1]] = size
+                words.setdefault(m[1], axis)
+            else:
+                params.setdefault(m[1], [0, 0])[int(m[2])] = size
+                words[m[1]] = "[H, W]"
+    return params, "".join(f", {k} = {w}" for k, w in words.items())
+
+
 def _reference_pair(name: str, shape):
-    """(attndsl block, eager reference) with shared weights, for a spec timm lacks."""
+    """(attndsl block, eager reference, note) with shared weights, for a spec timm lacks."""
     from tests.oracle import randomize, transfer
 
     spec = attndsl.pipeline.load(name)
     params = dict(spec.example.get("params") or {})
-    params["channels"] = shape[1]
+    sized, sized_note = _size_params(spec, shape)
+    config, extra = REFERENCE_CONFIG.get(name, (lambda *shape: {}, ""))
+    params.update(channels=shape[1], **sized, **config(*shape))
     torch.manual_seed(0)
     gm = attndsl.build(name, **params)
     randomize(gm)
-    ref = importlib.import_module(f"tests.reference.{name}").Reference(**gm.meta["compiled"].params)
-    key_map = getattr(importlib.import_module(f"tests.specs.test_{name}"), "KEY_MAP", None)
-    transfer(gm, ref, key_map)
-    return gm, ref
+    test = importlib.import_module(f"tests.specs.test_{name}")
+    if hasattr(test, "reference_for"):  # the oracle test's own construction and weight mapping
+        ref = test.reference_for(gm)
+    else:
+        ref = importlib.import_module(f"tests.reference.{name}").Reference(**gm.meta["compiled"].params)
+        transfer(gm, ref, getattr(test, "KEY_MAP", None))
+    note = f"vs tests/reference (spec's example parameters, channels = C{sized_note}{'; ' if extra else ''}{extra})"
+    return gm, ref, note
 
 
 def reference_specs() -> list[str]:
@@ -350,8 +386,8 @@ def make_pair(name: str, shape, other: str):
         tm.eval()
         gm = _rebuild(name, from_module(tm, input_shape=shape)).eval()
         return gm, tm, note
-    gm, ref = _reference_pair(name, shape)
-    return gm.eval(), ref.eval(), "vs tests/reference (spec's example parameters, channels = C)"
+    gm, ref, note = _reference_pair(name, shape)
+    return gm.eval(), ref.eval(), note
 
 
 def _randomize_stats(m: nn.Module) -> None:

@@ -62,7 +62,7 @@ def _outs(o):
 def check_against_reference(
     spec: str,
     params: dict,
-    reference: nn.Module,
+    reference,
     shapes: list,
     key_map=None,
     modes=("train", "eval"),
@@ -71,10 +71,15 @@ def check_against_reference(
     seed: int = 0,
     input_fn=None,
 ):
-    """shapes: a list of {input name: shape}; input_fn(name, shape, gen) may make special inputs."""
+    """shapes: a list of {input name: shape}; input_fn(name, shape, gen) may make special inputs.
+
+    reference: the module, or a function of the built block that returns it (a test's `reference_for`).
+    """
     built = attndsl.build(spec, **params).double()
-    reference = reference.double()
     randomize(built, seed)
+    if not isinstance(reference, nn.Module):  # a test's reference_for(block): the reference at block's parameters
+        reference = reference(built)
+    reference = reference.double()
     used = transfer(built, reference, key_map)
     params_built = dict(built.named_parameters())
     params_ref = dict(reference.named_parameters())

@@ -8,7 +8,7 @@ constant relative position indices are the reference's on-the-fly index (no buff
 import pytest
 
 import attndsl
-from tests.oracle import check_against_reference
+from tests.oracle import check_against_reference, transfer
 from tests.reference.axial_attention import AxialAttention
 
 LAYERS = ("qkv_transform.{}.weight", "relative.{}") + tuple(
@@ -27,6 +27,13 @@ def key_map():
     return keys
 
 
+def reference_for(block):
+    """The reference at block's parameters, with its weights (also benchmarks/realsize.py's)."""
+    ref = AxialAttention(**block.meta["compiled"].params)
+    transfer(block, ref, key_map())
+    return ref
+
+
 @pytest.mark.parametrize(
     "params, size",
     [
@@ -43,7 +50,7 @@ def test_matches_reference(params, size):
     check_against_reference(
         "axial_attention",
         p,
-        AxialAttention(**p),
+        reference_for,
         [{"x": [2, c, *size]}, {"x": [1, c, *size]}, {"x": [3, c, *size]}],
         key_map=key_map(),
     )

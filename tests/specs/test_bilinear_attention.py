@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.oracle import check_against_reference
+from tests.oracle import check_against_reference, transfer
 from tests.reference.bilinear_attention import BilinearAttention
 
 SHAPES = [
@@ -22,19 +22,25 @@ def key_map(built):
     return {k: k.replace("_", ".", 1) for k in built.state_dict()}
 
 
+def reference_for(block):
+    """The reference at block's parameters, with its weights (also benchmarks/realsize.py's)."""
+    p = block.meta["compiled"].params
+    ref = BilinearAttention(p["channels"], p["reduction"])
+    transfer(block, ref, key_map(block))
+    return ref
+
+
 @pytest.mark.parametrize("channels,reduction", [(64, 16), (48, 8), (20, 4), (8, 16)])  # m = 4, 6, 5, 1
 def test_matches_reference(channels, reduction):
     import attndsl
 
     params = {"channels": channels, "reduction": reduction}
     km = key_map(attndsl.build("bilinear_attention", **params))
-    check_against_reference(
-        "bilinear_attention", params, BilinearAttention(channels, reduction), shapes_for(channels, SHAPES), key_map=km
-    )
+    check_against_reference("bilinear_attention", params, reference_for, shapes_for(channels, SHAPES), key_map=km)
     check_against_reference(
         "bilinear_attention",
         params,
-        BilinearAttention(channels, reduction),
+        reference_for,
         shapes_for(channels, BATCH1),
         key_map=km,
         modes=("eval",),

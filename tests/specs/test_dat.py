@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import attndsl
-from tests.oracle import check_against_reference
+from tests.oracle import check_against_reference, transfer
 from tests.reference.dat import DAttentionBaseline, key_map
 
 SIZES = [(7, 9), (6, 6), (5, 8), (1, 4)]  # H != W, strides that do not divide, a one-row map
@@ -20,6 +20,14 @@ def shapes_for(params):
         h, w = params["fmap_size"]
         return [{"x": [2, c, h, w]}, {"x": [1, c, h, w]}]
     return [{"x": [2 if i % 2 == 0 else 1, c, h, w]} for i, (h, w) in enumerate(sizes)]
+
+
+def reference_for(block):
+    """The reference at block's parameters, with its weights (also benchmarks/realsize.py's)."""
+    p = block.meta["compiled"].params
+    ref = DAttentionBaseline(**{k: (tuple(v) if k == "fmap_size" else v) for k, v in p.items()})
+    transfer(block, ref, key_map)
+    return ref
 
 
 VARIANTS = [
@@ -107,8 +115,7 @@ VARIANTS = [
 
 @pytest.mark.parametrize("params", VARIANTS)
 def test_matches_reference(params):
-    ref_args = {k: (tuple(v) if k == "fmap_size" else v) for k, v in params.items()}
-    check_against_reference("dat", params, DAttentionBaseline(**ref_args), shapes_for(params), key_map=key_map)
+    check_against_reference("dat", params, reference_for, shapes_for(params), key_map=key_map)
 
 
 def test_maps_are_the_references():

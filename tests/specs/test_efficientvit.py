@@ -7,7 +7,7 @@ from timm.models.efficientvit_mit import EfficientVitBlock, LiteMLA
 
 import attndsl
 from attndsl.checkpoints import from_module
-from tests.oracle import check_against_reference, randomize
+from tests.oracle import check_against_reference, randomize, transfer
 from tests.reference.efficientvit import efficientvit, key_map
 
 SHAPES = [
@@ -19,6 +19,14 @@ SHAPES = [
 
 def shapes_for(c):
     return [{"x": [s["x"][0], c, *s["x"][2:]]} for s in SHAPES]
+
+
+def reference_for(block):
+    """The reference at block's parameters, with its weights (also benchmarks/realsize.py's)."""
+    p = block.meta["compiled"].params
+    ref = efficientvit(**p)
+    transfer(block, ref, key_map(p["scales"]))
+    return ref
 
 
 @pytest.mark.parametrize(
@@ -33,7 +41,7 @@ def shapes_for(c):
 )
 def test_matches_timm(params):
     check_against_reference(
-        "efficientvit", params, efficientvit(**params), shapes_for(16), key_map=key_map(params.get("scales", [5]))
+        "efficientvit", params, reference_for, shapes_for(16), key_map=key_map(params.get("scales", [5]))
     )
 
 

@@ -7,10 +7,21 @@ The state dicts are identical (official nn.Sequential numbering) except the spec
 import pytest
 
 import attndsl
-from tests.oracle import check_against_reference
+from tests.oracle import check_against_reference, transfer
 from tests.reference.psanet import PSANet
 
 KEYS = {"idx": None}
+
+
+def reference_for(block):
+    """The reference at block's parameters, with its weights (also benchmarks/realsize.py's)."""
+    p = dict(block.meta["compiled"].params)
+    p["feat_size"] = tuple(p["feat_size"])
+    p["mask_size"] = tuple(p["mask_size"]) or None  # the spec's [] is the official None: the whole map
+    p["normalization_factor"] = p["normalization_factor"] or None  # the spec's 0 is the official None: the mask size
+    ref = PSANet(**p)
+    transfer(block, ref, KEYS)
+    return ref
 
 
 @pytest.mark.parametrize(
@@ -29,12 +40,8 @@ KEYS = {"idx": None}
 def test_matches_reference(params):
     feat = (9, 11)  # odd, non-square; 5 x 6 after shrink 2
     p = {"channels": 6, "mid_channels": 4, "feat_size": list(feat), **params}
-    ref_kw = dict(params)
-    if "normalization_factor" in ref_kw and ref_kw["normalization_factor"] == 0.0:
-        ref_kw["normalization_factor"] = None
-    ref = PSANet(6, mid_channels=4, feat_size=feat, **ref_kw)
     check_against_reference(
-        "psanet", p, ref, [{"x": [2, 6, *feat]}, {"x": [1, 6, *feat]}, {"x": [3, 6, *feat]}], key_map=KEYS
+        "psanet", p, reference_for, [{"x": [2, 6, *feat]}, {"x": [1, 6, *feat]}, {"x": [3, 6, *feat]}], key_map=KEYS
     )
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 import attndsl
-from tests.oracle import check_against_reference
+from tests.oracle import check_against_reference, transfer
 from tests.reference.residual_attention import ResidualAttention
 
 SHAPES = [
@@ -32,6 +32,14 @@ def key_map(levels=3, p=1, t=2, r=1, **_):
     return out
 
 
+def reference_for(block):
+    """The reference at block's parameters, with its weights (also benchmarks/realsize.py's)."""
+    p = block.meta["compiled"].params
+    ref = ResidualAttention(**p)
+    transfer(block, ref, key_map(**p))
+    return ref
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -45,7 +53,7 @@ def test_matches_reference(params):
     check_against_reference(
         "residual_attention",
         {"channels": 8, **params},
-        ResidualAttention(8, **params),
+        reference_for,
         SHAPES,
         key_map=key_map(**params),
     )

@@ -3,7 +3,7 @@
 import pytest
 
 import attndsl
-from tests.oracle import check_against_reference
+from tests.oracle import check_against_reference, transfer
 from tests.reference.scnet import SCNet
 
 SHAPES = [
@@ -27,6 +27,14 @@ def key_map(norm):
     return out
 
 
+def reference_for(block):
+    """The reference at block's parameters, with its weights (also benchmarks/realsize.py's)."""
+    p = block.meta["compiled"].params
+    ref = SCNet(**p)
+    transfer(block, ref, key_map(p["norm"]))
+    return ref
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -38,7 +46,7 @@ def key_map(norm):
 )
 def test_matches_reference(params):
     check_against_reference(
-        "scnet", {"channels": 16, **params}, SCNet(16, **params), SHAPES, key_map=key_map(params.get("norm", True))
+        "scnet", {"channels": 16, **params}, reference_for, SHAPES, key_map=key_map(params.get("norm", True))
     )
 
 

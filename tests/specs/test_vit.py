@@ -3,7 +3,7 @@
 import pytest
 
 import attndsl
-from tests.oracle import check_against_reference
+from tests.oracle import check_against_reference, transfer
 from tests.reference.vit import ViT
 
 SMALL = {"channels": 3, "image_size": 32, "patch_size": 8, "hidden_size": 24, "num_heads": 4, "mlp_dim": 40}
@@ -24,6 +24,14 @@ def key_map(depth):
     }
 
 
+def reference_for(block):
+    """The reference at block's parameters, with its weights (also benchmarks/realsize.py's)."""
+    p = block.meta["compiled"].params
+    ref = ViT(**p)
+    transfer(block, ref, key_map(p["depth"]))
+    return ref
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -38,7 +46,7 @@ def test_matches_reference(params):
     p = {**SMALL, **params}
     side = p["image_size"]
     shapes = SHAPES if side == 32 else [{"x": [2, 3, side, side]}, {"x": [1, 3, side, side]}]
-    check_against_reference("vit", p, ViT(**p), shapes, key_map=key_map(p.get("depth", 1)))
+    check_against_reference("vit", p, reference_for, shapes, key_map=key_map(p.get("depth", 1)))
 
 
 def test_attention_is_fused_and_defaults_are_vit_b16():
