@@ -308,7 +308,6 @@ REFERENCE_CONFIG = {
         lambda b, c, h, w: {"patch_size": max(1, h // 14)},
         "one encoder block (D 64) on ViT-B/16's 14 x 14 patch grid of the map (H/14-pixel patches, 1 below H = 14)",
     ),
-    "efficientvit": (lambda *shape: {}, "the reference is timm's LiteMLA (product in x's dtype)"),
 }
 
 
