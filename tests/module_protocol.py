@@ -29,7 +29,10 @@ from attndsl.pipeline import load
 
 BATCH = "B"
 OTHER_BATCH = 3
-EXACT = {"atol": 1e-5, "rtol": 1e-5}  # same function: only the summation order may differ (float32 sums of ~100s of terms)
+EXACT = {
+    "atol": 1e-5,
+    "rtol": 1e-5,
+}  # same function: only the summation order may differ (float32 sums of ~100s of terms)
 ONNX_TOL = {"atol": 1e-4, "rtol": 1e-4}
 
 
