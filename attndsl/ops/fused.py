@@ -68,7 +68,10 @@ def lower_attention(b, n, ins):
         out = b.call(torch.squeeze, (out, d))
     if rank > 4:
         # reshape to sizes read at run time: with unflatten, the TorchScript ONNX exporter did not keep the
-        # batch size dynamic
+        # batch size dynamic. A contiguous copy first: the dynamo ONNX exporter traces SDPA with a contiguous
+        # output, decomposes it into the fused kernel's [B', L, heads, E] layout, and then turns a later merge of
+        # the heads into a view that the first layout cannot take (`contiguous()` is dropped as a no-op there)
+        out = b.call(torch.clone, (out,), {"memory_format": torch.contiguous_format})
         tail = [
             d if isinstance(d, int) else b.method("size", (out, i + 1)) for i, d in enumerate(n["shape"][rank - 3 :])
         ]
