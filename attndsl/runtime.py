@@ -210,11 +210,22 @@ def fold_windows(x, dim, length, size, step=1, padding=0):
     """The adjoint of `sliding`: x holds windows along `dim` and their `size` entries on its last axis;
     entry k of window i is added at position i * step - padding + k of an axis of `length` (col2im
     along one axis, as F.fold does per spatial axis). Written with pads and adds, no scatter: each
-    entry k is spread to stride `step` by interleaving zeros, shifted by k, and the shifts summed."""
+    entry k is spread to stride `step` by interleaving zeros, shifted by k, and the shifts summed. Eager and
+    compiled, one F.fold (col2im) does it instead; traces and exports keep the pads and adds, which ONNX takes
+    at every opset (its Col2Im needs opset 18)."""
+    import math
+
     import torch
     import torch.nn.functional as F
 
     dim = dim % x.dim()
+    exporting = torch.jit.is_tracing() or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+    if not exporting:
+        lead, win, mid = x.shape[:dim], x.shape[dim], x.shape[dim + 1 : -1]
+        n, c = math.prod(lead), math.prod(mid)
+        cols = x.reshape(n, win, c, size).permute(0, 2, 3, 1).reshape(n, c * size, win)  # F.fold's [N, C k, L]
+        y = F.fold(cols, (1, length), (1, size), stride=(1, step), padding=(0, padding))  # [N, C, 1, length]
+        return y.reshape(n, c, length).transpose(1, 2).reshape(*lead, length, *mid)
     total = None
     for k in range(size):
         t = x.select(-1, k)  # [..., windows (at dim), ...]

@@ -43,11 +43,14 @@ def test_fold_matches_torch_fold(k, s, p):
         ((3, 1, 2, 8), 3, 2, 2, 0),
     ],
 )
-def test_helper_matches_torch_fold_per_axis(shape, dim, k, s, p):
+@pytest.mark.parametrize("mode", ["eager", "traced"])  # eager: one F.fold; traced (exports): pads and adds
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.trace's deprecation: the trace is the case tested
+def test_helper_matches_torch_fold_per_axis(shape, dim, k, s, p, mode):
     """fold_windows on one axis is F.fold with a k x 1 (or 1 x k) kernel."""
     x = torch.randn(*shape, dtype=torch.float64)
     w = sliding(x, dim, k, s, p)  # [..., n, ..., k]
-    got = fold_windows(w, dim, x.shape[dim], k, s, p)
+    fn = lambda t: fold_windows(t, dim, x.shape[dim], k, s, p)  # noqa: E731
+    got = torch.jit.trace(fn, (w,))(w) if mode == "traced" else fn(w)
     n = w.shape[dim]
     cols = w.movedim(dim, -2).reshape(-1, n, k).transpose(1, 2)  # [rows, k, n]
     kernel, stride, pad = ((k, 1), (s, 1), (p, 0))
