@@ -250,6 +250,8 @@ for _fn in (
     runtime.if_training,
     runtime.check_input_shapes,
     torch.roll,
+    torch.clone,
+    "expand",
     "expand_as",
     "reshape_as",
     "reshape",

@@ -206,21 +206,35 @@ def sliding(x, dim, size, step=1, padding=0):
 
 
 @leaf
+def recording() -> bool:
+    """Whether a trace, an export or torch.compile is recording the call (sizes may be symbolic there), rather
+    than an eager run: helpers with an eager-only fast path ask."""
+    import torch
+
+    return (
+        torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.onnx.is_in_onnx_export()
+    )
+
+
+@leaf
 def fold_windows(x, dim, length, size, step=1, padding=0):
     """The adjoint of `sliding`: x holds windows along `dim` and their `size` entries on its last axis;
     entry k of window i is added at position i * step - padding + k of an axis of `length` (col2im
     along one axis, as F.fold does per spatial axis). Written with pads and adds, no scatter: each
-    entry k is spread to stride `step` by interleaving zeros, shifted by k, and the shifts summed. Eager and
-    compiled, one F.fold (col2im) does it instead; traces and exports keep the pads and adds, which ONNX takes
-    at every opset (its Col2Im needs opset 18)."""
+    entry k is spread to stride `step` by interleaving zeros, shifted by k, and the shifts summed. Eager, one
+    F.fold (col2im) does it instead. Compiled, the pads and adds stay: inductor fuses them into one kernel,
+    which measured faster than its col2im (benchmarks/RESULTS.md); traces and exports keep them too, which ONNX
+    takes at every opset (its Col2Im needs opset 18)."""
     import math
 
     import torch
     import torch.nn.functional as F
 
     dim = dim % x.dim()
-    exporting = torch.jit.is_tracing() or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
-    if not exporting:
+    if not recording():
         lead, win, mid = x.shape[:dim], x.shape[dim], x.shape[dim + 1 : -1]
         n, c = math.prod(lead), math.prod(mid)
         cols = x.reshape(n, win, c, size).permute(0, 2, 3, 1).reshape(n, c * size, win)  # F.fold's [N, C k, L]
@@ -391,6 +405,7 @@ def can_write_into(x, other) -> bool:
 
 
 NEEDS["gate"] = NEEDS["mul_into"] = ["can_write_into"]
+NEEDS["fold_windows"] = NEEDS["conv2d_fn"] = ["recording"]
 
 
 @leaf
@@ -469,18 +484,11 @@ def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
     the input's patches (F.unfold), where nothing depends on the batch size, so traces and exports stay
     batch-generic (sizes are read one index at a time, which traces record as dynamic). `kernel` gives (kh, kw)
     as plain ints where known: the ONNX exporter needs them."""
-    import torch
     import torch.nn.functional as F
 
     if weight.dim() == 4:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    symbolic = (
-        torch.jit.is_tracing()
-        or torch.compiler.is_compiling()
-        or torch.compiler.is_exporting()
-        or torch.onnx.is_in_onnx_export()
-    )
-    if not symbolic:
+    if not recording():
         # eager: one grouped conv, the batch folded into the channels (B * groups groups); the patches below
         # hold C * kh * kw times the map at once. Traces, exports and compiles keep the batch size symbolic,
         # which a group count cannot be (inductor fails on it with a dynamic batch).
