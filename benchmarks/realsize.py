@@ -192,26 +192,19 @@ def _stage_layers() -> dict:
         "biases, P = 7, {}; timm side = timm's {} + AttentionCl + reverse ({}), no norm/MLP/residual"
     )
     rows = {
-        "maxvit_block": StageLayer(
+        f"maxvit_{part}": StageLayer(
             "maxvit",
             (32, 56, 56, 64),
             (2, 14, 14, 64),
-            lambda: _maxvit("block"),
+            lambda part=part: _maxvit(part),
             "maxvit_tiny_rw_224",
-            "stages.0.blocks.0.attn_block.attn",
-            maxvit.format("block attention", "window_partition", sdpa),
-            {"partition": "block"},
-        ),
-        "maxvit_grid": StageLayer(
-            "maxvit",
-            (32, 56, 56, 64),
-            (2, 14, 14, 64),
-            lambda: _maxvit("grid"),
-            "maxvit_tiny_rw_224",
-            "stages.0.blocks.0.attn_grid.attn",
-            maxvit.format("grid attention", "grid_partition", sdpa),
-            {"partition": "grid"},
-        ),
+            f"stages.0.blocks.0.attn_{part}.attn",
+            maxvit.format(f"{part} attention", cut, sdpa),
+            {"partition": part},
+        )
+        for part, cut in (("block", "window_partition"), ("grid", "grid_partition"))
+    }
+    rows |= {
         "pvt_v2_s1": StageLayer(
             "pvt_v2",
             (32, 56, 56, 64),
