@@ -221,7 +221,7 @@ def _arrange(graph, nid, order, unit_at, span):
 
 def _fuse_einsum(graph, nid):
     """einsum(softmax(einsum(q, k) [* c] [+ bias | - shift], -1), v) with the einsums a q k^T and an a v product:
-    local windows written with einsum (SASA, NAT: one query per window, L = 1), any axis order. q, k and v go to
+    local windows written with einsum (SASA: one query per window, L = 1), any axis order. q, k and v go to
     SDPA's [batch.., L, E] order (permutes, a unit query axis), the result back to the einsum's output order."""
     n = graph.node(nid)
     if len(n["inputs"]) != 2:
@@ -299,7 +299,8 @@ RULES = [Rule("softmax_attention", ("matmul",), _fuse), Rule("einsum_attention",
 
 @register(
     "fuse_attention",
-    "softmax(q @ k^T * c [- shift | + bias]) @ v and its transposed form -> one scaled_dot_product_attention node",
+    "softmax(q @ k^T * c [- shift | + bias]) @ v, its transposed and einsum forms -> one scaled_dot_product_attention"
+    " node",
 )
 def fuse_attention(graph) -> dict:
     return dict(run_rules(graph, RULES))
