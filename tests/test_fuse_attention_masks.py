@@ -322,17 +322,18 @@ EINSUM = {
     # each window w's N tokens attend to each other; the heads axis moved, the output in another order
     "windows": "y = einsum('bhwnm,bhwmd->bwnhd', softmax(einsum('bhwnd,bhwmd->bhwnm', q, heads(fk(x))) * 0.5, "
     "dim=-1), heads(fv(x)))",
-    # one query per window w (its first token) against the window's tokens: no query axis, L = 1
-    "one query": "y = einsum('bhwn,bhwnd->bwhd', softmax(einsum('bhwd,bhwnd->bhwn', select(q, 3, 0), heads(fk(x))), "
-    "dim=-1), heads(fv(x)))",
-    "one query, masked": "y = einsum('bhwn,bhwnd->bwhd', softmax(einsum('bhwd,bhwnd->bhwn', select(q, 3, 0), "
-    "heads(fk(x))) + log(sigmoid(mean(heads(fv(x)), dims=[0, 1, 4]))), dim=-1), heads(fv(x)))",
+    "masked per key": "y = einsum('bhwnm,bhwmd->bwnhd', softmax(einsum('bhwnd,bhwmd->bhwnm', q, heads(fk(x))) "
+    "+ log(sigmoid(mean(heads(fv(x)), dims=[0, 1, 2, 4]))), dim=-1), heads(fv(x)))",
     "max-shifted": """
-        s = einsum('bhwd,bhwnd->bhwn', select(q, 3, 0), heads(fk(x)))
-        y = einsum('bhwn,bhwnd->bwhd', softmax(s - amax(s, dims=[3], keepdim=true), dim=-1), heads(fv(x)))
+        s = einsum('bhwnd,bhwmd->bhwnm', q, heads(fk(x)))
+        y = einsum('bhwnm,bhwmd->bwnhd', softmax(s - amax(s, dims=[4], keepdim=true), dim=-1), heads(fv(x)))
     """,
 }
 EINSUM_NOT = {
+    # one query per window w (its first token) against the window's tokens: no query axis, L = 1. SDPA
+    # measured no faster in eval and slower in training there (SASA, benchmarks/RESULTS.md)
+    "one query": "y = einsum('bhwn,bhwnd->bwhd', softmax(einsum('bhwd,bhwnd->bhwn', select(q, 3, 0), heads(fk(x))), "
+    "dim=-1), heads(fv(x)))",
     "two contracted axes": "y = einsum('bhwn,bhwnd->bwhd', softmax(einsum('bhwnd,bhwmd->bhwm', q, heads(fk(x))), "
     "dim=-1), heads(fv(x)))",
     "values per query": "y = einsum('bhwnm,bhwnd->bhwnd', softmax(einsum('bhwnd,bhwmd->bhwnm', q, heads(fk(x))), "
@@ -359,23 +360,8 @@ def test_einsum_forms_that_are_no_attention_stay(f):
     assert stats == {} and "softmax" in ops(g)
 
 
-@pytest.mark.parametrize(
-    "name, params",
-    [
-        ("sasa", {"channels": 16, "heads": 2}),
-        ("sasa", {"channels": 16, "heads": 4, "padding_mode": "mask", "kernel_size": 3}),
-    ],
-)
-def test_local_windows_fuse_and_match_unfused(name, params):
-    """SASA's windows (one query against its k x k neighbours) run as SDPA, and compute what the unfused graph
-    computes, outputs and gradients."""
-    torch.manual_seed(0)
-    plain = attndsl.build(name, passes=[], **params).double()
-    fused = attndsl.build(name, **params).double()
-    fused.load_state_dict(plain.state_dict())
-    assert fused.meta["compiled"].stats["fuse_attention"] == {"einsum_attention": 1}
-    x = torch.randn(2, 16, 9, 7, dtype=torch.float64)
-    assert_same_outputs_and_grads(plain, fused, x)
-    with torch.no_grad(), _SDPARanks() as seen:
-        fused(x)
-    assert seen.calls and all(set(c) == {4} for c in seen.calls), seen.calls
+def test_sasa_windows_stay_unfused():
+    """SASA's windows (one query against its k x k neighbours, L = 1) stay einsums: fused, SDPA measured no
+    faster in eval and 1.6x slower compiled in training."""
+    c = attndsl.compile_spec("sasa", {"channels": 16, "heads": 2})
+    assert c.stats["fuse_attention"] == {} and "softmax" in ops(c.graph)

@@ -12,9 +12,10 @@ B = transpose(k) gives k directly; otherwise a transpose is inserted (two transp
 The map, the scores and every product in between must have no other user (a map that is also
 an output cannot disappear); only the shift's own reduction may read the scores besides.
 The same with einsums (`einsum_attention`): einsum(softmax(einsum(q, k) ...), v) when the first is a
-q k^T (one contracted axis, the softmax axis in k only, at most one query axis) and the second contracts
-the softmax axis against v; any axis order. Local windows are this form with no query axis, one query
-against its window's keys (SASA: L = 1).
+q k^T (one contracted axis, the softmax axis in k only, one query axis) and the second contracts the
+softmax axis against v; any axis order. One query per window against its window's keys (SASA's local
+windows: no query axis, L = 1) is left alone: fused, SDPA measured no faster in eval and 1.6x slower compiled
+in training (benchmarks/RESULTS.md).
 Operands of rank above 4 (MaxViT's windows and grids, the einsum forms' batch axes) are fused when their
 leading axes can merge into one (`_mergeable`): the lowering hands SDPA 4-D tensors, the layout every
 exporter takes.
@@ -28,7 +29,7 @@ torch.compile (benchmarks/RESULTS.md), so its spec keeps the k x k form the pass
 """
 
 from ..ops import T, attention
-from ..ops.layout import permute, squeeze, unsqueeze
+from ..ops.layout import permute, unsqueeze
 from ..shapes import dim_eq, is_one
 from . import register
 from .rewrite import Rule, run_rules, single_use
@@ -193,36 +194,33 @@ def _fuse(graph, nid):
 def _roles(tq, tk, ts):
     """(batch axes, query axis or none, contracted axis) of scores S = einsum(q, k) in S's letters, or None when
     S is no q k^T: S's last axis is the key axis (in k only), one axis is contracted (in q and k, not in S), at
-    most one more is the query axis (in q and S only: none for windows, one query each), every other axis of S
+    one more is the query axis (in q and S only; without one, L = 1, see the module doc), every other axis of S
     is a batch axis of q and k both."""
     if any(len(set(t)) != len(t) for t in (tq, tk, ts)) or ts[-1] in tq or ts[-1] not in tk:
         return None
     con = [c for c in tq if c in tk and c not in ts]
     query = [c for c in ts[:-1] if c in tq and c not in tk]
     batch = [c for c in ts[:-1] if c in tq and c in tk]
-    if len(con) != 1 or len(query) > 1 or len(batch) + len(query) != len(ts) - 1:
+    if len(con) != 1 or len(query) != 1 or len(batch) + 1 != len(ts) - 1:
         return None
     if set(tq) != {*batch, *query, *con} or set(tk) != {*batch, ts[-1], *con}:
         return None
     return batch, query, con[0]
 
 
-def _arrange(graph, nid, order, unit_at, span):
-    """nid with its axes in `order`, then a unit axis inserted at unit_at (None: none); nodes only where needed."""
+def _arrange(graph, nid, order, span):
+    """nid with its axes in `order` (a permute node where that moves any)."""
     shape = graph.node(nid)["shape"]
-    if list(order) != list(range(len(shape))):
-        out = permute(T(nid, shape), order)
-        nid, shape = graph.add("permute", [nid], out.attrs, out.shape, span=span), out.shape
-    if unit_at is not None:
-        out = unsqueeze(T(nid, shape), unit_at)
-        nid = graph.add("unsqueeze", [nid], out.attrs, out.shape, span=span)
-    return nid
+    if list(order) == list(range(len(shape))):
+        return nid
+    out = permute(T(nid, shape), order)
+    return graph.add("permute", [nid], out.attrs, out.shape, span=span)
 
 
 def _fuse_einsum(graph, nid):
     """einsum(softmax(einsum(q, k) [* c] [+ bias | - shift], -1), v) with the einsums a q k^T and an a v product:
-    local windows written with einsum (SASA: one query per window, L = 1), any axis order. q, k and v go to
-    SDPA's [batch.., L, E] order (permutes, a unit query axis), the result back to the einsum's output order."""
+    windows and heads in any axis order. q, k and v go to SDPA's [batch.., L, E] order (permutes), the result
+    back to the einsum's output order."""
     n = graph.node(nid)
     if len(n["inputs"]) != 2:
         return None
@@ -251,13 +249,10 @@ def _fuse_einsum(graph, nid):
         if set(to) != {*batch_o, *query_o, *feat}:
             continue
         sq, sk, sv = (graph.node(i)["shape"] for i in (q, k, v))
-        unit = None if query else len(batch)
         order_q = [tq.index(c) for c in batch + query + [e]]
         order_k = [tk.index(c) for c in batch + [ts[-1], e]]
         order_v = [tv.index(c) for c in batch_o + [s_key] + feat]
         shapes = [tuple(sh[i] for i in o) for sh, o in ((sq, order_q), (sk, order_k), (sv, order_v))]
-        if unit is not None:
-            shapes[0] = shapes[0][:unit] + (1,) + shapes[0][unit:]
         if not all(dim_eq(a_, b_) for sh in shapes[1:] for a_, b_ in zip(sh[: len(batch)], shapes[0])):
             continue  # a batch axis broadcast between q, k and v: SDPA's merged batch would not fit
         order_m = [ts.index(c) for c in batch + query] + [rank - 1]
@@ -265,13 +260,10 @@ def _fuse_einsum(graph, nid):
             ms = graph.node(mask)["shape"]
             ms = (1,) * (rank - len(ms)) + tuple(ms)
             ms = tuple(ms[i] for i in order_m)
-            ms = ms if unit is None else ms[:unit] + (1,) + ms[unit:]
             if not _mergeable(shapes, ms, len(shapes[0])):
                 continue
         span = n["span"]
-        q2, k2, v2 = (
-            _arrange(graph, i, o, u, span) for i, o, u in ((q, order_q, unit), (k, order_k, None), (v, order_v, None))
-        )
+        q2, k2, v2 = (_arrange(graph, i, o, span) for i, o in ((q, order_q), (k, order_k), (v, order_v)))
         if sign < 0:
             q2 = graph.add("neg", [q2], {}, graph.node(q2)["shape"], span=span)
         ins = [q2, k2, v2]
@@ -280,14 +272,11 @@ def _fuse_einsum(graph, nid):
             for _ in range(rank - len(graph.node(mask)["shape"])):
                 out = unsqueeze(T(m, graph.node(m)["shape"]), 0)
                 m = graph.add("unsqueeze", [m], out.attrs, out.shape, span=span)
-            ins.append(_arrange(graph, m, order_m, unit, span))
+            ins.append(_arrange(graph, m, order_m, span))
         out = attention(*(T(i, graph.node(i)["shape"]) for i in ins), scale=scale)
         fused = graph.add("attention", ins, out.attrs, out.shape, span=span)
-        if unit is not None:
-            sq_ = squeeze(T(fused, out.shape), unit)
-            fused = graph.add("squeeze", [fused], sq_.attrs, sq_.shape, span=span)
         cur = batch_o + query_o + feat
-        fused = _arrange(graph, fused, [cur.index(c) for c in to], None, span)
+        fused = _arrange(graph, fused, [cur.index(c) for c in to], span)
         graph.node(fused)["name"] = n["name"]
         graph.replace(nid, fused)
         return True
