@@ -205,7 +205,6 @@ def sliding(x, dim, size, step=1, padding=0):
     return out.permute(perm[: dim + 1] + perm[dim + 2 :] + [dim + 1])
 
 
-@leaf
 def recording() -> bool:
     """Whether a trace, an export or torch.compile is recording the call (sizes may be symbolic there), rather
     than an eager run: helpers with an eager-only fast path ask."""

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
 import importlib
 import math
@@ -180,6 +181,7 @@ def _single(make):
     return build
 
 
+@functools.cache
 def _stage_layers() -> dict:
     """Row name: StageLayer. Each configuration was read off timm's model definition (tests check it)."""
     from timm.models.efficientvit_mit import EfficientVitBlock
@@ -204,27 +206,23 @@ def _stage_layers() -> dict:
         )
         for part, cut in (("block", "window_partition"), ("grid", "grid_partition"))
     }
+    pvt = (
+        "pvt_v2_b2 stage {} ({} ch, {}x{} tokens): Attention({}, {}, sr_ratio {}, qkv_bias), {}; timm side takes "
+        "x [B, H, W, C] as its tokens [B, HW, C] and feat_size (views both ways)"
+    )
     rows |= {
-        "pvt_v2_s1": StageLayer(
+        f"pvt_v2_s{stage}": StageLayer(
             "pvt_v2",
-            (32, 56, 56, 64),
-            (2, 16, 16, 64),
-            lambda: _pvt(64, 1, 8),
+            (32, hw, hw, c),
+            (2, q, q, c),
+            lambda c=c, heads=heads, sr=sr: _pvt(c, heads, sr),
             "pvt_v2_b2",
-            "stages.0.blocks.0.attn",
-            f"pvt_v2_b2 stage 1 (64 ch, 56x56 tokens): Attention(64, 1 head, sr_ratio 8, qkv_bias), {sdpa}; "
-            "timm side takes x [B, H, W, C] as its tokens [B, HW, C] and feat_size (views both ways)",
-        ),
-        "pvt_v2_s3": StageLayer(
-            "pvt_v2",
-            (32, 14, 14, 320),
-            (2, 8, 8, 320),
-            lambda: _pvt(320, 5, 2),
-            "pvt_v2_b2",
-            "stages.2.blocks.0.attn",
-            f"pvt_v2_b2 stage 3 (320 ch, 14x14 tokens): Attention(320, 5 heads, sr_ratio 2, qkv_bias), {sdpa}; "
-            "timm side as pvt_v2_s1 (views)",
-        ),
+            f"stages.{stage - 1}.blocks.0.attn",
+            pvt.format(stage, c, hw, hw, c, f"{heads} head{'s' if heads > 1 else ''}", sr, sdpa),
+        )
+        for stage, c, hw, q, heads, sr in ((1, 64, 56, 16, 1, 8), (3, 320, 14, 8, 5, 2))
+    }
+    rows |= {
         "efficientvit": StageLayer(
             "efficientvit",
             (32, 128, 14, 14),

@@ -217,6 +217,12 @@ def _arrange(graph, nid, order, span):
     return graph.add("permute", [nid], out.attrs, out.shape, span=span)
 
 
+def _terms(n):
+    """([input terms], output term) of an einsum node (its equation is stored as "ab,bc->ac")."""
+    lhs, out = n["attrs"]["equation"].split("->")
+    return lhs.split(","), out
+
+
 def _fuse_einsum(graph, nid):
     """einsum(softmax(einsum(q, k) [* c] [+ bias | - shift], -1), v) with the einsums a q k^T and an a v product:
     windows and heads in any axis order. q, k and v go to SDPA's [batch.., L, E] order (permutes), the result
@@ -224,8 +230,7 @@ def _fuse_einsum(graph, nid):
     n = graph.node(nid)
     if len(n["inputs"]) != 2:
         return None
-    terms, to = n["attrs"]["equation"].split("->")
-    terms = terms.split(",")
+    terms, to = _terms(n)
     for slot in (0, 1):
         amap, v, ta, tv = n["inputs"][slot], n["inputs"][1 - slot], terms[slot], terms[1 - slot]
         a = graph.node(amap)
@@ -236,7 +241,7 @@ def _fuse_einsum(graph, nid):
         if found is None:
             continue
         q, k, scale, sign, mask, pid = found
-        (tq, tk), ts = (t.split(",") if "," in t else t for t in graph.node(pid)["attrs"]["equation"].split("->"))
+        (tq, tk), ts = _terms(graph.node(pid))
         roles = _roles(tq, tk, ts)
         if roles is None or len(set(ta)) != len(ta) or len(set(tv)) != len(tv):
             continue
