@@ -28,6 +28,7 @@ def test_matches_reference(params):
 
 def test_defaults_are_the_official_code():
     m = attndsl.build("strip_pooling", channels=32)
-    assert m.conv1.weight.shape == (32, 32, 3) and m.conv1.bias is None  # official (3, 1) conv, no bias
+    assert m.conv1.weight.shape == (32, 32, 3, 1) and m.conv1.bias is None  # official (3, 1) conv, no bias
+    assert m.conv2.weight.shape == (32, 32, 1, 3)
     assert m.conv3.bias is not None and hasattr(m, "bn1") and hasattr(m, "bn2")
     assert attndsl.build("strip_pooling", channels=32, norm=False).conv2.bias is not None
