@@ -208,6 +208,7 @@ RULES[runtime.conv2d_fn] = ("conv", _conv_fn)
 RULES[runtime.cov] = ("cov", _cov)
 RULES[runtime.gate] = ("gate", _gate)
 RULES[runtime.mul_into] = (_E, _out(lambda n: n))
+RULES[runtime.relu_fresh] = RULES[torch.relu]
 RULES[runtime.pool_nd] = ("pool", _pool_fn)
 for _n in (1, 2, 3):
     for _k in ("avg", "max"):

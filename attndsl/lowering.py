@@ -297,6 +297,9 @@ def _lower(graph: Graph, class_name: str, check_inputs: bool) -> fx.GraphModule:
     b.fx.lint()
     gm = fx.GraphModule(b.root, b.fx, class_name=class_name)
     _keep_declared_modules(gm, b.root)
+    from .passes.inplace import mark_fresh_relus
+
+    gm.meta["relu_fresh"] = mark_fresh_relus(gm)
     gm.meta["ir"] = graph
     gm.meta["buffers"] = b.buffers
     return gm

@@ -387,6 +387,16 @@ def gate(x, s, act, plus_one, inplace=False):
 
 
 @leaf
+def relu_fresh(t):
+    """relu written into t, a conv's, linear's or norm's output or a sum that nothing else reads (lowering
+    checks that), as nn.ReLU(inplace=True) does in hand-written blocks: eager, it spares a fresh tensor of t's
+    size. Traces, exports and torch.compile get the out-of-place form (inductor fuses it anyway)."""
+    import torch
+
+    return torch.relu(t) if recording() or not isinstance(t, torch.Tensor) else t.relu_()
+
+
+@leaf
 def mul_into(x, s, inplace):
     """x * s, written into x when `inplace` and `can_write_into` allow (see `gate`)."""
     return x.mul_(s) if inplace and can_write_into(x, s) else x * s
@@ -409,7 +419,7 @@ def can_write_into(x, other) -> bool:
 
 
 NEEDS["gate"] = NEEDS["mul_into"] = ["can_write_into"]
-NEEDS["fold_windows"] = NEEDS["conv2d_fn"] = ["recording"]
+NEEDS["fold_windows"] = NEEDS["conv2d_fn"] = NEEDS["relu_fresh"] = ["recording"]
 
 
 @leaf

@@ -8,6 +8,9 @@ this one runs before it and is no output (it may be a view of x: a `reshape` rea
 gated values). The check that no gradient is wanted, and that the result has x's shape and dtype,
 happens at run time (`runtime.can_write_into`); otherwise the node computes out of place as before.
 Like nn.ReLU(inplace=True), the mode destroys the caller's input tensor.
+
+Apart from that mode, lowering always writes a ReLU into its operand where nothing else can see it
+(`mark_fresh_relus`): the block's own intermediate, never an input.
 """
 
 from __future__ import annotations
@@ -106,3 +109,36 @@ def mark_inplace(gm: fx.GraphModule) -> dict:
         n.target, n.args, n.kwargs = inplace_call(n, slot, True)
     gm.recompile()
     return counts
+
+
+# layers whose output is a new tensor that their backward does not read: a ReLU may overwrite it, in training too
+_RELU_SAFE_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+
+
+def mark_fresh_relus(gm: fx.GraphModule) -> int:
+    """Turn `torch.relu(t)` into `runtime.relu_fresh(t)` (in place when eager) where t is read by this relu
+    only, is no output, and comes from a conv, linear or norm layer or a sum of two values: a new tensor
+    whose backward needs neither t nor the relu's result beyond what relu_ saves. ResNeSt's conv-BN-ReLU
+    then allocates as timm's does (inplace=True activations). Returns how many were rewritten."""
+    outputs = set(next(n for n in gm.graph.nodes if n.op == "output").all_input_nodes)
+    count = 0
+    for n in gm.graph.nodes:
+        if n.op != "call_function" or n.target is not torch.relu or len(n.args) != 1 or n.kwargs:
+            continue
+        t = n.args[0]
+        if not isinstance(t, fx.Node) or len(t.users) != 1 or t in outputs:
+            continue
+        if t.op == "call_module":
+            fresh = isinstance(gm.get_submodule(t.target), _RELU_SAFE_LAYERS)
+        else:
+            fresh = (
+                t.op == "call_function"
+                and t.target in (operator.add, operator.sub)
+                and all(isinstance(a, fx.Node) for a in t.args[:2])
+            )
+        if fresh:
+            n.target = runtime.relu_fresh
+            count += 1
+    if count:
+        gm.recompile()
+    return count
