@@ -419,7 +419,8 @@ def can_write_into(x, other) -> bool:
 
 
 NEEDS["gate"] = NEEDS["mul_into"] = ["can_write_into"]
-NEEDS["fold_windows"] = NEEDS["conv2d_fn"] = NEEDS["relu_fresh"] = ["recording"]
+NEEDS["fold_windows"] = NEEDS["relu_fresh"] = ["recording"]
+NEEDS["conv2d_fn"] = ["recording", "_static_compile"]
 
 
 @leaf
@@ -491,21 +492,33 @@ def split_like(x, likes, dim):
     return torch.split(x, [v.shape[dim] for v in likes], dim)
 
 
+def _static_compile() -> bool:
+    """Whether torch.compile traces with static sizes by default (dynamic=False or None; not dynamic=True, where
+    inductor cannot differentiate a conv whose group count is the symbolic batch size). A size made dynamic
+    after a recompile under dynamic=None still compiles there. A trace cannot ask a size itself: dynamo
+    answers `type(size)` with int either way."""
+    import torch
+
+    return torch.compiler.is_compiling() and bool(torch._dynamo.config.assume_static_by_default)
+
+
 @leaf
 def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
     """F.conv2d by a weight tensor; a [B, O, C/groups, kh, kw] weight (bias [B, O]) gives each sample its own
-    kernel. Eager, that is one grouped conv; traced, exported or compiled, a batched matmul of the weights with
-    the input's patches (F.unfold), where nothing depends on the batch size, so traces and exports stay
-    batch-generic (sizes are read one index at a time, which traces record as dynamic). `kernel` gives (kh, kw)
-    as plain ints where known: the ONNX exporter needs them."""
+    kernel. Eager, and compiled at a fixed batch size, that is one grouped conv; traced, exported or compiled
+    with a dynamic batch, a batched matmul of the weights with the input's patches (F.unfold), where nothing
+    depends on the batch size, so traces and exports stay batch-generic (sizes are read one index at a time,
+    which traces record as dynamic). `kernel` gives (kh, kw) as plain ints where known: the ONNX exporter
+    needs them."""
+    import torch
     import torch.nn.functional as F
 
     if weight.dim() == 4:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    if not recording():
-        # eager: one grouped conv, the batch folded into the channels (B * groups groups); the patches below
-        # hold C * kh * kw times the map at once. Traces, exports and compiles keep the batch size symbolic,
-        # which a group count cannot be (inductor fails on it with a dynamic batch).
+    if not recording() or (_static_compile() and not (torch.compiler.is_exporting() or torch.jit.is_tracing())):
+        # one grouped conv, the batch folded into the channels (B * groups groups); the patches below hold
+        # C * kh * kw times the map at once (compiled CondConv trained 1.8x slower that way). Traces and exports
+        # keep the batch size symbolic, which a group count cannot be (inductor fails on it with a dynamic batch).
         n = x.shape[0]
         y = F.conv2d(
             x.reshape(1, -1, x.shape[2], x.shape[3]),

@@ -151,3 +151,26 @@ def test_per_sample_conv2d_fn_matches_conv2d(stride, padding, dilation, groups, 
         fn = run
     got = fn(x, w, *((b,) if bias else ()))
     torch.testing.assert_close(got, ref(x, w, b), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_per_sample_conv2d_fn_compiled(dynamic, monkeypatch):
+    """Compiled at a fixed batch size: the grouped conv (no patches); with a dynamic batch: the patch product,
+    since a group count cannot be symbolic."""
+    import torch.nn.functional as F
+
+    from attndsl.runtime import conv2d_fn
+
+    calls = []
+    unfold = F.unfold
+    monkeypatch.setattr(F, "unfold", lambda *a, **k: calls.append(1) or unfold(*a, **k))
+
+    def run(x, w, b):
+        return conv2d_fn(x, w, b, (1, 1), (1, 1), (1, 1), 2, (3, 3))
+
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(3, 8, 9, 7, generator=g), torch.randn(3, 12, 4, 3, 3, generator=g), torch.randn(3, 12)
+    fn = torch.compile(run, dynamic=dynamic, backend="inductor" if not dynamic else "eager", fullgraph=True)
+    want = torch.cat([F.conv2d(x[i : i + 1], w[i], b[i], 1, 1, 1, 2) for i in range(3)])
+    torch.testing.assert_close(fn(x, w, b), want, atol=1e-5, rtol=1e-5)
+    assert bool(calls) == dynamic
