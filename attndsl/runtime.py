@@ -198,7 +198,7 @@ def sliding(x, dim, size, step=1, padding=0):
     dim = dim % x.dim()
     if padding:
         x = F.pad(x, [0, 0] * (x.dim() - 1 - dim) + [padding, padding])
-    if not (torch.jit.is_tracing() or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()):
+    if not exporting():
         return x.unfold(dim, size, step)
     offsets = torch.arange(size, device=x.device)
     starts = torch.arange(0, x.shape[dim] - (size - 1), step, device=x.device)
@@ -210,17 +210,20 @@ def sliding(x, dim, size, step=1, padding=0):
     return out.permute(perm[: dim + 1] + perm[dim + 2 :] + [dim + 1])
 
 
+def exporting() -> bool:
+    """Whether a trace or an export (torch.jit, torch.export, ONNX) records the call: its graph must stay
+    batch-generic and in ops every exporter takes."""
+    import torch
+
+    return torch.jit.is_tracing() or torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+
+
 def recording() -> bool:
     """Whether a trace, an export or torch.compile is recording the call (sizes may be symbolic there), rather
     than an eager run: helpers with an eager-only fast path ask."""
     import torch
 
-    return (
-        torch.jit.is_tracing()
-        or torch.compiler.is_compiling()
-        or torch.compiler.is_exporting()
-        or torch.onnx.is_in_onnx_export()
-    )
+    return exporting() or torch.compiler.is_compiling()
 
 
 @leaf
@@ -393,7 +396,7 @@ def relu_fresh(t):
     size. Traces, exports and torch.compile get the out-of-place form (inductor fuses it anyway)."""
     import torch
 
-    return torch.relu(t) if recording() or not isinstance(t, torch.Tensor) else t.relu_()
+    return torch.relu(t) if recording() else t.relu_()
 
 
 @leaf
@@ -419,8 +422,8 @@ def can_write_into(x, other) -> bool:
 
 
 NEEDS["gate"] = NEEDS["mul_into"] = ["can_write_into"]
+NEEDS["recording"] = NEEDS["sliding"] = NEEDS["conv2d_fn"] = ["exporting"]
 NEEDS["fold_windows"] = NEEDS["relu_fresh"] = ["recording"]
-NEEDS["conv2d_fn"] = ["recording", "_static_compile"]
 
 
 @leaf
@@ -492,16 +495,6 @@ def split_like(x, likes, dim):
     return torch.split(x, [v.shape[dim] for v in likes], dim)
 
 
-def _static_compile() -> bool:
-    """Whether torch.compile traces with static sizes by default (dynamic=False or None; not dynamic=True, where
-    inductor cannot differentiate a conv whose group count is the symbolic batch size). A size made dynamic
-    after a recompile under dynamic=None still compiles there. A trace cannot ask a size itself: dynamo
-    answers `type(size)` with int either way."""
-    import torch
-
-    return torch.compiler.is_compiling() and bool(torch._dynamo.config.assume_static_by_default)
-
-
 @leaf
 def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
     """F.conv2d by a weight tensor; a [B, O, C/groups, kh, kw] weight (bias [B, O]) gives each sample its own
@@ -515,10 +508,14 @@ def conv2d_fn(x, weight, bias, stride, padding, dilation, groups, kernel=None):
 
     if weight.dim() == 4:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    if not recording() or (_static_compile() and not (torch.compiler.is_exporting() or torch.jit.is_tracing())):
+    # compile with dynamic=True: inductor cannot differentiate a conv whose group count is the symbolic batch
+    # (a batch made dynamic by a recompile under the default dynamic=None still compiles); a trace cannot ask
+    # the size itself, dynamo answers type(size) with int either way
+    static = not torch.compiler.is_compiling() or torch._dynamo.config.assume_static_by_default
+    if static and not exporting():
         # one grouped conv, the batch folded into the channels (B * groups groups); the patches below hold
         # C * kh * kw times the map at once (compiled CondConv trained 1.8x slower that way). Traces and exports
-        # keep the batch size symbolic, which a group count cannot be (inductor fails on it with a dynamic batch).
+        # keep the batch size symbolic, which a group count cannot be.
         n = x.shape[0]
         y = F.conv2d(
             x.reshape(1, -1, x.shape[2], x.shape[3]),

@@ -112,7 +112,7 @@ def mark_inplace(gm: fx.GraphModule) -> dict:
 
 
 # layers whose output is a new tensor that their backward does not read: a ReLU may overwrite it, in training too
-_RELU_SAFE_LAYERS = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+_RELU_SAFE_LAYERS = (*_FRESH_LAYERS, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
 def mark_fresh_relus(gm: fx.GraphModule) -> int:
